@@ -1,0 +1,121 @@
+//! The command line. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Gate a model change: run the current and the candidate model over a versioned golden set,
+/// score every answer, compare, and decide by the promotion gates.
+///
+/// Exit codes: 0 every gate passed; 1 a gate failed; 2 bad usage, configuration or input (nothing
+/// was run); 3 the run could not complete; 130 interrupted (partial results kept).
+#[derive(Debug, Parser)]
+#[command(name = "goldgate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run both models over the golden set, score, apply the gates, write reports/<run-id>/.
+    Run(RunArgs),
+    /// Check the evaluation, providers, golden set and gates without calling any model.
+    Validate(ValidateArgs),
+    /// Lock, check or describe a golden set.
+    #[command(subcommand)]
+    Golden(GoldenCommand),
+    /// Scaffold a working evaluation (config, providers, a small golden set) in a directory.
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The evaluation file.
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "goldgate.toml",
+        env = "GOLDGATE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// Where run directories are created.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// Use this golden set directory instead of the evaluation's.
+    #[arg(long, value_name = "DIR")]
+    pub golden: Option<PathBuf>,
+    /// Use this provider file for the current model.
+    #[arg(long, value_name = "P.toml")]
+    pub current: Option<PathBuf>,
+    /// Use this provider file for the candidate model.
+    #[arg(long, value_name = "P.toml")]
+    pub candidate: Option<PathBuf>,
+    /// Evaluate only the first N items.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// Trials per item and model (overrides `repeats`).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub repeat: Option<u32>,
+    /// Requests in flight across both models (overrides the evaluation's `concurrency`).
+    #[arg(long, value_name = "N", env = "GOLDGATE_CONCURRENCY", value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: Option<u64>,
+    /// Run a golden set whose items changed since it was locked.
+    #[arg(long)]
+    pub allow_unlocked: bool,
+    /// No progress bar and no terminal summary; the run directory is still printed last.
+    #[arg(short, long, env = "GOLDGATE_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The evaluation file.
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "goldgate.toml",
+        env = "GOLDGATE_CONFIG"
+    )]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GoldenCommand {
+    /// Write the items' canonical hash into golden.toml (bumping `version` if the items changed).
+    Lock {
+        /// The golden set directory.
+        dir: PathBuf,
+    },
+    /// Validate the items and check they still hash to the locked sha256 (exit 2 if not).
+    Check {
+        /// The golden set directory.
+        dir: PathBuf,
+    },
+    /// Describe the set: items, checks, contexts, tags.
+    Stats {
+        /// The golden set directory.
+        dir: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The directory to create the evaluation in (created if missing; must not already hold one).
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,418 @@
+//! Typed configuration files: the evaluation (`goldgate.toml`) and provider adapters
+//! (`providers/<name>.toml`). Unknown keys are errors that name the key and the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Location, Problem, read_input};
+
+/// Parse a TOML file into a typed struct; a syntax error, a typo'd key or a wrong type names the
+/// file, the line and the key.
+pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, Error> {
+    let de = toml::Deserializer::parse(text).map_err(|e| toml_problem(path, text, &e))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        let mut p = toml_problem(path, text, &inner);
+        if p.at.field.is_none() && field != "." && !field.is_empty() {
+            p.at = p.at.field(field);
+        }
+        p.into()
+    })
+}
+
+fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
+    let mut at = Location::file(path);
+    if let Some(span) = e.span() {
+        let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+        at = at.line(line);
+    }
+    let message = e.message().trim().to_owned();
+    let fix = if message.starts_with("unknown field") {
+        "remove the key or correct its spelling (the message lists the keys this table accepts)"
+    } else if message.starts_with("missing field") {
+        "add the key; see the configuration reference in README.md"
+    } else {
+        "see the configuration reference in README.md"
+    };
+    Problem::new(at, message).fix(fix)
+}
+
+pub const DEFAULT_PROMPT: &str = "{% if context %}Answer the question using only the context below.\n\nContext:\n{{ context }}\n\n{% endif %}Question: {{ question }}";
+
+/// `goldgate.toml`: which golden set, which two providers, the prompt, the scorers and the gates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub golden: PathBuf,
+    pub current: PathBuf,
+    pub candidate: PathBuf,
+    /// A tera template; variables: `question`, `context`, `contexts`, `id`, `tags`.
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// An optional system message sent before the prompt.
+    #[serde(default)]
+    pub system: Option<String>,
+    /// Trials per item and model.
+    #[serde(default = "one")]
+    pub repeats: u32,
+    /// Requests in flight across both models; default: the sum of the providers' `concurrency`.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    #[serde(default)]
+    pub scoring: ScoringConfig,
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<GateConfig>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    #[serde(default)]
+    pub keywords: KeywordScoring,
+    #[serde(default)]
+    pub faithfulness: FaithfulnessConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeywordScoring {
+    /// Reserved for fuzzy keyword matching; only 0.0 (exact, case-insensitive) is implemented.
+    #[serde(default)]
+    pub fuzzy: f64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaithfulnessConfig {
+    #[serde(default)]
+    pub method: FaithfulnessMethod,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaithfulnessMethod {
+    #[default]
+    Lexical,
+    /// Turn faithfulness scoring off.
+    Off,
+}
+
+/// One `[[gate]]` table as written; [`crate::gate::Gate::parse`] turns it into checked rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateConfig {
+    pub metric: String,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub min_ratio: Option<f64>,
+    #[serde(default)]
+    pub max_ratio: Option<f64>,
+}
+
+impl EvalConfig {
+    pub fn load(path: &Path) -> Result<EvalConfig, Error> {
+        if !path.exists() {
+            return Err(Error::input(
+                Location::file(path),
+                "evaluation file not found",
+                "run goldgate in a directory with goldgate.toml, pass -c FILE, or create one with `goldgate init`",
+            ));
+        }
+        let text = read_input(path, "the evaluation file")?;
+        let mut cfg: EvalConfig = parse_toml(path, &text)?;
+        // Paths inside the file are relative to the file, so an evaluation works from any directory.
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut cfg.golden, &mut cfg.current, &mut cfg.candidate] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if cfg.repeats == 0 {
+            return Err(Error::input(
+                Location::file(path).field("repeats"),
+                "repeats must be at least 1",
+                "set repeats = 1 (one trial per item and model) or more",
+            ));
+        }
+        if cfg.concurrency == Some(0) {
+            return Err(Error::input(
+                Location::file(path).field("concurrency"),
+                "concurrency must be at least 1",
+                "remove the key to use the providers' concurrency, or set a positive number",
+            ));
+        }
+        if cfg.scoring.keywords.fuzzy != 0.0 {
+            return Err(Error::input(
+                Location::file(path).field("scoring.keywords.fuzzy"),
+                "fuzzy keyword matching is not available yet",
+                "set keywords = { fuzzy = 0.0 } (exact, case-insensitive matching)",
+            ));
+        }
+        Ok(cfg)
+    }
+
+    pub fn prompt(&self) -> &str {
+        self.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)
+    }
+}
+
+/// The provider adapter kinds. Each kind's own options live in a table of its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Any OpenAI-compatible chat completions server.
+    Openai,
+    /// Built-in deterministic extractive answerers (no network), for the shipped example and tests.
+    Reference,
+}
+
+/// `providers/<name>.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    pub kind: ProviderKind,
+    pub model: String,
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// The name of the environment variable holding the key; the key itself is never in a file.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub temperature: Option<f64>,
+    #[serde(default)]
+    pub max_tokens: Option<u32>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub pricing: Pricing,
+    #[serde(default)]
+    pub limits: Limits,
+    /// Options of `kind = "reference"`.
+    #[serde(default)]
+    pub reference: Option<ReferenceOptions>,
+}
+
+/// USD per million tokens.
+#[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pricing {
+    #[serde(default)]
+    pub input: f64,
+    #[serde(default)]
+    pub output: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Requests in flight to this provider.
+    #[serde(default = "Limits::default_concurrency")]
+    pub concurrency: usize,
+    /// Per-attempt timeout, seconds.
+    #[serde(default = "Limits::default_timeout")]
+    pub timeout_s: f64,
+    /// Retries after the first attempt on 408, 429, 5xx, timeouts and connection errors.
+    #[serde(default = "Limits::default_retries")]
+    pub retries: u32,
+    /// Reserved for the rate limiter; accepted so spec-shaped files load, not yet enforced.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Reserved for the rate limiter; accepted so spec-shaped files load, not yet enforced.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
+}
+
+impl Limits {
+    fn default_concurrency() -> usize {
+        8
+    }
+    fn default_timeout() -> f64 {
+        60.0
+    }
+    fn default_retries() -> u32 {
+        4
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            concurrency: Self::default_concurrency(),
+            timeout_s: Self::default_timeout(),
+            retries: Self::default_retries(),
+            requests_per_minute: None,
+            tokens_per_minute: None,
+        }
+    }
+}
+
+/// `[reference]`: how the built-in extractive answerer behaves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceOptions {
+    /// How many best-matching context sentences the answer is made of.
+    #[serde(default = "one_usize")]
+    pub sentences: usize,
+    /// A deterministic stand-in for a model server's service time: `base_ms + per_output_token_ms × tokens`.
+    #[serde(default)]
+    pub base_ms: f64,
+    #[serde(default)]
+    pub per_output_token_ms: f64,
+}
+
+fn one_usize() -> usize {
+    1
+}
+
+impl Default for ReferenceOptions {
+    fn default() -> Self {
+        ReferenceOptions {
+            sentences: 1,
+            base_ms: 0.0,
+            per_output_token_ms: 0.0,
+        }
+    }
+}
+
+impl ProviderConfig {
+    pub fn load(path: &Path) -> Result<ProviderConfig, Error> {
+        let text = read_input(path, "the provider file")?;
+        let cfg: ProviderConfig = parse_toml(path, &text)?;
+        cfg.check(path)?;
+        Ok(cfg)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), Error> {
+        let at = || Location::file(path);
+        let mut problems = Vec::new();
+        if self.model.trim().is_empty() {
+            problems.push(
+                Problem::new(at().field("model"), "the model name is empty")
+                    .fix("name the model as the API knows it, e.g. model = \"gpt-4o\""),
+            );
+        }
+        if self.limits.concurrency == 0 {
+            problems.push(
+                Problem::new(at().field("limits.concurrency"), "must be at least 1")
+                    .fix("set concurrency = 8 or another positive number"),
+            );
+        }
+        if !(self.limits.timeout_s.is_finite() && self.limits.timeout_s > 0.0) {
+            problems.push(
+                Problem::new(
+                    at().field("limits.timeout_s"),
+                    "must be a positive number of seconds",
+                )
+                .fix("set timeout_s = 60"),
+            );
+        }
+        if self.pricing.input < 0.0 || self.pricing.output < 0.0 {
+            problems.push(
+                Problem::new(at().field("pricing"), "prices cannot be negative")
+                    .fix("give USD per million tokens, e.g. input = 2.50"),
+            );
+        }
+        if self.reference.is_some() && self.kind != ProviderKind::Reference {
+            problems.push(
+                Problem::new(
+                    at().field("reference"),
+                    "the [reference] table applies only to kind = \"reference\"",
+                )
+                .fix("remove the table, or set kind = \"reference\""),
+            );
+        }
+        if let Some(r) = &self.reference
+            && r.sentences == 0
+        {
+            problems.push(
+                Problem::new(at().field("reference.sentences"), "must be at least 1")
+                    .fix("set sentences = 1"),
+            );
+        }
+        if let Some(url) = &self.base_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            problems.push(
+                Problem::new(
+                    at().field("base_url"),
+                    format!("`{url}` is not an http(s) URL"),
+                )
+                .fix("write the API root, e.g. base_url = \"http://127.0.0.1:8000/v1\""),
+            );
+        }
+        if let Some(var) = &self.api_key_env
+            && (var.is_empty() || var.starts_with("sk-") || var.contains(char::is_whitespace))
+        {
+            // Someone pasted the key itself: say so without echoing it.
+            problems.push(
+                Problem::new(
+                    at().field("api_key_env"),
+                    "this must be the NAME of an environment variable, not a key",
+                )
+                .fix("write api_key_env = \"OPENAI_API_KEY\" and export the key in that variable"),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Input(problems))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typo_in_provider_names_key_and_line() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p.toml");
+        std::fs::write(
+            &p,
+            "kind = \"openai\"\nmodel = \"m\"\n[limits]\nconcurency = 4\n",
+        )
+        .unwrap();
+        let msg = ProviderConfig::load(&p).unwrap_err().to_string();
+        assert!(msg.contains("p.toml:4"), "{msg}");
+        assert!(msg.contains("concurency"), "{msg}");
+    }
+
+    #[test]
+    fn a_pasted_key_is_refused_without_being_echoed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p.toml");
+        std::fs::write(
+            &p,
+            "kind = \"openai\"\nmodel = \"m\"\napi_key_env = \"sk-secret123\"\n",
+        )
+        .unwrap();
+        let msg = ProviderConfig::load(&p).unwrap_err().to_string();
+        assert!(msg.contains("NAME of an environment variable"), "{msg}");
+        assert!(!msg.contains("secret123"), "{msg}");
+    }
+
+    #[test]
+    fn eval_paths_are_relative_to_the_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("goldgate.toml");
+        std::fs::write(
+            &p,
+            "golden = \"g\"\ncurrent = \"a.toml\"\ncandidate = \"b.toml\"\n",
+        )
+        .unwrap();
+        let cfg = EvalConfig::load(&p).unwrap();
+        assert_eq!(cfg.golden, d.path().join("g"));
+        assert_eq!(cfg.repeats, 1);
+    }
+}

@@ -1,0 +1,143 @@
+//! Everything an evaluation needs, loaded and checked together: `validate` stops here, `run`
+//! goes on. Problems from every file are reported at once.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{EvalConfig, ProviderConfig};
+use crate::error::{Error, Problem};
+use crate::gate::Gate;
+use crate::golden::GoldenSet;
+use crate::prompt::PromptTemplate;
+use crate::provider::Client;
+use crate::score::Scoring;
+
+/// Paths given on the command line, overriding the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub golden: Option<PathBuf>,
+    pub current: Option<PathBuf>,
+    pub candidate: Option<PathBuf>,
+}
+
+pub struct Evaluation {
+    pub config_path: PathBuf,
+    pub config: EvalConfig,
+    pub golden: GoldenSet,
+    pub providers: [ProviderConfig; 2],
+    pub clients: [Client; 2],
+    pub gates: Vec<Gate>,
+    pub prompt: PromptTemplate,
+    pub scoring: Scoring,
+}
+
+impl Evaluation {
+    pub fn load(config_path: &Path, overrides: &Overrides) -> Result<Evaluation, Error> {
+        let mut config = EvalConfig::load(config_path)?;
+        if let Some(p) = &overrides.golden {
+            config.golden = p.clone();
+        }
+        if let Some(p) = &overrides.current {
+            config.current = p.clone();
+        }
+        if let Some(p) = &overrides.candidate {
+            config.candidate = p.clone();
+        }
+
+        let mut problems: Vec<Problem> = Vec::new();
+        let golden = keep(&mut problems, config_path, GoldenSet::load(&config.golden));
+        let current = keep(
+            &mut problems,
+            config_path,
+            ProviderConfig::load(&config.current),
+        );
+        let candidate = keep(
+            &mut problems,
+            config_path,
+            ProviderConfig::load(&config.candidate),
+        );
+        let prompt = keep(
+            &mut problems,
+            config_path,
+            PromptTemplate::new(config.prompt(), config_path),
+        );
+        let gates = golden.as_ref().and_then(|g| {
+            keep(
+                &mut problems,
+                config_path,
+                Gate::parse_all(&config.gates, config_path, &g.tags()),
+            )
+        });
+        let current_client = current.as_ref().and_then(|p| {
+            keep(
+                &mut problems,
+                config_path,
+                Client::from_config(&config.current, p),
+            )
+        });
+        let candidate_client = candidate.as_ref().and_then(|p| {
+            keep(
+                &mut problems,
+                config_path,
+                Client::from_config(&config.candidate, p),
+            )
+        });
+
+        match (
+            golden,
+            current,
+            candidate,
+            prompt,
+            gates,
+            current_client,
+            candidate_client,
+        ) {
+            (
+                Some(golden),
+                Some(cur),
+                Some(cand),
+                Some(prompt),
+                Some(gates),
+                Some(cc),
+                Some(kc),
+            ) if problems.is_empty() => {
+                let scoring = Scoring::new(&config.scoring);
+                Ok(Evaluation {
+                    config_path: config_path.to_path_buf(),
+                    config,
+                    golden,
+                    providers: [cur, cand],
+                    clients: [cc, kc],
+                    gates,
+                    prompt,
+                    scoring,
+                })
+            }
+            _ => Err(Error::Input(problems)),
+        }
+    }
+
+    /// Requests in flight across both models: the flag, else the file, else both providers' sum.
+    pub fn concurrency(&self, flag: Option<usize>) -> usize {
+        flag.or(self.config.concurrency)
+            .unwrap_or_else(|| self.clients.iter().map(|c| c.concurrency).sum())
+            .max(1)
+    }
+}
+
+/// Keep a loaded part, or collect its problems so every file's are reported together.
+fn keep<T>(problems: &mut Vec<Problem>, config_path: &Path, r: Result<T, Error>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(Error::Input(ps)) => {
+            problems.extend(ps);
+            None
+        }
+        Err(other) => {
+            problems.push(Problem::new(
+                crate::error::Location::file(config_path),
+                other.to_string(),
+            ));
+            None
+        }
+    }
+}

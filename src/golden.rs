@@ -1,0 +1,778 @@
+//! Golden sets: `golden.toml` + `items.jsonl`, strictly validated, hashed canonically, locked.
+//!
+//! The items file is read once, line by line, into the parsed items; nothing else of it is kept, so
+//! a large set costs its parsed size in memory and no more.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Location, Problem, read_input};
+
+/// Stop collecting after this many problems: past it, the user has a systematic error to fix first.
+const MAX_PROBLEMS: usize = 20;
+
+/// The item fields, for "did you mean" suggestions on a typo.
+const ITEM_FIELDS: &[&str] = &[
+    "id",
+    "question",
+    "keywords",
+    "match",
+    "forbidden",
+    "context",
+    "expected",
+    "label",
+    "tags",
+];
+
+/// `golden.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoldenMeta {
+    pub name: String,
+    pub version: u64,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Written by `goldgate golden lock`: the canonical hash of the items.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// The `version` the lock was taken at, so `lock` can tell whether the user already bumped it.
+    #[serde(default)]
+    pub locked_version: Option<u64>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub license: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    #[default]
+    Any,
+    All,
+}
+
+impl MatchMode {
+    fn is_any(&self) -> bool {
+        *self == MatchMode::Any
+    }
+}
+
+/// One golden item. Field order is the canonical serialisation order the hash is taken over.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub id: String,
+    pub question: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keywords: Vec<String>,
+    #[serde(default, rename = "match", skip_serializing_if = "MatchMode::is_any")]
+    pub match_mode: MatchMode,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub forbidden: Vec<String>,
+    #[serde(
+        default,
+        deserialize_with = "string_or_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub context: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Item {
+    pub fn has_context(&self) -> bool {
+        self.context.iter().any(|c| !c.trim().is_empty())
+    }
+
+    /// The context passages joined the way the prompt shows them.
+    pub fn context_text(&self) -> String {
+        self.context.join("\n\n")
+    }
+}
+
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct StringOrList;
+    impl<'de> Visitor<'de> for StringOrList {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(vec![v.to_owned()])
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(vec![v])
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(s);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_any(StringOrList)
+}
+
+/// Whether the items still hash to what `golden lock` recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockState {
+    Locked,
+    /// Never locked: no `sha256` in `golden.toml`.
+    Unlocked,
+    /// Items changed since the lock.
+    Mismatch {
+        locked: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct GoldenSet {
+    pub dir: PathBuf,
+    pub meta: GoldenMeta,
+    pub items: Vec<Item>,
+    /// The canonical hash of the items as they are now.
+    pub sha256: String,
+}
+
+impl GoldenSet {
+    pub fn meta_path(dir: &Path) -> PathBuf {
+        dir.join("golden.toml")
+    }
+
+    pub fn items_path(dir: &Path) -> PathBuf {
+        dir.join("items.jsonl")
+    }
+
+    /// Load and validate a golden set directory. Every problem found (up to a cap) is reported at once.
+    pub fn load(dir: &Path) -> Result<GoldenSet, Error> {
+        let meta = load_meta(dir)?;
+        let (items, sha256) = load_items(&Self::items_path(dir))?;
+        Ok(GoldenSet {
+            dir: dir.to_path_buf(),
+            meta,
+            items,
+            sha256,
+        })
+    }
+
+    pub fn lock_state(&self) -> LockState {
+        match &self.meta.sha256 {
+            None => LockState::Unlocked,
+            Some(locked) if *locked == self.sha256 => LockState::Locked,
+            Some(locked) => LockState::Mismatch {
+                locked: locked.clone(),
+            },
+        }
+    }
+
+    /// The error `run` gives for a set that is not locked at its current content.
+    pub fn require_locked(&self) -> Result<(), Error> {
+        let at = Location::file(Self::meta_path(&self.dir)).field("sha256");
+        let dir = self.dir.display();
+        match self.lock_state() {
+            LockState::Locked => Ok(()),
+            LockState::Unlocked => Err(Error::input(
+                at,
+                "the golden set has never been locked, so a run could not say which version it measured",
+                format!(
+                    "run `goldgate golden lock {dir}`, or pass --allow-unlocked for a trial run"
+                ),
+            )),
+            LockState::Mismatch { locked } => Err(Error::input(
+                at,
+                format!(
+                    "items.jsonl was edited since version {} was locked (locked {}, now {})",
+                    self.meta.version,
+                    short(&locked),
+                    short(&self.sha256)
+                ),
+                format!(
+                    "run `goldgate golden lock {dir}` (it bumps `version`), or pass --allow-unlocked for a trial run"
+                ),
+            )),
+        }
+    }
+
+    pub fn stats(&self) -> GoldenStats {
+        let mut s = GoldenStats {
+            items: self.items.len(),
+            ..GoldenStats::default()
+        };
+        let mut qlen: Vec<usize> = Vec::with_capacity(self.items.len());
+        for item in &self.items {
+            s.with_context += usize::from(item.has_context());
+            s.with_keywords += usize::from(!item.keywords.is_empty());
+            s.match_all += usize::from(item.match_mode == MatchMode::All);
+            s.with_forbidden += usize::from(!item.forbidden.is_empty());
+            s.with_expected += usize::from(item.expected.is_some());
+            s.with_label += usize::from(item.label.is_some());
+            s.without_checks += usize::from(item.keywords.is_empty() && item.forbidden.is_empty());
+            for tag in &item.tags {
+                *s.tags.entry(tag.clone()).or_default() += 1;
+            }
+            if let Some(label) = &item.label {
+                *s.labels.entry(label.clone()).or_default() += 1;
+            }
+            qlen.push(item.question.chars().count());
+        }
+        qlen.sort_unstable();
+        s.question_chars_median = qlen.get(qlen.len() / 2).copied().unwrap_or(0);
+        s.question_chars_max = qlen.last().copied().unwrap_or(0);
+        s
+    }
+
+    /// Every tag used by at least one item.
+    pub fn tags(&self) -> std::collections::BTreeSet<&str> {
+        self.items
+            .iter()
+            .flat_map(|i| i.tags.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct GoldenStats {
+    pub items: usize,
+    pub with_context: usize,
+    pub with_keywords: usize,
+    pub match_all: usize,
+    pub with_forbidden: usize,
+    pub with_expected: usize,
+    pub with_label: usize,
+    pub without_checks: usize,
+    pub question_chars_median: usize,
+    pub question_chars_max: usize,
+    pub tags: BTreeMap<String, usize>,
+    pub labels: BTreeMap<String, usize>,
+}
+
+pub fn short(hash: &str) -> &str {
+    hash.get(..12).unwrap_or(hash)
+}
+
+fn load_meta(dir: &Path) -> Result<GoldenMeta, Error> {
+    let path = GoldenSet::meta_path(dir);
+    if !dir.is_dir() {
+        return Err(Error::input(
+            Location::file(dir),
+            "golden set directory not found",
+            "point `golden` at a directory holding golden.toml and items.jsonl (`goldgate init` makes one)",
+        ));
+    }
+    let text = read_input(&path, "the golden set's golden.toml")?;
+    let meta: GoldenMeta = crate::config::parse_toml(&path, &text)?;
+    if meta.name.trim().is_empty() {
+        return Err(Error::input(
+            Location::file(&path).field("name"),
+            "the name is empty",
+            "give the set a name, e.g. name = \"support-faq\"",
+        ));
+    }
+    Ok(meta)
+}
+
+/// Parse and validate `items.jsonl`, returning the items and their canonical hash.
+///
+/// The canonical hash does not depend on key order, whitespace or line order: each item is
+/// re-serialised in a fixed field order, hashed, and the per-item hashes are hashed in id order.
+fn load_items(path: &Path) -> Result<(Vec<Item>, String), Error> {
+    let file = File::open(path).map_err(|e| {
+        Error::input(
+            Location::file(path),
+            format!("cannot open the items file: {e}"),
+            "a golden set directory holds items.jsonl, one JSON object per line",
+        )
+    })?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut items = Vec::new();
+    let mut item_hashes: Vec<(String, [u8; 32])> = Vec::new();
+    let mut first_line: HashMap<String, usize> = HashMap::new();
+    let mut problems = Vec::new();
+    let mut buf = Vec::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|e| {
+            Error::input(
+                Location::file(path).line(line_no + 1),
+                format!("cannot read the items file: {e}"),
+                "check the file is readable",
+            )
+        })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if problems.len() >= MAX_PROBLEMS {
+            continue; // keep counting lines only to say how many there were
+        }
+        let at = || Location::file(path).line(line_no);
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) => t.trim_end_matches(['\n', '\r']),
+            Err(e) => {
+                problems.push(
+                    Problem::new(
+                        at(),
+                        format!(
+                            "the line is not valid UTF-8 (bad byte at offset {} of the line)",
+                            e.valid_up_to()
+                        ),
+                    )
+                    .fix("re-save the file as UTF-8"),
+                );
+                continue;
+            }
+        };
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if text.trim().is_empty() {
+            continue; // blank lines carry nothing; tolerating them costs nothing
+        }
+        let item = match parse_item(text) {
+            Ok(item) => item,
+            Err((field, message, fix)) => {
+                let mut loc = at();
+                if let Some(field) = field {
+                    loc = loc.field(field);
+                }
+                problems.push(Problem::new(loc, message).fix(fix));
+                continue;
+            }
+        };
+        problems.extend(check_item(&item, at));
+        if let Some(first) = first_line.get(&item.id) {
+            problems.push(
+                Problem::new(
+                    at().field("id"),
+                    format!("duplicate id `{}`: already used on line {first}", item.id),
+                )
+                .fix("ids must be unique within the set; rename one of the two"),
+            );
+            continue;
+        }
+        first_line.insert(item.id.clone(), line_no);
+        let canonical = serde_json::to_vec(&item).expect("items always serialise");
+        item_hashes.push((item.id.clone(), Sha256::digest(&canonical).into()));
+        items.push(item);
+    }
+    if problems.len() >= MAX_PROBLEMS {
+        problems.push(Problem::new(
+            Location::file(path),
+            format!("stopped after {MAX_PROBLEMS} problems ({line_no} lines in the file)"),
+        ));
+    }
+    if items.is_empty() && problems.is_empty() {
+        problems.push(
+            Problem::new(Location::file(path), "the golden set has no items")
+                .fix("add one JSON object per line, e.g. {\"id\": \"q1\", \"question\": \"…\", \"keywords\": [\"…\"]}"),
+        );
+    }
+    if !problems.is_empty() {
+        return Err(Error::Input(problems));
+    }
+    item_hashes.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut set_hash = Sha256::new();
+    for (_, h) in &item_hashes {
+        set_hash.update(h);
+    }
+    Ok((items, hex(&set_hash.finalize())))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+type ParseFailure = (Option<String>, String, String);
+
+fn parse_item(text: &str) -> Result<Item, ParseFailure> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let item: Item = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        describe_json_error(&path, &inner)
+    })?;
+    de.end().map_err(|e| {
+        (
+            None,
+            format!(
+                "more than one JSON value on the line ({})",
+                strip_position(&e)
+            ),
+            "put exactly one JSON object on each line".to_owned(),
+        )
+    })?;
+    Ok(item)
+}
+
+fn strip_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => format!("{} at column {}", &msg[..i], e.column()),
+        None => msg,
+    }
+}
+
+fn describe_json_error(path: &str, e: &serde_json::Error) -> ParseFailure {
+    use serde_json::error::Category;
+    let msg = strip_position(e);
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => (
+            None,
+            format!("the line is not valid JSON: {msg}"),
+            "each line must be one complete JSON object, e.g. {\"id\": \"q1\", \"question\": \"…\"}"
+                .to_owned(),
+        ),
+        Category::Data => {
+            if let Some(unknown) = between(&msg, "unknown field `", "`") {
+                let fix = match closest(unknown, ITEM_FIELDS) {
+                    Some(known) => format!("did you mean `{known}`? (known fields: {})", ITEM_FIELDS.join(", ")),
+                    None => format!("remove it; known fields: {}", ITEM_FIELDS.join(", ")),
+                };
+                return (Some(unknown.to_owned()), format!("unknown field `{unknown}`"), fix);
+            }
+            if let Some(missing) = between(&msg, "missing field `", "`") {
+                return (
+                    Some(missing.to_owned()),
+                    format!("the required field `{missing}` is missing"),
+                    format!("add \"{missing}\": \"…\" to the object"),
+                );
+            }
+            let field = path
+                .split('.')
+                .next()
+                .filter(|f| !f.is_empty() && *f != "?")
+                .map(|f| f.split('[').next().unwrap_or(f).to_owned());
+            let fix = match field.as_deref() {
+                Some("keywords" | "forbidden" | "tags") => {
+                    format!("`{}` is a list of strings, e.g. [\"30 days\"]", field.as_deref().unwrap_or_default())
+                }
+                Some("match") => "`match` is \"any\" or \"all\"".to_owned(),
+                Some("context") => "`context` is a string or a list of strings".to_owned(),
+                Some(f) => format!("`{f}` is a string"),
+                None => "each line must be a JSON object".to_owned(),
+            };
+            (field, msg, fix)
+        }
+    }
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+/// The known name closest to a typo, if it is close enough to be a likely intent.
+pub fn closest<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro_winkler(typo, k), *k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+fn check_item(item: &Item, at: impl Fn() -> Location) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if item.id.trim().is_empty() {
+        problems.push(
+            Problem::new(at().field("id"), "the id is empty")
+                .fix("give every item a stable, unique id such as \"refund-01\""),
+        );
+    }
+    if item.question.trim().is_empty() {
+        problems.push(
+            Problem::new(at().field("question"), "the question is empty")
+                .fix("write the question the model is asked"),
+        );
+    }
+    for (field, list) in [
+        ("keywords", &item.keywords),
+        ("forbidden", &item.forbidden),
+        ("tags", &item.tags),
+    ] {
+        if list.iter().any(|s| s.trim().is_empty()) {
+            problems.push(
+                Problem::new(at().field(field), "contains an empty string")
+                    .fix("an empty string matches every answer; remove it"),
+            );
+        }
+    }
+    problems
+}
+
+/// Write the current hash into `golden.toml`, bumping `version` when the items changed since the
+/// last lock and the user has not bumped it already. Returns a line saying what happened.
+pub fn lock(dir: &Path) -> Result<String, Error> {
+    let set = GoldenSet::load(dir)?;
+    let meta_path = GoldenSet::meta_path(dir);
+    let text = read_input(&meta_path, "golden.toml")?;
+    let mut version = set.meta.version;
+    let message = match set.lock_state() {
+        LockState::Locked => {
+            return Ok(format!(
+                "{}@{} already locked at {}",
+                set.meta.name,
+                version,
+                short(&set.sha256)
+            ));
+        }
+        LockState::Unlocked => format!(
+            "locked {}@{} at {}",
+            set.meta.name,
+            version,
+            short(&set.sha256)
+        ),
+        LockState::Mismatch { locked } => {
+            let bumped_by_user = set.meta.locked_version.is_some_and(|v| version > v);
+            if !bumped_by_user {
+                version += 1;
+            }
+            format!(
+                "items changed ({} -> {}): {}@{} -> version {}, locked",
+                short(&locked),
+                short(&set.sha256),
+                set.meta.name,
+                set.meta.version,
+                version
+            )
+        }
+    };
+    let updated = rewrite_lock_fields(&text, version, &set.sha256);
+    // Write beside and rename, so a crash never leaves a half-written golden.toml.
+    let tmp = meta_path.with_extension("toml.tmp");
+    std::fs::write(&tmp, updated)
+        .and_then(|()| std::fs::rename(&tmp, &meta_path))
+        .map_err(|e| {
+            Error::input(
+                Location::file(&meta_path),
+                format!("cannot write: {e}"),
+                "check the file is writable",
+            )
+        })?;
+    Ok(message)
+}
+
+/// Replace (or add) the `version`, `sha256` and `locked_version` lines, keeping everything else —
+/// comments included — as the user wrote it.
+fn rewrite_lock_fields(text: &str, version: u64, sha256: &str) -> String {
+    let mut out = Vec::new();
+    let mut seen = [false; 3];
+    for line in text.lines() {
+        let key = line.split('=').next().unwrap_or("").trim();
+        let replacement = match key {
+            "version" => Some((0, format!("version = {version}"))),
+            "sha256" => Some((
+                1,
+                format!("sha256 = \"{sha256}\"  # written by `goldgate golden lock`"),
+            )),
+            "locked_version" => Some((2, format!("locked_version = {version}"))),
+            _ => None,
+        };
+        match replacement {
+            Some((i, new)) if line.contains('=') && !line.trim_start().starts_with('#') => {
+                seen[i] = true;
+                out.push(new);
+            }
+            _ => out.push(line.to_owned()),
+        }
+    }
+    // Keys must come before any [table]; golden.toml has none, but insert after the top block anyway.
+    let insert_at = out
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .unwrap_or(out.len());
+    let mut extra = Vec::new();
+    if !seen[0] {
+        extra.push(format!("version = {version}"));
+    }
+    if !seen[1] {
+        extra.push(format!(
+            "sha256 = \"{sha256}\"  # written by `goldgate golden lock`"
+        ));
+    }
+    if !seen[2] {
+        extra.push(format!("locked_version = {version}"));
+    }
+    out.splice(insert_at..insert_at, extra);
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write_set(dir: &Path, items: &str) {
+        std::fs::write(dir.join("golden.toml"), "name = \"t\"\nversion = 1\n").unwrap();
+        std::fs::write(dir.join("items.jsonl"), items).unwrap();
+    }
+
+    fn problems(dir: &Path) -> String {
+        GoldenSet::load(dir).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn unknown_field_names_line_field_and_suggests_fix() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(
+            d.path(),
+            "{\"id\":\"a\",\"question\":\"q\"}\n{\"id\":\"b\",\"question\":\"q\",\"keyword\":[\"x\"]}\n",
+        );
+        let msg = problems(d.path());
+        assert!(msg.contains("items.jsonl:2: field `keyword`"), "{msg}");
+        assert!(msg.contains("did you mean `keywords`"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(
+            d.path(),
+            "{\"id\":\"a\",\"question\":\"q\",\"keywords\":\"x\"}\n",
+        );
+        let msg = problems(d.path());
+        assert!(msg.contains(":1: field `keywords`"), "{msg}");
+        assert!(msg.contains("list of strings"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_ids_empty_question_bad_utf8_and_bad_json_are_all_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let mut bytes = b"{\"id\":\"a\",\"question\":\"q\"}\n{\"id\":\"a\",\"question\":\"q2\"}\n{\"id\":\"c\",\"question\":\" \"}\n".to_vec();
+        bytes.extend_from_slice(b"{\"id\":\"d\",\"question\":\"\xff\"}\n{\"id\": \"e\",\n");
+        std::fs::write(d.path().join("golden.toml"), "name = \"t\"\nversion = 1\n").unwrap();
+        std::fs::write(d.path().join("items.jsonl"), bytes).unwrap();
+        let msg = problems(d.path());
+        assert!(
+            msg.contains(":2: field `id`: duplicate id `a`: already used on line 1"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(":3: field `question`: the question is empty"),
+            "{msg}"
+        );
+        assert!(msg.contains(":4: the line is not valid UTF-8"), "{msg}");
+        assert!(msg.contains(":5: the line is not valid JSON"), "{msg}");
+    }
+
+    #[test]
+    fn missing_field_and_bad_match_mode() {
+        let d = tempfile::tempdir().unwrap();
+        write_set(
+            d.path(),
+            "{\"question\":\"q\"}\n{\"id\":\"b\",\"question\":\"q\",\"match\":\"some\"}\n",
+        );
+        let msg = problems(d.path());
+        assert!(
+            msg.contains(":1: field `id`: the required field `id` is missing"),
+            "{msg}"
+        );
+        assert!(msg.contains(":2: field `match`"), "{msg}");
+    }
+
+    #[test]
+    fn hash_ignores_key_order_whitespace_and_line_order_but_not_content() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let c = tempfile::tempdir().unwrap();
+        write_set(
+            a.path(),
+            "{\"id\":\"1\",\"question\":\"q\",\"context\":\"c\"}\n{\"id\":\"2\",\"question\":\"r\"}\n",
+        );
+        write_set(
+            b.path(),
+            "{ \"question\": \"r\", \"id\": \"2\" }\n\n{\"context\":[\"c\"], \"question\":\"q\",\"id\":\"1\", \"match\": \"any\"}\n",
+        );
+        write_set(
+            c.path(),
+            "{\"id\":\"1\",\"question\":\"q?\",\"context\":\"c\"}\n{\"id\":\"2\",\"question\":\"r\"}\n",
+        );
+        let ha = GoldenSet::load(a.path()).unwrap().sha256;
+        assert_eq!(ha, GoldenSet::load(b.path()).unwrap().sha256);
+        assert_ne!(ha, GoldenSet::load(c.path()).unwrap().sha256);
+    }
+
+    #[test]
+    fn lock_then_edit_then_lock_bumps_version_once() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(
+            d.path().join("golden.toml"),
+            "# my set\nname = \"t\"\nversion = 3\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.path().join("items.jsonl"),
+            "{\"id\":\"1\",\"question\":\"q\"}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            GoldenSet::load(d.path()).unwrap().lock_state(),
+            LockState::Unlocked
+        );
+        lock(d.path()).unwrap();
+        let set = GoldenSet::load(d.path()).unwrap();
+        assert_eq!(set.lock_state(), LockState::Locked);
+        assert_eq!(set.meta.version, 3);
+        assert!(set.require_locked().is_ok());
+
+        std::fs::write(
+            d.path().join("items.jsonl"),
+            "{\"id\":\"1\",\"question\":\"q2\"}\n",
+        )
+        .unwrap();
+        let set = GoldenSet::load(d.path()).unwrap();
+        assert!(matches!(set.lock_state(), LockState::Mismatch { .. }));
+        let err = set.require_locked().unwrap_err().to_string();
+        assert!(err.contains("golden.toml: field `sha256`"), "{err}");
+        assert!(err.contains("--allow-unlocked"), "{err}");
+        lock(d.path()).unwrap();
+        let set = GoldenSet::load(d.path()).unwrap();
+        assert_eq!(set.meta.version, 4);
+        assert_eq!(set.lock_state(), LockState::Locked);
+        let text = std::fs::read_to_string(d.path().join("golden.toml")).unwrap();
+        assert!(text.starts_with("# my set\n"), "comments survive: {text}");
+    }
+
+    #[test]
+    fn a_user_bump_is_not_bumped_again() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("golden.toml"), "name = \"t\"\nversion = 1\n").unwrap();
+        std::fs::write(
+            d.path().join("items.jsonl"),
+            "{\"id\":\"1\",\"question\":\"q\"}\n",
+        )
+        .unwrap();
+        lock(d.path()).unwrap();
+        std::fs::write(
+            d.path().join("items.jsonl"),
+            "{\"id\":\"1\",\"question\":\"q2\"}\n",
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(d.path().join("golden.toml")).unwrap();
+        std::fs::write(
+            d.path().join("golden.toml"),
+            text.replace("\nversion = 1\n", "\nversion = 2\n"),
+        )
+        .unwrap();
+        lock(d.path()).unwrap();
+        assert_eq!(GoldenSet::load(d.path()).unwrap().meta.version, 2);
+    }
+}

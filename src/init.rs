@@ -1,0 +1,133 @@
+//! `goldgate init`: a working evaluation in a directory, runnable at once with no key.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Location};
+
+const GOLDGATE_TOML: &str = r#"# The evaluation: which golden set, which two providers, the prompt, the gates.
+# Paths are relative to this file.
+golden = "goldens/example"
+current = "providers/current.toml"
+candidate = "providers/candidate.toml"
+repeats = 1
+
+# A tera template. Variables: question, context, contexts, id, tags.
+prompt = """{% if context %}Answer the question using only the context below.
+
+Context:
+{{ context }}
+
+{% endif %}Question: {{ question }}"""
+
+# Candidate accuracy at least 95% of the current model's.
+[[gate]]
+metric = "accuracy"
+min_ratio = 0.95
+
+# Faithfulness to the context, 1-5.
+[[gate]]
+metric = "faithfulness"
+min = 4.0
+
+# p95 latency at most 110% of the current model's.
+[[gate]]
+metric = "latency_p95_ms"
+max_ratio = 1.10
+
+# No more failed requests than the current model.
+[[gate]]
+metric = "error_rate"
+max_ratio = 1.0
+"#;
+
+const CURRENT_TOML: &str = r#"# The current model. This scaffold uses a built-in extractive answerer so it runs with no key.
+# For a real model, replace with e.g.:
+#   kind = "openai"
+#   model = "gpt-4o-mini"
+#   api_key_env = "OPENAI_API_KEY"          # the key is read from this variable, never from a file
+#   # base_url = "http://127.0.0.1:8000/v1" # any OpenAI-compatible server
+kind = "reference"
+model = "best-sentence"
+
+[reference]
+sentences = 1
+
+[pricing]   # USD per million tokens
+input = 0.15
+output = 0.60
+
+[limits]
+concurrency = 8
+timeout_s = 60
+retries = 4
+"#;
+
+const CANDIDATE_TOML: &str = r#"# The candidate model. See current.toml for how to point this at a real API.
+kind = "reference"
+model = "best-two-sentences"
+
+[reference]
+sentences = 2
+
+[pricing]   # USD per million tokens
+input = 0.15
+output = 0.60
+
+[limits]
+concurrency = 8
+timeout_s = 60
+retries = 4
+"#;
+
+const GOLDEN_TOML: &str = r#"name = "example"
+version = 1
+description = "A starter golden set: replace these items with your own"
+"#;
+
+const ITEMS: &str = r#"{"id": "returns-window", "question": "How long do I have to return an item?", "context": "Items can be returned within 30 days of delivery. Refunds go to the original payment method.", "keywords": ["30 days"], "tags": ["returns"]}
+{"id": "refund-method", "question": "Where does my refund go?", "context": "Items can be returned within 30 days of delivery. Refunds go to the original payment method.", "keywords": ["original payment method"], "tags": ["returns"]}
+{"id": "shipping-free", "question": "When is shipping free?", "context": "Standard shipping is free on orders over $50. Express shipping costs $12.", "keywords": ["$50"], "tags": ["shipping"]}
+{"id": "shipping-express", "question": "How much does express shipping cost?", "context": "Standard shipping is free on orders over $50. Express shipping costs $12.", "keywords": ["$12"], "tags": ["shipping"]}
+{"id": "password-reset", "question": "How do I reset my password?", "context": "Use the Forgot password link on the sign-in page. Support staff will never ask for your password.", "keywords": ["Forgot password"], "forbidden": ["send us your password"], "tags": ["account"]}
+"#;
+
+/// Create the scaffold; refuses to overwrite anything that exists.
+pub fn scaffold(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let files: [(&str, &str); 5] = [
+        ("goldgate.toml", GOLDGATE_TOML),
+        ("providers/current.toml", CURRENT_TOML),
+        ("providers/candidate.toml", CANDIDATE_TOML),
+        ("goldens/example/golden.toml", GOLDEN_TOML),
+        ("goldens/example/items.jsonl", ITEMS),
+    ];
+    for (rel, _) in &files {
+        let path = dir.join(rel);
+        if path.exists() {
+            return Err(Error::input(
+                Location::file(&path),
+                "already exists; init never overwrites",
+                "run init in an empty directory, or edit the existing files",
+            ));
+        }
+    }
+    let mut created = Vec::new();
+    for (rel, content) in files {
+        let path = dir.join(rel);
+        let write = || -> std::io::Result<()> {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, content)
+        };
+        write().map_err(|e| {
+            Error::input(
+                Location::file(&path),
+                format!("cannot write: {e}"),
+                "check the directory is writable",
+            )
+        })?;
+        created.push(path);
+    }
+    crate::golden::lock(&dir.join("goldens/example"))?;
+    Ok(created)
+}

@@ -1,0 +1,322 @@
+//! goldgate: gate a model change on a versioned golden set.
+//!
+//! The pipeline, one way: [`golden`] set → [`provider`] clients → [`runner`] → [`score`] →
+//! [`metrics`] → [`gate`] → [`report`]. `main.rs` only parses the command line and maps the
+//! result of [`main`] to an exit code.
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod evaluation;
+pub mod gate;
+pub mod golden;
+mod http;
+pub mod init;
+pub mod metrics;
+pub mod progress;
+pub mod prompt;
+pub mod provider;
+pub mod report;
+pub mod retry;
+pub mod runner;
+pub mod score;
+pub mod text;
+pub mod tokens;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::cli::{Cli, Command, GoldenCommand, RunArgs, ValidateArgs};
+use crate::error::{Error, Exit};
+use crate::evaluation::{Evaluation, Overrides};
+use crate::golden::GoldenSet;
+use crate::report::Summary;
+use crate::report::summary::{GoldenRef, ItemDiff, ModelSummary, Models, SCHEMA};
+use crate::runner::{Runner, Side, Status};
+
+/// Run one command; the returned [`Exit`] is the process exit code.
+pub fn main(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Run(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")?;
+            runtime.block_on(run(args))
+        }
+        Command::Validate(args) => validate(&args),
+        Command::Golden(cmd) => golden(cmd),
+        Command::Init(args) => {
+            let created = init::scaffold(&args.dir)?;
+            let mut out = std::io::stdout().lock();
+            for path in created {
+                writeln!(out, "created {}", path.display())?;
+            }
+            writeln!(out, "\nnext: cd {} && goldgate run", args.dir.display())?;
+            Ok(Exit::Pass)
+        }
+    }
+}
+
+fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
+    let eval = Evaluation::load(&args.config, &Overrides::default())?;
+    let g = &eval.golden;
+    // `run` would refuse a set that is not locked: validate must not say all is well.
+    g.require_locked()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "ok: {} — golden set {}@{} ({} items, locked at {}), current {} ({}), candidate {} ({}), {} gate rule(s)",
+        args.config.display(),
+        g.meta.name,
+        g.meta.version,
+        g.items.len(),
+        golden::short(&g.sha256),
+        eval.clients[0].model,
+        eval.clients[0].label,
+        eval.clients[1].model,
+        eval.clients[1].label,
+        eval.gates.len()
+    )?;
+    Ok(Exit::Pass)
+}
+
+fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        GoldenCommand::Lock { dir } => {
+            writeln!(out, "{}", golden::lock(&dir)?)?;
+        }
+        GoldenCommand::Check { dir } => {
+            let set = GoldenSet::load(&dir)?;
+            set.require_locked()?;
+            writeln!(
+                out,
+                "ok: {}@{}, {} items, locked at {}",
+                set.meta.name,
+                set.meta.version,
+                set.items.len(),
+                golden::short(&set.sha256)
+            )?;
+        }
+        GoldenCommand::Stats { dir, json } => {
+            let set = GoldenSet::load(&dir)?;
+            let s = set.stats();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &s)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{}@{}  sha256 {}",
+                    set.meta.name, set.meta.version, set.sha256
+                )?;
+                writeln!(out, "lock: {:?}", set.lock_state())?;
+                writeln!(out, "items: {}", s.items)?;
+                writeln!(out, "  with context:   {}", s.with_context)?;
+                writeln!(
+                    out,
+                    "  with keywords:  {} ({} match all)",
+                    s.with_keywords, s.match_all
+                )?;
+                writeln!(out, "  with forbidden: {}", s.with_forbidden)?;
+                writeln!(out, "  with expected:  {}", s.with_expected)?;
+                writeln!(out, "  with label:     {}", s.with_label)?;
+                writeln!(
+                    out,
+                    "  without checks: {} (these always pass when answered)",
+                    s.without_checks
+                )?;
+                writeln!(
+                    out,
+                    "question length: median {} chars, max {}",
+                    s.question_chars_median, s.question_chars_max
+                )?;
+                let tags: Vec<String> = s.tags.iter().map(|(t, n)| format!("{t} ({n})")).collect();
+                writeln!(
+                    out,
+                    "tags: {}",
+                    if tags.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        tags.join(", ")
+                    }
+                )?;
+            }
+        }
+    }
+    Ok(Exit::Pass)
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let overrides = Overrides {
+        golden: args.golden.clone(),
+        current: args.current.clone(),
+        candidate: args.candidate.clone(),
+    };
+    let mut eval = Evaluation::load(&args.config, &overrides)?;
+    let locked = eval.golden.lock_state() == golden::LockState::Locked;
+    if !locked {
+        if args.allow_unlocked {
+            eprintln!(
+                "warning: {} is not locked at its current content; this run records it as unlocked",
+                eval.golden.dir.display()
+            );
+        } else {
+            eval.golden.require_locked()?;
+        }
+    }
+    if let Some(limit) = args.limit {
+        eval.golden
+            .items
+            .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    let repeats = args.repeat.unwrap_or(eval.config.repeats);
+    let concurrency = eval.concurrency(
+        args.concurrency
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+    );
+
+    tokens::warm();
+    let started_at = now_rfc3339();
+    let (run_id, run_dir) = create_run_dir(&args.out)?;
+    let total = eval.golden.items.len() as u64 * u64::from(repeats) * 2;
+    let progress = progress::Progress::new(total, args.quiet);
+    let runner = Runner {
+        items: &eval.golden.items,
+        clients: [&eval.clients[0], &eval.clients[1]],
+        prompt: &eval.prompt,
+        system: eval.config.system.as_deref(),
+        scoring: &eval.scoring,
+        repeats,
+        concurrency,
+        grace: Duration::from_secs(30),
+    };
+    let output = runner.run(&run_dir.join("results.jsonl"), &progress).await;
+    progress.finish();
+    let output = output?;
+
+    let metrics = output.tallies.each_ref().map(metrics::ModelTally::metrics);
+    let gates: Vec<_> = eval
+        .gates
+        .iter()
+        .map(|g| g.evaluate(&metrics[0], &metrics[1]))
+        .collect();
+    let verdict = gate::verdict(&gates);
+    // A model that answered nothing at all means the comparison is meaningless: the run failed.
+    let dead: Vec<&provider::Client> = Side::BOTH
+        .iter()
+        .filter(|s| metrics[s.index()].requests > 0 && output.tallies[s.index()].all.answered == 0)
+        .map(|s| &eval.clients[s.index()])
+        .collect();
+    let status = if output.interrupted {
+        Status::Interrupted
+    } else if !dead.is_empty() {
+        Status::Failed
+    } else {
+        Status::Complete
+    };
+    let regressed_ids: Vec<&str> = eval
+        .golden
+        .items
+        .iter()
+        .zip(&output.items)
+        .filter(|(_, t)| t.done == [repeats, repeats] && t.passed[1] < t.passed[0])
+        .map(|(item, _)| item.id.as_str())
+        .take(10)
+        .collect();
+    let [cur_m, cand_m] = metrics;
+    let model = |side: Side, m: metrics::Metrics| ModelSummary {
+        provider: eval.clients[side.index()].label.clone(),
+        kind: eval.clients[side.index()].kind,
+        model: eval.clients[side.index()].model.clone(),
+        metrics: m,
+    };
+    let summary = Summary {
+        schema: SCHEMA,
+        run_id,
+        status,
+        goldgate_version: env!("CARGO_PKG_VERSION"),
+        started_at,
+        finished_at: now_rfc3339(),
+        golden: GoldenRef {
+            name: eval.golden.meta.name.clone(),
+            version: eval.golden.meta.version,
+            sha256: eval.golden.sha256.clone(),
+            items: eval.golden.items.len(),
+            locked,
+        },
+        repeats,
+        models: Models {
+            current: model(Side::Current, cur_m),
+            candidate: model(Side::Candidate, cand_m),
+        },
+        items: ItemDiff::from_items(&output.items, repeats),
+        gates,
+        verdict,
+    };
+    summary.write(&run_dir)?;
+
+    let mut out = std::io::stdout().lock();
+    if !args.quiet {
+        report::terminal::print(
+            &mut out,
+            &summary,
+            &regressed_ids,
+            report::terminal::use_colour(),
+        )?;
+    }
+    for client in &dead {
+        eprintln!(
+            "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
+            client.label, client.model
+        );
+    }
+    writeln!(out, "{}", run_dir.display())?;
+    Ok(match status {
+        Status::Interrupted => Exit::Interrupted,
+        Status::Failed => Exit::RunFailed,
+        Status::Complete if verdict == gate::Verdict::Pass => Exit::Pass,
+        Status::Complete => Exit::GateFailed,
+    })
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Create `out/<run-id>/`, never reusing an existing directory: `create_dir` fails on one that
+/// exists, and a collision just draws another suffix.
+fn create_run_dir(out: &Path) -> anyhow::Result<(String, PathBuf)> {
+    std::fs::create_dir_all(out).map_err(|e| {
+        Error::Usage(format!(
+            "cannot create the output directory {}: {e}",
+            out.display()
+        ))
+    })?;
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = time::OffsetDateTime::now_utc()
+        .format(&fmt)
+        .unwrap_or_default();
+    for _ in 0..100 {
+        let id = format!("{stamp}-{:04x}", fastrand::u16(..));
+        let dir = out.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("cannot create the run directory {}", dir.display()));
+            }
+        }
+    }
+    anyhow::bail!(
+        "cannot find a free run directory name under {}",
+        out.display()
+    )
+}

@@ -1,0 +1,300 @@
+//! Per-model tallies as results arrive, and the metrics of `summary.json` computed from them.
+//!
+//! Only counters and HDR histograms are kept — never the answers — so memory does not grow with
+//! the size of what the models say. Histograms are serialised into the summary (HdrHistogram's
+//! standard compressed V2 format, base64) so `diff` and `merge` can recompute any percentile exactly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use serde::{Deserialize, Serialize};
+
+use crate::provider::{ErrorKind, Outcome};
+use crate::score::Scores;
+
+/// Three significant digits, as the spec requires; values in microseconds.
+const SIGFIG: u8 = 3;
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram")
+}
+
+/// Counters for one model, or one tag of one model.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    pub requests: u64,
+    pub errors: u64,
+    pub errors_by_kind: BTreeMap<ErrorKind, u64>,
+    pub passed: u64,
+    pub answered: u64,
+    pub latency_us: Histogram<u64>,
+    pub tokens_input: u64,
+    pub tokens_output: u64,
+    pub tokens_estimated: bool,
+    pub cost_usd: f64,
+    pub faithfulness_sum: f64,
+    pub faithfulness_scored: u64,
+    pub retries: u64,
+}
+
+impl Default for Tally {
+    fn default() -> Self {
+        Tally {
+            requests: 0,
+            errors: 0,
+            errors_by_kind: BTreeMap::new(),
+            passed: 0,
+            answered: 0,
+            latency_us: new_histogram(),
+            tokens_input: 0,
+            tokens_output: 0,
+            tokens_estimated: false,
+            cost_usd: 0.0,
+            faithfulness_sum: 0.0,
+            faithfulness_scored: 0,
+            retries: 0,
+        }
+    }
+}
+
+impl Tally {
+    /// Count one (item, trial) result. `scores` is `None` for a failed request.
+    pub fn record(&mut self, outcome: &Outcome, scores: Option<&Scores>) {
+        self.requests += 1;
+        self.retries += u64::from(outcome.attempts.saturating_sub(1));
+        match &outcome.result {
+            Err(e) => {
+                self.errors += 1;
+                *self.errors_by_kind.entry(e.kind).or_default() += 1;
+            }
+            Ok(_) => {
+                self.answered += 1;
+                if let Some(latency) = outcome.latency {
+                    self.record_latency(latency);
+                }
+                self.tokens_input += outcome.usage.input;
+                self.tokens_output += outcome.usage.output;
+                self.tokens_estimated |= outcome.usage_estimated;
+                self.cost_usd += outcome.cost_usd;
+            }
+        }
+        if let Some(scores) = scores {
+            self.passed += u64::from(outcome.result.is_ok() && scores.pass());
+            if let Some(f) = &scores.faithfulness {
+                self.faithfulness_sum += f.score;
+                self.faithfulness_scored += 1;
+            }
+        }
+    }
+
+    fn record_latency(&mut self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.latency_us
+            .record(us)
+            .expect("auto-resizing histograms accept any value");
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let ratio = |n: u64, d: u64| (d > 0).then(|| n as f64 / d as f64);
+        Metrics {
+            requests: self.requests,
+            errors: self.errors,
+            error_rate: ratio(self.errors, self.requests),
+            errors_by_kind: ErrorKind::ALL
+                .iter()
+                .map(|k| {
+                    (
+                        k.as_str().to_owned(),
+                        self.errors_by_kind.get(k).copied().unwrap_or(0),
+                    )
+                })
+                .collect(),
+            retries: self.retries,
+            accuracy: ratio(self.passed, self.requests),
+            passed: self.passed,
+            faithfulness: (self.faithfulness_scored > 0)
+                .then(|| self.faithfulness_sum / self.faithfulness_scored as f64),
+            faithfulness_scored: self.faithfulness_scored,
+            latency_ms: LatencyMs::from_histogram(&self.latency_us),
+            // Mean over answered requests: a request that failed reported no tokens to price.
+            cost_per_1k: (self.answered > 0).then(|| self.cost_usd * 1000.0 / self.answered as f64),
+            cost_usd: self.cost_usd,
+            tokens: Tokens {
+                input: self.tokens_input,
+                output: self.tokens_output,
+                estimated: self.tokens_estimated,
+            },
+            histogram_us: encode_histogram(&self.latency_us),
+            by_tag: None,
+        }
+    }
+}
+
+/// One model's tallies, overall and per tag.
+#[derive(Debug, Clone, Default)]
+pub struct ModelTally {
+    pub all: Tally,
+    pub by_tag: BTreeMap<String, Tally>,
+}
+
+impl ModelTally {
+    pub fn record(&mut self, tags: &[String], outcome: &Outcome, scores: Option<&Scores>) {
+        self.all.record(outcome, scores);
+        for tag in tags {
+            self.by_tag
+                .entry(tag.clone())
+                .or_default()
+                .record(outcome, scores);
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.all.metrics();
+        m.by_tag = Some(
+            self.by_tag
+                .iter()
+                .map(|(tag, t)| (tag.clone(), t.metrics()))
+                .collect(),
+        );
+        m
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencyMs {
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl LatencyMs {
+    pub fn from_histogram(h: &Histogram<u64>) -> Option<LatencyMs> {
+        if h.is_empty() {
+            return None;
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Some(LatencyMs {
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+            mean: h.mean() / 1000.0,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Tokens {
+    pub input: u64,
+    pub output: u64,
+    pub estimated: bool,
+}
+
+/// The `metrics` object of `summary.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metrics {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: Option<f64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// Attempts beyond the first, summed: how hard the provider made us work.
+    pub retries: u64,
+    pub accuracy: Option<f64>,
+    pub passed: u64,
+    pub faithfulness: Option<f64>,
+    pub faithfulness_scored: u64,
+    pub latency_ms: Option<LatencyMs>,
+    pub cost_per_1k: Option<f64>,
+    pub cost_usd: f64,
+    pub tokens: Tokens,
+    /// The latency histogram in microseconds, HdrHistogram V2 compressed, base64.
+    pub histogram_us: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub by_tag: Option<BTreeMap<String, Metrics>>,
+}
+
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut bytes = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut bytes)
+        .expect("serialising a histogram to memory cannot fail");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
+    Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::{CallError, Usage};
+
+    fn ok(ms: u64, cost: f64) -> Outcome {
+        Outcome {
+            result: Ok("a".into()),
+            latency: Some(Duration::from_millis(ms)),
+            attempts: 1,
+            usage: Usage {
+                input: 10,
+                output: 5,
+            },
+            usage_estimated: false,
+            cost_usd: cost,
+        }
+    }
+
+    #[test]
+    fn percentiles_errors_and_cost() {
+        let mut t = Tally::default();
+        for ms in 1..=100 {
+            t.record(&ok(ms, 0.002), Some(&Scores::default()));
+        }
+        let failed = Outcome {
+            result: Err(CallError::new(ErrorKind::Timeout, "slow")),
+            latency: None,
+            attempts: 5,
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_usd: 0.0,
+        };
+        t.record(&failed, None);
+        let m = t.metrics();
+        assert_eq!(m.requests, 101);
+        assert_eq!(m.errors, 1);
+        assert_eq!(m.retries, 4);
+        assert_eq!(m.errors_by_kind["timeout"], 1);
+        assert!((m.accuracy.unwrap() - 100.0 / 101.0).abs() < 1e-12);
+        let l = m.latency_ms.unwrap();
+        assert!((l.p50 - 50.0).abs() < 0.1, "{l:?}");
+        assert!((l.p99 - 99.0).abs() < 0.1, "{l:?}");
+        assert!((m.cost_per_1k.unwrap() - 2.0).abs() < 1e-9);
+        assert_eq!(m.tokens.input, 1000);
+    }
+
+    #[test]
+    fn histograms_round_trip_exactly() {
+        let mut t = Tally::default();
+        for ms in [3, 50, 51, 52, 900] {
+            t.record(&ok(ms, 0.0), None);
+        }
+        let decoded = decode_histogram(&encode_histogram(&t.latency_us)).unwrap();
+        assert_eq!(decoded, t.latency_us);
+    }
+
+    #[test]
+    fn nothing_answered_gives_nulls_not_zeros() {
+        let m = Tally::default().metrics();
+        assert!(m.accuracy.is_none() && m.latency_ms.is_none() && m.cost_per_1k.is_none());
+    }
+}

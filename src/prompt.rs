@@ -1,0 +1,113 @@
+//! The prompt template of an evaluation (tera), checked once and rendered per item.
+
+use std::path::Path;
+
+use crate::error::{Error, Location};
+use crate::golden::Item;
+
+/// What a prompt may use. The expected answer, keywords and label are deliberately absent: a
+/// prompt that showed them would leak the answer to the model under test.
+pub const VARIABLES: &[&str] = &["question", "context", "contexts", "id", "tags"];
+
+pub struct PromptTemplate {
+    tera: tera::Tera,
+}
+
+impl std::fmt::Debug for PromptTemplate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PromptTemplate")
+    }
+}
+
+impl PromptTemplate {
+    pub fn new(source: &str, file: &Path) -> Result<PromptTemplate, Error> {
+        let at = || Location::file(file).field("prompt");
+        let mut tera = tera::Tera::new();
+        // A prompt is plain text, not HTML: never escape what goes into it.
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.add_raw_template("prompt", source).map_err(|e| {
+            Error::input(
+                at(),
+                format!("the prompt template does not parse: {}", one_line(&e)),
+                "prompts use tera syntax: {{ question }}, {{ context }}, {% if context %}…{% endif %}",
+            )
+        })?;
+        let used = tera
+            .get_template_variables("prompt")
+            .map_err(|e| Error::input(at(), one_line(&e), "check the template"))?;
+        let mut unknown: Vec<&str> = used
+            .into_iter()
+            .filter(|v| !VARIABLES.contains(v))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(first) = unknown.first() {
+            return Err(Error::input(
+                at(),
+                format!("the prompt uses `{first}`, which is not an item variable"),
+                format!("use only {}", VARIABLES.join(", ")),
+            ));
+        }
+        Ok(PromptTemplate { tera })
+    }
+
+    pub fn render(&self, item: &Item) -> String {
+        let mut ctx = tera::Context::new();
+        ctx.insert("question", &item.question);
+        ctx.insert("context", &item.context_text());
+        ctx.insert("contexts", &item.context);
+        ctx.insert("id", &item.id);
+        ctx.insert("tags", &item.tags);
+        // The template was checked against these variables at load; rendering cannot fail on them.
+        self.tera.render("prompt", &ctx).unwrap_or_else(|e| {
+            format!(
+                "{}\n(prompt template error: {})",
+                item.question,
+                one_line(&e)
+            )
+        })
+    }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item() -> Item {
+        serde_json::from_str(r#"{"id":"x","question":"Why?","context":["A.","B."]}"#).unwrap()
+    }
+
+    #[test]
+    fn default_prompt_renders_context_and_question_without_escaping() {
+        let t = PromptTemplate::new(crate::config::DEFAULT_PROMPT, Path::new("g.toml")).unwrap();
+        let mut it = item();
+        it.question = "Is 3 < 4 & \"so\"?".into();
+        let p = t.render(&it);
+        assert!(p.contains("Context:\nA.\n\nB."), "{p}");
+        assert!(p.ends_with("Question: Is 3 < 4 & \"so\"?"), "{p}");
+        let mut bare = item();
+        bare.context.clear();
+        assert_eq!(t.render(&bare), "Question: Why?");
+    }
+
+    #[test]
+    fn unknown_variables_and_syntax_errors_are_config_errors() {
+        let e = PromptTemplate::new("{{ expected }}", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("g.toml: field `prompt`") && e.contains("`expected`"),
+            "{e}"
+        );
+        let e = PromptTemplate::new("{{ question", Path::new("g.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("does not parse"), "{e}");
+    }
+}

@@ -1,0 +1,254 @@
+//! Provider adapters: how one request reaches one model.
+//!
+//! A [`Provider`] makes exactly one attempt and classifies what went wrong. Everything around the
+//! attempt — the concurrency permit, retries with backoff, the latency clock and token
+//! estimation — lives in [`Client`], once, so a new kind of provider only has to speak its API.
+
+mod openai;
+mod reference;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use secrecy::SecretString;
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use crate::config::{Pricing, ProviderConfig, ProviderKind};
+use crate::error::{Error, Location};
+use crate::retry::RetryPolicy;
+
+pub use openai::OpenAi;
+pub use reference::Reference;
+
+/// What is sent for one trial of one item.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub system: Option<String>,
+    /// The rendered prompt: what a model is sent.
+    pub prompt: String,
+    /// The item's raw question and context, for providers that work on them directly (the
+    /// reference answerers, templated HTTP bodies).
+    pub question: String,
+    pub context: Vec<String>,
+}
+
+/// Token counts as the API reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// A successful attempt.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub text: String,
+    /// `None` when the API gave no usage; the client then estimates with a tokenizer.
+    pub usage: Option<Usage>,
+}
+
+/// The spec's error kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Timeout,
+    RateLimited,
+    HttpStatus,
+    Connect,
+    BadResponse,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Timeout,
+        ErrorKind::RateLimited,
+        ErrorKind::HttpStatus,
+        ErrorKind::Connect,
+        ErrorKind::BadResponse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::Connect => "connect",
+            ErrorKind::BadResponse => "bad_response",
+        }
+    }
+}
+
+/// A failed attempt, as data.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallError {
+    pub kind: ErrorKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: String,
+    /// What the server asked us to wait before the next attempt (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl CallError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CallError {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// One model behind one API. Implementations make a single attempt; they hold no retry logic.
+pub trait Provider: Send + Sync {
+    fn complete<'a>(&'a self, request: &'a Request)
+    -> BoxFuture<'a, Result<Completion, CallError>>;
+}
+
+/// The outcome of a request after retries, with the measurements the metrics need.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: Result<String, CallError>,
+    /// Duration of the successful attempt (send to last byte); `None` for a failed request.
+    pub latency: Option<Duration>,
+    pub attempts: u32,
+    pub usage: Usage,
+    pub usage_estimated: bool,
+    pub cost_usd: f64,
+}
+
+/// A provider with its limits: the per-provider concurrency bound, retries, timeout, pricing.
+pub struct Client {
+    pub label: String,
+    pub config_path: PathBuf,
+    pub model: String,
+    pub kind: ProviderKind,
+    pub pricing: Pricing,
+    pub concurrency: usize,
+    provider: Arc<dyn Provider>,
+    permits: Arc<Semaphore>,
+    retry: RetryPolicy,
+}
+
+impl Client {
+    /// Build the client for a provider file. Fails (exit 2) on a missing key variable.
+    pub fn from_config(path: &Path, cfg: &ProviderConfig) -> Result<Client, Error> {
+        let timeout = Duration::from_secs_f64(cfg.limits.timeout_s);
+        let key = read_key(path, cfg)?;
+        let provider: Arc<dyn Provider> = match cfg.kind {
+            ProviderKind::Openai => Arc::new(OpenAi::new(cfg, key, timeout).map_err(|e| {
+                Error::input(
+                    Location::file(path),
+                    format!("cannot build the HTTP client: {e}"),
+                    "check base_url",
+                )
+            })?),
+            ProviderKind::Reference => {
+                Arc::new(Reference::new(cfg.reference.clone().unwrap_or_default()))
+            }
+        };
+        Ok(Client::new(path, cfg, provider))
+    }
+
+    /// A client around any provider implementation (used by tests and future kinds).
+    pub fn new(path: &Path, cfg: &ProviderConfig, provider: Arc<dyn Provider>) -> Client {
+        Client {
+            label: path.display().to_string(),
+            config_path: path.to_path_buf(),
+            model: cfg.model.clone(),
+            kind: cfg.kind,
+            pricing: cfg.pricing,
+            concurrency: cfg.limits.concurrency,
+            provider,
+            permits: Arc::new(Semaphore::new(cfg.limits.concurrency)),
+            retry: RetryPolicy::new(cfg.limits.retries),
+        }
+    }
+
+    /// Send one request: hold a permit per attempt, retry what is worth retrying, and time only the
+    /// successful attempt — waiting for a permit or sleeping in backoff is not latency.
+    pub async fn call(&self, request: &Request) -> Outcome {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let result = {
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .expect("the semaphore is never closed");
+                let started = Instant::now();
+                let result = self.provider.complete(request).await;
+                result.map(|c| (c, started.elapsed()))
+            };
+            match result {
+                Ok((completion, latency)) => {
+                    let (usage, estimated) = match completion.usage {
+                        Some(u) => (u, false),
+                        None => (
+                            Usage {
+                                input: crate::tokens::count(
+                                    request.system.as_deref().unwrap_or_default(),
+                                ) + crate::tokens::count(&request.prompt),
+                                output: crate::tokens::count(&completion.text),
+                            },
+                            true,
+                        ),
+                    };
+                    let cost_usd = (usage.input as f64 * self.pricing.input
+                        + usage.output as f64 * self.pricing.output)
+                        / 1e6;
+                    return Outcome {
+                        result: Ok(completion.text),
+                        latency: Some(latency),
+                        attempts: attempt,
+                        usage,
+                        usage_estimated: estimated,
+                        cost_usd,
+                    };
+                }
+                Err(err) => match self.retry.next_delay(attempt, &err) {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => {
+                        return Outcome {
+                            result: Err(err),
+                            latency: None,
+                            attempts: attempt,
+                            usage: Usage::default(),
+                            usage_estimated: false,
+                            cost_usd: 0.0,
+                        };
+                    }
+                },
+            }
+        }
+    }
+}
+
+fn read_key(path: &Path, cfg: &ProviderConfig) -> Result<Option<SecretString>, Error> {
+    let Some(var) = &cfg.api_key_env else {
+        if cfg.kind == ProviderKind::Openai && cfg.base_url.is_none() {
+            return Err(Error::input(
+                Location::file(path).field("api_key_env"),
+                "the default base_url (api.openai.com) needs a key, and no api_key_env is set",
+                "add api_key_env = \"OPENAI_API_KEY\" (and export it), or set base_url to a local server",
+            ));
+        }
+        return Ok(None);
+    };
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v))),
+        _ => Err(Error::input(
+            Location::file(path).field("api_key_env"),
+            format!("the environment variable {var} is not set (or is empty)"),
+            format!(
+                "export {var}=… before running; keys are read only from the environment, never from files"
+            ),
+        )),
+    }
+}

@@ -1,0 +1,238 @@
+//! The run: both models over the golden set at the same time, interleaved item by item, results
+//! appended as they arrive, tallies kept for the summary.
+//!
+//! Work flows one way: item → request → provider → scores → one line in `results.jsonl` and the
+//! tallies. Nothing holds an answer after its line is written.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::golden::Item;
+use crate::metrics::ModelTally;
+use crate::progress::Progress;
+use crate::prompt::PromptTemplate;
+use crate::provider::{CallError, Client, Outcome, Request, Usage};
+use crate::score::{Check, Faithfulness, Scores, Scoring};
+
+/// Which of the two models a result belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Current,
+    Candidate,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Current, Side::Candidate];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One unit of work: one trial of one item against one model.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    item: usize,
+    trial: u32,
+    side: Side,
+}
+
+/// A line of `results.jsonl`, borrowing everything so that writing it allocates nothing but the line.
+#[derive(Serialize)]
+struct ResultLine<'a> {
+    id: &'a str,
+    model: Side,
+    trial: u32,
+    ok: bool,
+    answer: Option<&'a str>,
+    latency_ms: Option<f64>,
+    attempts: u32,
+    tokens: Option<TokenLine>,
+    cost_usd: f64,
+    checks: &'a std::collections::BTreeMap<&'static str, Check>,
+    faithfulness: Option<&'a Faithfulness>,
+    error: Option<&'a CallError>,
+}
+
+#[derive(Serialize)]
+struct TokenLine {
+    input: u64,
+    output: u64,
+    estimated: bool,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Complete,
+    Interrupted,
+    Failed,
+}
+
+/// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ItemTally {
+    pub passed: [u32; 2],
+    pub done: [u32; 2],
+}
+
+/// What the run hands to the summary.
+pub struct RunOutput {
+    pub tallies: [ModelTally; 2],
+    pub items: Vec<ItemTally>,
+    pub interrupted: bool,
+}
+
+pub struct Runner<'a> {
+    pub items: &'a [Item],
+    pub clients: [&'a Client; 2],
+    pub prompt: &'a PromptTemplate,
+    pub system: Option<&'a str>,
+    pub scoring: &'a Scoring,
+    pub repeats: u32,
+    pub concurrency: usize,
+    /// After the first interrupt, how long in-flight requests may take to finish.
+    pub grace: Duration,
+}
+
+impl Runner<'_> {
+    pub async fn run(&self, results_path: &Path, progress: &Progress) -> anyhow::Result<RunOutput> {
+        use anyhow::Context as _;
+        let file = File::create_new(results_path)
+            .with_context(|| format!("cannot create {}", results_path.display()))?;
+        let mut out = BufWriter::new(file);
+        let mut tallies = [ModelTally::default(), ModelTally::default()];
+        let mut items = vec![ItemTally::default(); self.items.len()];
+
+        let stopping = Arc::new(AtomicBool::new(false));
+        let (abort_tx, mut abort_rx) = tokio::sync::watch::channel(false);
+        let signals = tokio::spawn(watch_interrupts(stopping.clone(), abort_tx, self.grace));
+
+        // Interleave item by item, current then candidate, so drift at a provider hits both alike.
+        let repeats = self.repeats;
+        let stop = stopping.clone();
+        let trials = (0..self.items.len())
+            .flat_map(move |item| {
+                (0..repeats)
+                    .flat_map(move |trial| Side::BOTH.map(|side| Trial { item, trial, side }))
+            })
+            // Checked each time the pipeline has room for more work: after an interrupt nothing new starts.
+            .take_while(move |_| !stop.load(Ordering::SeqCst));
+        let mut results = futures::stream::iter(trials)
+            .map(|t| self.attempt(t))
+            .buffer_unordered(self.concurrency);
+
+        let mut line = Vec::with_capacity(4096);
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = abort_rx.changed() => break,
+                next = results.next() => next,
+            };
+            let Some((t, outcome)) = next else { break };
+            let item = &self.items[t.item];
+            let scores = outcome
+                .result
+                .as_ref()
+                .ok()
+                .map(|answer| self.scoring.score(item, answer));
+            tallies[t.side.index()].record(&item.tags, &outcome, scores.as_ref());
+            let it = &mut items[t.item];
+            it.done[t.side.index()] += 1;
+            it.passed[t.side.index()] +=
+                u32::from(outcome.result.is_ok() && scores.as_ref().is_some_and(Scores::pass));
+
+            line.clear();
+            write_line(&mut line, item, t, &outcome, scores.as_ref())?;
+            out.write_all(&line)
+                .and_then(|()| out.flush())
+                .with_context(|| format!("cannot append to {}", results_path.display()))?;
+            progress.record(outcome.result.is_err());
+        }
+        signals.abort();
+        out.flush()
+            .with_context(|| format!("cannot write {}", results_path.display()))?;
+        Ok(RunOutput {
+            tallies,
+            items,
+            interrupted: stopping.load(Ordering::SeqCst),
+        })
+    }
+
+    async fn attempt(&self, t: Trial) -> (Trial, Outcome) {
+        let item = &self.items[t.item];
+        let request = Request {
+            system: self.system.map(str::to_owned),
+            prompt: self.prompt.render(item),
+            question: item.question.clone(),
+            context: item.context.clone(),
+        };
+        let outcome = self.clients[t.side.index()].call(&request).await;
+        (t, outcome)
+    }
+}
+
+fn write_line(
+    buf: &mut Vec<u8>,
+    item: &Item,
+    t: Trial,
+    outcome: &Outcome,
+    scores: Option<&Scores>,
+) -> anyhow::Result<()> {
+    static NO_CHECKS: std::sync::LazyLock<std::collections::BTreeMap<&'static str, Check>> =
+        std::sync::LazyLock::new(Default::default);
+    let ok = outcome.result.is_ok();
+    let Usage { input, output } = outcome.usage;
+    let line = ResultLine {
+        id: &item.id,
+        model: t.side,
+        trial: t.trial,
+        ok,
+        answer: outcome.result.as_deref().ok(),
+        latency_ms: outcome.latency.map(|d| d.as_secs_f64() * 1000.0),
+        attempts: outcome.attempts,
+        tokens: ok.then_some(TokenLine {
+            input,
+            output,
+            estimated: outcome.usage_estimated,
+        }),
+        cost_usd: outcome.cost_usd,
+        checks: scores.map_or(&*NO_CHECKS, |s| &s.checks),
+        faithfulness: scores.and_then(|s| s.faithfulness.as_ref()),
+        error: outcome.result.as_ref().err(),
+    };
+    serde_json::to_writer(&mut *buf, &line)?;
+    buf.push(b'\n');
+    Ok(())
+}
+
+/// First Ctrl-C: stop scheduling, let in-flight requests finish within the grace period.
+/// Second Ctrl-C, or the grace period running out: abort at once (written results stay).
+async fn watch_interrupts(
+    stopping: Arc<AtomicBool>,
+    abort: tokio::sync::watch::Sender<bool>,
+    grace: Duration,
+) {
+    if tokio::signal::ctrl_c().await.is_err() {
+        return;
+    }
+    stopping.store(true, Ordering::SeqCst);
+    eprintln!(
+        "\ninterrupted: finishing requests in flight (up to {}s); press Ctrl-C again to stop now",
+        grace.as_secs()
+    );
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = tokio::time::sleep(grace) => {}
+    }
+    let _ = abort.send(true);
+}
