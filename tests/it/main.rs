@@ -1,1 +1,7 @@
-fn main() {}
+//! Integration tests: the real binary, against real HTTP servers on loopback.
+//! One test binary, so linking stays cheap.
+
+mod cli;
+mod faults;
+mod server;
+mod support;

@@ -1,0 +1,368 @@
+//! The command line as a user meets it: exit codes, golden-set commands, init, the shipped example.
+
+use crate::server::{MockServer, Reply};
+use crate::support::{Project, Run, item};
+
+#[test]
+fn gate_pass_is_exit_0_and_the_terminal_summary_has_the_spec_shape() {
+    let server = MockServer::start(|_| Reply::answer("It is 30 days."));
+    let items: Vec<_> = (0..4)
+        .map(|i| item(&format!("i{i}"), &format!("q{i}"), &["30 days"]))
+        .collect();
+    let project = Project::openai(&server.base_url(), &items, "");
+    let run = project.run(&[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let out = run.stdout();
+    assert!(
+        out.lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            w == [
+                "accuracy", "100.0%", "->", "100.0%", "PASS", "(>=", "95.0%)",
+            ]
+        }),
+        "{out}"
+    );
+    assert!(out.contains("verdict: PASS"), "{out}");
+    assert!(!out.contains('\x1b'), "no colour when not a terminal");
+    let s = run.summary();
+    assert_eq!(s["schema"], "goldgate/summary/v1");
+    assert_eq!(s["verdict"], "pass");
+    assert_eq!(s["golden"]["items"], 4);
+    assert_eq!(s["golden"]["version"], 1);
+    assert_eq!(s["golden"]["sha256"].as_str().unwrap().len(), 64);
+    for side in ["current", "candidate"] {
+        let m = &s["models"][side]["metrics"];
+        for key in [
+            "requests",
+            "errors",
+            "error_rate",
+            "accuracy",
+            "faithfulness",
+            "latency_ms",
+            "cost_per_1k",
+            "tokens",
+            "by_tag",
+        ] {
+            assert!(m.get(key).is_some(), "metrics.{key} missing");
+        }
+        for p in ["p50", "p90", "p95", "p99", "max", "mean"] {
+            assert!(m["latency_ms"][p].as_f64().is_some());
+        }
+        assert_eq!(m["by_tag"]["even"]["requests"], 2);
+    }
+    assert_eq!(s["models"]["current"]["model"], "current");
+    let g = &s["gates"][0];
+    for key in ["metric", "rule", "current", "candidate", "limit", "pass"] {
+        assert!(g.get(key).is_some(), "gates[0].{key} missing");
+    }
+    // Each result line has the spec's fields.
+    let r = run.result("i0", "candidate");
+    for key in [
+        "id",
+        "model",
+        "trial",
+        "ok",
+        "answer",
+        "latency_ms",
+        "attempts",
+        "tokens",
+        "cost_usd",
+        "checks",
+        "faithfulness",
+        "error",
+    ] {
+        assert!(r.get(key).is_some(), "result.{key} missing: {r}");
+    }
+    assert_eq!(r["checks"]["keywords"]["matched"][0], "30 days");
+}
+
+#[test]
+fn runs_never_overwrite_each_other() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+    let a = project.run(&["--quiet"]);
+    let b = project.run(&["--quiet"]);
+    assert_eq!((a.code(), b.code()), (0, 0));
+    assert_ne!(a.dir, b.dir);
+    assert_eq!(
+        a.stdout().lines().count(),
+        1,
+        "--quiet prints only the run directory"
+    );
+}
+
+#[test]
+fn limit_and_repeat_shape_the_run() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let items: Vec<_> = (0..5)
+        .map(|i| item(&format!("i{i}"), &format!("q{i}"), &["ok"]))
+        .collect();
+    let project = Project::openai(&server.base_url(), &items, "");
+    let run = project.run(&["--limit", "2", "--repeat", "3"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.results().len(), 2 * 3 * 2);
+    let s = run.summary();
+    assert_eq!(s["golden"]["items"], 2);
+    assert_eq!(s["repeats"], 3);
+    assert_eq!(s["models"]["candidate"]["metrics"]["requests"], 6);
+}
+
+#[test]
+fn an_edited_golden_set_is_refused_unless_allowed() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+    project.write(
+        "goldens/set/items.jsonl",
+        &(item("a", "q edited", &["ok"]).to_string() + "\n"),
+    );
+    let run = project.run(&[]);
+    assert_eq!(run.code(), 2);
+    assert!(
+        run.stderr()
+            .contains("items.jsonl was edited since version 1 was locked"),
+        "{}",
+        run.stderr()
+    );
+    assert!(run.dir.is_none(), "nothing ran");
+    assert!(server.seen().is_empty());
+    let run = project.run(&["--allow-unlocked"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert_eq!(run.summary()["golden"]["locked"], false);
+
+    // golden check agrees; golden lock bumps the version and check is happy again.
+    let check = project
+        .cmd()
+        .args(["golden", "check", "goldens/set"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(2));
+    let lock = project
+        .cmd()
+        .args(["golden", "lock", "goldens/set"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&lock.stdout).contains("version 2"));
+    let check = project
+        .cmd()
+        .args(["golden", "check", "goldens/set"])
+        .output()
+        .unwrap();
+    assert_eq!(check.status.code(), Some(0));
+    let stats = project
+        .cmd()
+        .args(["golden", "stats", "goldens/set", "--json"])
+        .output()
+        .unwrap();
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(stats["items"], 1);
+}
+
+#[test]
+fn bad_input_is_exit_2_with_file_line_field_and_fix() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+    project.write(
+        "goldens/set/items.jsonl",
+        "{\"id\": \"a\", \"question\": \"q\"}\n{\"id\": \"b\", \"question\": \"q\", \"keyword\": [\"x\"]}\n{\"id\": \"a\", \"question\": \"\"}\n",
+    );
+    project.write(
+        "goldgate.toml",
+        "golden = \"goldens/set\"\ncurrent = \"providers/current.toml\"\ncandidate = \"providers/candidate.toml\"\n[[gate]]\nmetric = \"acuracy\"\nmin = 0.5\n",
+    );
+    for cmd in [&["run"][..], &["validate"][..]] {
+        let out = project.cmd().args(cmd).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("goldens/set/items.jsonl:2: field `keyword`: unknown field"),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `keywords`"), "{err}");
+        assert!(
+            err.contains("items.jsonl:3: field `question`: the question is empty"),
+            "{err}"
+        );
+        assert!(
+            err.contains("items.jsonl:3: field `id`: duplicate id `a`: already used on line 1"),
+            "{err}"
+        );
+        assert!(err.contains("fix:"), "{err}");
+    }
+    // Fix the items; the gate typo is next.
+    project.golden(&[item("a", "q", &["ok"])]);
+    let out = project.cmd().arg("validate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("goldgate.toml: field `gate[0]`: unknown gate metric `acuracy`"),
+        "{err}"
+    );
+    // A typo'd key in the evaluation file names the key and the line.
+    project.write(
+        "goldgate.toml",
+        "golden = \"goldens/set\"\ncurrent = \"providers/current.toml\"\ncandidate = \"providers/candidate.toml\"\nrepeat = 2\n",
+    );
+    let out = project.cmd().arg("validate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("goldgate.toml:4") && err.contains("unknown field `repeat`"),
+        "{err}"
+    );
+    assert!(server.seen().is_empty(), "nothing was sent");
+    // Usage errors are exit 2 too.
+    let out = project
+        .cmd()
+        .args(["run", "--limit", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn first_interrupt_keeps_partial_results_and_exits_130() {
+    let server = MockServer::start(|_| Reply::Answer {
+        text: "ok".into(),
+        usage: None,
+        delay: std::time::Duration::from_millis(200),
+    });
+    let items: Vec<_> = (0..40)
+        .map(|i| item(&format!("i{i}"), &format!("q{i}"), &["ok"]))
+        .collect();
+    let project = Project::openai(&server.base_url(), &items, "concurrency = 2");
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("goldgate"))
+        .arg("run")
+        .current_dir(project.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until some results are on disk, then send SIGINT.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let lines = std::fs::read_dir(project.path().join("reports"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .and_then(|e| std::fs::read_to_string(e.ok()?.path().join("results.jsonl")).ok())
+            .map_or(0, |t| t.lines().count());
+        if lines >= 4 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no results appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let run = Run::new(project.path(), output);
+    assert_eq!(run.code(), 130, "{}", run.stderr());
+    let s = run.summary();
+    assert_eq!(s["status"], "interrupted");
+    let results = run.results();
+    assert!(
+        results.len() >= 4 && results.len() < 80,
+        "{}",
+        results.len()
+    );
+    // In-flight requests were allowed to finish: every request the server saw has its line.
+    assert_eq!(results.len(), server.seen().len());
+    assert!(s["items"]["incomplete"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn init_scaffolds_an_evaluation_that_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("eval");
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .args(["init"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .current_dir(&target)
+        .arg("validate")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .current_dir(&target)
+        .args(["run"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let run = Run::new(&target, out);
+    assert!(matches!(run.code(), 0 | 1), "{}", run.stderr());
+    assert_eq!(run.summary()["golden"]["items"], 5);
+    // A second init refuses to overwrite.
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .args(["init"])
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The shipped example runs from the repository with no key and no network, and shows a real diff.
+#[test]
+fn shipped_example_runs_and_shows_regressions_and_improvements() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .env_remove("OPENAI_API_KEY")
+        .args(["run", "--out"])
+        .arg(out_dir.path())
+        .output()
+        .unwrap();
+    let run = Run::new(root, out);
+    assert!(matches!(run.code(), 0 | 1), "{}", run.stderr());
+    let s = run.summary();
+    assert!(s["golden"]["items"].as_u64().unwrap() >= 40);
+    assert_eq!(s["golden"]["locked"], true);
+    assert!(s["items"]["regressed"].as_u64().unwrap() > 0);
+    assert!(s["items"]["improved"].as_u64().unwrap() > 0);
+    assert_eq!(s["models"]["current"]["metrics"]["errors"], 0);
+    assert_eq!(
+        s["models"]["candidate"]["metrics"]["tokens"]["estimated"],
+        true
+    );
+    let code = run.code();
+    assert_eq!(code == 0, s["verdict"] == "pass");
+}
+
+/// Every shipped configuration file loads.
+#[test]
+fn every_shipped_provider_and_golden_set_loads() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for entry in std::fs::read_dir(root.join("providers")).unwrap() {
+        let path = entry.unwrap().path();
+        goldgate::config::ProviderConfig::load(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    for entry in std::fs::read_dir(root.join("goldens")).unwrap() {
+        let dir = entry.unwrap().path();
+        let set = goldgate::golden::GoldenSet::load(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        set.require_locked().unwrap();
+    }
+}

@@ -1,0 +1,276 @@
+//! A real OpenAI-compatible HTTP server on loopback, in the test process, whose every reply is
+//! scripted: normal answers, 429 with Retry-After, 5xx, slow or hung replies, broken JSON,
+//! connections dropped mid-body. It records what it was sent.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+
+/// What the server does with one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// 200 with a chat completion; `usage` as (prompt, completion) tokens, or none.
+    Answer {
+        text: String,
+        usage: Option<(u64, u64)>,
+        delay: Duration,
+    },
+    /// Any status, with an optional Retry-After header value.
+    Status {
+        code: u16,
+        retry_after: Option<String>,
+        body: String,
+    },
+    /// 200 whose body is not JSON.
+    BrokenJson,
+    /// 200 with a JSON body that has no choices.
+    NoChoices,
+    /// Sleep this long before answering (past the client's timeout, typically).
+    Hang(Duration),
+    /// Headers promise a body; the connection dies after a few bytes of it.
+    DropMidBody,
+}
+
+impl Reply {
+    pub fn answer(text: &str) -> Reply {
+        Reply::Answer {
+            text: text.to_owned(),
+            usage: Some((100, 20)),
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// What the script sees of a request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub model: String,
+    pub prompt: String,
+    pub authorization: Option<String>,
+    /// 1 for the first request with this (model, prompt), 2 for its first retry, …
+    pub attempt: u32,
+    pub at: Instant,
+    /// The raw request body, for asserting on the request shape.
+    pub body: String,
+}
+
+pub type Script = dyn Fn(&Seen) -> Reply + Send + Sync;
+
+struct State {
+    script: Box<Script>,
+    attempts: Mutex<HashMap<(String, String), u32>>,
+    seen: Mutex<Vec<Seen>>,
+    in_flight: Mutex<HashMap<String, usize>>,
+    max_in_flight: Mutex<HashMap<String, usize>>,
+    in_flight_total: AtomicUsize,
+    max_in_flight_total: AtomicUsize,
+}
+
+pub struct MockServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl MockServer {
+    pub fn start(script: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> MockServer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let state = Arc::new(State {
+            script: Box::new(script),
+            attempts: Mutex::default(),
+            seen: Mutex::default(),
+            in_flight: Mutex::default(),
+            max_in_flight: Mutex::default(),
+            in_flight_total: AtomicUsize::new(0),
+            max_in_flight_total: AtomicUsize::new(0),
+        });
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let st = state.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        MockServer {
+            addr,
+            state,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+
+    /// The most requests for one model that were ever in flight at once.
+    pub fn max_in_flight(&self, model: &str) -> usize {
+        self.state
+            .max_in_flight
+            .lock()
+            .unwrap()
+            .get(model)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The most requests, across models, ever in flight at once.
+    pub fn max_in_flight_total(&self) -> usize {
+        self.state.max_in_flight_total.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(s: impl Into<Bytes>) -> Body {
+    Full::new(s.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let model = json["model"].as_str().unwrap_or_default().to_owned();
+    let prompt = json["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let attempt = {
+        let mut a = state.attempts.lock().unwrap();
+        let n = a.entry((model.clone(), prompt.clone())).or_insert(0);
+        *n += 1;
+        *n
+    };
+    let seen = Seen {
+        model: model.clone(),
+        prompt,
+        authorization,
+        attempt,
+        at: Instant::now(),
+        body,
+    };
+    let reply = (state.script)(&seen);
+    state.seen.lock().unwrap().push(seen);
+
+    {
+        let mut inf = state.in_flight.lock().unwrap();
+        let n = inf.entry(model.clone()).or_insert(0);
+        *n += 1;
+        let mut max = state.max_in_flight.lock().unwrap();
+        let m = max.entry(model.clone()).or_insert(0);
+        *m = (*m).max(*n);
+        let total = state.in_flight_total.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight_total.fetch_max(total, Ordering::SeqCst);
+    }
+    let response = respond(reply).await;
+    *state.in_flight.lock().unwrap().get_mut(&model).unwrap() -= 1;
+    state.in_flight_total.fetch_sub(1, Ordering::SeqCst);
+    Ok(response)
+}
+
+async fn respond(reply: Reply) -> Response<Body> {
+    let json = |code: u16, body: String| {
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(full(body))
+            .unwrap()
+    };
+    match reply {
+        Reply::Answer { text, usage, delay } => {
+            tokio::time::sleep(delay).await;
+            let mut v = serde_json::json!({
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            });
+            if let Some((p, c)) = usage {
+                v["usage"] = serde_json::json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c});
+            }
+            json(200, v.to_string())
+        }
+        Reply::Status {
+            code,
+            retry_after,
+            body,
+        } => {
+            let mut r = Response::builder().status(StatusCode::from_u16(code).unwrap());
+            if let Some(ra) = retry_after {
+                r = r.header("retry-after", ra);
+            }
+            r.body(full(body)).unwrap()
+        }
+        Reply::BrokenJson => json(
+            200,
+            "{\"choices\": [{\"message\": {\"content\": \"trunc".to_owned(),
+        ),
+        Reply::NoChoices => json(200, "{\"choices\": []}".to_owned()),
+        Reply::Hang(d) => {
+            tokio::time::sleep(d).await;
+            json(200, "{}".to_owned())
+        }
+        Reply::DropMidBody => {
+            let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
+                Ok(Frame::data(Bytes::from_static(b"{\"choices\": [{\"mess"))),
+                Err(std::io::Error::other(
+                    "connection dropped by the test server",
+                )),
+            ];
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .header("content-length", "500")
+                .body(StreamBody::new(futures::stream::iter(chunks)).boxed())
+                .unwrap()
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! A throw-away evaluation on disk: golden set, two provider files, goldgate.toml.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+/// One item: id, question, context, keywords.
+pub fn item(id: &str, question: &str, keywords: &[&str]) -> Value {
+    serde_json::json!({
+        "id": id,
+        "question": question,
+        "context": format!("The answer to {question} is in this policy text."),
+        "keywords": keywords,
+        "tags": [if id.ends_with(['0', '2', '4', '6', '8']) { "even" } else { "odd" }],
+    })
+}
+
+/// The evaluation file of a test project. The latency gate is absolute: sub-millisecond loopback
+/// latencies are noise, and a ratio of two noises would make a test that can fail by chance.
+pub fn eval_toml(extra: &str) -> String {
+    format!(
+        r#"golden = "goldens/set"
+current = "providers/current.toml"
+candidate = "providers/candidate.toml"
+prompt = "{{{{ question }}}}"
+{extra}
+[[gate]]
+metric = "accuracy"
+min_ratio = 0.95
+[[gate]]
+metric = "latency_p95_ms"
+max = 5000
+[[gate]]
+metric = "error_rate"
+max_ratio = 1.0
+"#
+    )
+}
+
+impl Project {
+    /// A project whose two providers are `kind = "openai"` at `base_url`, models "current" and
+    /// "candidate"; `limits` is TOML for the `[limits]` table of both.
+    pub fn openai(base_url: &str, items: &[Value], limits: &str) -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for side in ["current", "candidate"] {
+            p.write(
+                &format!("providers/{side}.toml"),
+                &format!(
+                    "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base_url}\"\n\n[pricing]\ninput = 2.0\noutput = 8.0\n\n[limits]\n{limits}\n"
+                ),
+            );
+        }
+        p.write("goldgate.toml", &eval_toml(""));
+        p.golden(items);
+        p
+    }
+
+    pub fn write(&self, rel: &str, content: &str) {
+        let path = self.dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    /// Write and lock the golden set.
+    pub fn golden(&self, items: &[Value]) {
+        self.write("goldens/set/golden.toml", "name = \"set\"\nversion = 1\n");
+        let lines: Vec<String> = items.iter().map(Value::to_string).collect();
+        self.write("goldens/set/items.jsonl", &(lines.join("\n") + "\n"));
+        goldgate::golden::lock(&self.path().join("goldens/set")).unwrap();
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::cargo_bin("goldgate").unwrap();
+        c.current_dir(self.path())
+            .env_remove("CI")
+            .env("NO_COLOR", "1");
+        c.timeout(std::time::Duration::from_secs(120));
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let output = self.cmd().arg("run").args(args).output().unwrap();
+        Run::new(self.path(), output)
+    }
+}
+
+pub struct Run {
+    pub output: Output,
+    pub dir: Option<PathBuf>,
+}
+
+impl Run {
+    pub fn new(base: &Path, output: Output) -> Run {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let dir = stdout
+            .lines()
+            .last()
+            .map(|l| base.join(l.trim()))
+            .filter(|d| d.join("summary.json").exists() || d.join("results.jsonl").exists());
+        Run { output, dir }
+    }
+
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn summary(&self) -> Value {
+        let dir = self.dir.as_ref().unwrap_or_else(|| {
+            panic!(
+                "no run dir; stdout: {}\nstderr: {}",
+                self.stdout(),
+                self.stderr()
+            )
+        });
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+    }
+
+    pub fn results(&self) -> Vec<Value> {
+        let dir = self.dir.as_ref().expect("a run directory");
+        std::fs::read_to_string(dir.join("results.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The result line of (id, model); panics unless there is exactly one.
+    pub fn result(&self, id: &str, model: &str) -> Value {
+        let matching: Vec<Value> = self
+            .results()
+            .into_iter()
+            .filter(|r| r["id"] == id && r["model"] == model)
+            .collect();
+        assert_eq!(matching.len(), 1, "exactly one line for ({id}, {model})");
+        matching.into_iter().next().unwrap()
+    }
+}
