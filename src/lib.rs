@@ -180,7 +180,10 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     );
 
-    tokens::warm();
+    if eval.clients.iter().any(|c| c.kind == config::ProviderKind::Reference) {
+        // The reference answerers count tokens inside the timed attempt; load the tokenizer first.
+        tokens::warm();
+    }
     let started_at = now_rfc3339();
     let (run_id, run_dir) = create_run_dir(&args.out)?;
     let total = eval.golden.items.len() as u64 * u64::from(repeats) * 2;
