@@ -15,7 +15,10 @@ use hyper::{Request, Response};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = args.first().map_or("127.0.0.1:0", String::as_str).to_owned();
+    let addr = args
+        .first()
+        .map_or("127.0.0.1:0", String::as_str)
+        .to_owned();
     let latency_ms: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(50.0);
     let jitter_ms: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -26,10 +29,13 @@ fn main() {
         let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
         println!("listening on {}", listener.local_addr().expect("addr"));
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| answer(req, latency_ms, jitter_ms));
+                let service =
+                    hyper::service::service_fn(move |req| answer(req, latency_ms, jitter_ms));
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -38,9 +44,18 @@ fn main() {
     });
 }
 
-async fn answer(req: Request<Incoming>, latency_ms: f64, jitter_ms: f64) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    req: Request<Incoming>,
+    latency_ms: f64,
+    jitter_ms: f64,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let _ = req.into_body().collect().await;
-    let delay = latency_ms + if jitter_ms > 0.0 { fastrand_f64() * jitter_ms } else { 0.0 };
+    let delay = latency_ms
+        + if jitter_ms > 0.0 {
+            fastrand_f64() * jitter_ms
+        } else {
+            0.0
+        };
     if delay > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
     }

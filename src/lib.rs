@@ -180,7 +180,11 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     );
 
-    if eval.clients.iter().any(|c| c.kind == config::ProviderKind::Reference) {
+    if eval
+        .clients
+        .iter()
+        .any(|c| c.kind == config::ProviderKind::Reference)
+    {
         // The reference answerers count tokens inside the timed attempt; load the tokenizer first.
         tokens::warm();
     }

@@ -167,9 +167,9 @@ fn metrics_table(out: &mut dyn Write, cur: &Metrics, cand: &Metrics) -> io::Resu
             format!("{} ({} errors)", cand.requests, cand.errors),
         ),
     ];
-    writeln!(out, "{:<15} {:>18}   {:<18}", "", "current", "candidate")?;
+    writeln!(out, "{:<15} {:>18}   candidate", "", "current")?;
     for (name, c, k) in rows {
-        writeln!(out, "{name:<15} {c:>18}   {k:<18}")?;
+        writeln!(out, "{name:<15} {c:>18}   {k}")?;
     }
     if cur.tokens.estimated || cand.tokens.estimated {
         writeln!(
