@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::GateConfig;
 use crate::error::{Error, Location, Problem};
@@ -118,7 +118,9 @@ impl MetricRef {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One bound of a gate; serialised as `{"min_ratio": 0.95}` so a stored run can be re-gated.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Bound {
     Min(f64),
     Max(f64),
@@ -283,12 +285,12 @@ impl Gate {
             pass: outcome != Outcome::Fail,
             outcome,
             note,
-            kind: self.metric.kind,
+            bound: self.bound,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Pass,
@@ -298,7 +300,7 @@ pub enum Outcome {
 }
 
 /// One row of `summary.json`'s `gates`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateResult {
     pub metric: String,
     pub rule: String,
@@ -307,13 +309,31 @@ pub struct GateResult {
     pub limit: Option<f64>,
     pub pass: bool,
     pub outcome: Outcome,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
-    #[serde(skip)]
-    pub kind: MetricKind,
+    pub bound: Bound,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+impl GateResult {
+    /// The gate as a rule again, to apply it to other metrics (`goldgate diff`).
+    pub fn gate(&self) -> Option<Gate> {
+        Some(Gate {
+            metric: MetricRef::parse(&self.metric)?,
+            bound: self.bound,
+        })
+    }
+
+    /// How this gate's values read to a person.
+    pub fn format(&self, v: Option<f64>) -> String {
+        match (v, MetricRef::parse(&self.metric)) {
+            (Some(v), Some(m)) => m.kind.format(v),
+            (Some(v), None) => format!("{v}"),
+            (None, _) => "n/a".to_owned(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,

@@ -243,10 +243,10 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         metrics: m,
     };
     let summary = Summary {
-        schema: SCHEMA,
+        schema: SCHEMA.to_owned(),
         run_id,
         status,
-        goldgate_version: env!("CARGO_PKG_VERSION"),
+        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at,
         finished_at: now_rfc3339(),
         golden: GoldenRef {

@@ -22,7 +22,7 @@ use crate::provider::{CallError, Client, Outcome, Request, Usage};
 use crate::score::{Check, Faithfulness, Scores, Scoring};
 
 /// Which of the two models a result belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     Current,
@@ -70,7 +70,7 @@ struct TokenLine {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Complete,

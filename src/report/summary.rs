@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateResult, Verdict};
 use crate::metrics::Metrics;
@@ -10,12 +10,12 @@ use crate::runner::{ItemTally, Status};
 
 pub const SCHEMA: &str = "goldgate/summary/v1";
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
-    pub schema: &'static str,
+    pub schema: String,
     pub run_id: String,
     pub status: Status,
-    pub goldgate_version: &'static str,
+    pub goldgate_version: String,
     pub started_at: String,
     pub finished_at: String,
     pub golden: GoldenRef,
@@ -26,7 +26,7 @@ pub struct Summary {
     pub verdict: Verdict,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GoldenRef {
     pub name: String,
     pub version: u64,
@@ -37,13 +37,13 @@ pub struct GoldenRef {
     pub locked: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Models {
     pub current: ModelSummary,
     pub candidate: ModelSummary,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelSummary {
     pub provider: String,
     pub kind: crate::config::ProviderKind,
@@ -53,7 +53,7 @@ pub struct ModelSummary {
 
 /// How the two models compare item by item (an item-trial count where repeats > 1 is folded per item:
 /// an item regressed when the candidate passed fewer of its trials than the current model).
-#[derive(Debug, Clone, Copy, Default, Serialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct ItemDiff {
     pub regressed: usize,
     pub improved: usize,

@@ -190,12 +190,10 @@ fn gate_table(out: &mut dyn Write, gates: &[GateResult], p: &Paint) -> io::Resul
         .unwrap_or(0)
         .max(8);
     for g in gates {
-        let cur = opt(g.current, g.kind);
-        let cand = opt(g.candidate, g.kind);
+        let cur = g.format(g.current);
+        let cand = g.format(g.candidate);
         let op = if g.rule.contains(">=") { ">=" } else { "<=" };
-        let limit = g
-            .limit
-            .map_or_else(|| "n/a".to_owned(), |l| g.kind.format(l));
+        let limit = g.format(g.limit);
         let painted = match g.outcome {
             Outcome::Pass => p.green("PASS"),
             Outcome::Fail => p.red("FAIL"),

@@ -308,7 +308,9 @@ fn api_key_is_sent_but_never_written() {
     // Both models meet the same 401 on one item: equal error rates, the gates pass.
     assert_eq!(run.code(), 0, "{}", run.stderr());
     // The request is a chat completion with the provider's parameters.
-    let body: serde_json::Value = serde_json::from_str(&server.seen()[0].body).unwrap();
+    let seen = server.seen();
+    let first = seen.iter().find(|s| s.prompt == "q-a").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&first.body).unwrap();
     assert_eq!(
         body["messages"],
         serde_json::json!([{"role": "user", "content": "q-a"}])
