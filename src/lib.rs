@@ -16,25 +16,26 @@ pub mod metrics;
 pub mod progress;
 pub mod prompt;
 pub mod provider;
+pub mod record;
 pub mod report;
 pub mod retry;
+pub mod rundir;
 pub mod runner;
 pub mod score;
 pub mod text;
 pub mod tokens;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GoldenCommand, RunArgs, ValidateArgs};
-use crate::error::{Error, Exit};
+use crate::error::Exit;
 use crate::evaluation::{Evaluation, Overrides};
 use crate::golden::GoldenSet;
 use crate::report::Summary;
-use crate::report::summary::{GoldenRef, ItemDiff, ModelSummary, Models, SCHEMA};
+use crate::report::summary::GoldenRef;
 use crate::runner::{Runner, Side, Status};
 
 /// Run one command; the returned [`Exit`] is the process exit code.
@@ -189,7 +190,35 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         tokens::warm();
     }
     let started_at = now_rfc3339();
-    let (run_id, run_dir) = create_run_dir(&args.out)?;
+    let (run_id, run_dir) = rundir::create(&args.out, "")?;
+    let client_ref = |c: &provider::Client| rundir::ModelRef {
+        provider: c.label.clone(),
+        kind: c.kind,
+        model: c.model.clone(),
+    };
+    let manifest = rundir::Manifest {
+        schema: rundir::MANIFEST_SCHEMA.to_owned(),
+        run_id,
+        started_at,
+        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+        golden: GoldenRef {
+            name: eval.golden.meta.name.clone(),
+            version: eval.golden.meta.version,
+            sha256: eval.golden.sha256.clone(),
+            items: eval.golden.items.len(),
+            locked,
+        },
+        repeats,
+        models: rundir::ModelRefs {
+            current: client_ref(&eval.clients[0]),
+            candidate: client_ref(&eval.clients[1]),
+        },
+        gates: eval.gates.iter().map(rundir::GateRule::from_gate).collect(),
+        warnings: Vec::new(),
+        diff_of: None,
+    };
+    rundir::write_start(&run_dir, &manifest, &eval.golden.items)?;
+
     let total = eval.golden.items.len() as u64 * u64::from(repeats) * 2;
     let progress = progress::Progress::new(total, args.quiet);
     let runner = Runner {
@@ -202,30 +231,20 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         concurrency,
         grace: Duration::from_secs(30),
     };
-    let output = runner.run(&run_dir.join("results.jsonl"), &progress).await;
+    let output = runner.run(&rundir::results_path(&run_dir), &progress).await;
     progress.finish();
     let output = output?;
 
-    let metrics = output.tallies.each_ref().map(metrics::ModelTally::metrics);
-    let gates: Vec<_> = eval
-        .gates
-        .iter()
-        .map(|g| g.evaluate(&metrics[0], &metrics[1]))
-        .collect();
-    let verdict = gate::verdict(&gates);
-    // A model that answered nothing at all means the comparison is meaningless: the run failed.
-    let dead: Vec<&provider::Client> = Side::BOTH
-        .iter()
-        .filter(|s| metrics[s.index()].requests > 0 && output.tallies[s.index()].all.answered == 0)
-        .map(|s| &eval.clients[s.index()])
-        .collect();
-    let status = if output.interrupted {
-        Status::Interrupted
-    } else if !dead.is_empty() {
-        Status::Failed
-    } else {
-        Status::Complete
-    };
+    let status = rundir::status_of(&output.tallies, output.interrupted);
+    let summary = Summary::build(
+        &manifest,
+        &output.tallies,
+        &output.items,
+        &eval.gates,
+        status,
+        now_rfc3339(),
+    );
+    summary.write(&run_dir)?;
     let regressed_ids: Vec<&str> = eval
         .golden
         .items
@@ -235,37 +254,6 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .map(|(item, _)| item.id.as_str())
         .take(10)
         .collect();
-    let [cur_m, cand_m] = metrics;
-    let model = |side: Side, m: metrics::Metrics| ModelSummary {
-        provider: eval.clients[side.index()].label.clone(),
-        kind: eval.clients[side.index()].kind,
-        model: eval.clients[side.index()].model.clone(),
-        metrics: m,
-    };
-    let summary = Summary {
-        schema: SCHEMA.to_owned(),
-        run_id,
-        status,
-        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
-        started_at,
-        finished_at: now_rfc3339(),
-        golden: GoldenRef {
-            name: eval.golden.meta.name.clone(),
-            version: eval.golden.meta.version,
-            sha256: eval.golden.sha256.clone(),
-            items: eval.golden.items.len(),
-            locked,
-        },
-        repeats,
-        models: Models {
-            current: model(Side::Current, cur_m),
-            candidate: model(Side::Candidate, cand_m),
-        },
-        items: ItemDiff::from_items(&output.items, repeats),
-        gates,
-        verdict,
-    };
-    summary.write(&run_dir)?;
 
     let mut out = std::io::stdout().lock();
     if !args.quiet {
@@ -276,54 +264,34 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             report::terminal::use_colour(),
         )?;
     }
-    for client in &dead {
-        eprintln!(
-            "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
-            client.label, client.model
-        );
+    if status == Status::Failed {
+        for side in Side::BOTH {
+            let t = &output.tallies[side.index()].all;
+            if t.requests > 0 && t.answered == 0 {
+                let c = &eval.clients[side.index()];
+                eprintln!(
+                    "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
+                    c.label, c.model
+                );
+            }
+        }
     }
     writeln!(out, "{}", run_dir.display())?;
-    Ok(match status {
+    Ok(exit_for_summary(&summary))
+}
+
+/// The exit code a finished run (or diff) gives.
+fn exit_for_summary(summary: &Summary) -> Exit {
+    match summary.status {
         Status::Interrupted => Exit::Interrupted,
         Status::Failed => Exit::RunFailed,
-        Status::Complete if verdict == gate::Verdict::Pass => Exit::Pass,
+        Status::Complete if summary.verdict == gate::Verdict::Pass => Exit::Pass,
         Status::Complete => Exit::GateFailed,
-    })
+    }
 }
 
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
-}
-
-/// Create `out/<run-id>/`, never reusing an existing directory: `create_dir` fails on one that
-/// exists, and a collision just draws another suffix.
-fn create_run_dir(out: &Path) -> anyhow::Result<(String, PathBuf)> {
-    std::fs::create_dir_all(out).map_err(|e| {
-        Error::Usage(format!(
-            "cannot create the output directory {}: {e}",
-            out.display()
-        ))
-    })?;
-    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
-    let stamp = time::OffsetDateTime::now_utc()
-        .format(&fmt)
-        .unwrap_or_default();
-    for _ in 0..100 {
-        let id = format!("{stamp}-{:04x}", fastrand::u16(..));
-        let dir = out.join(&id);
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok((id, dir)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("cannot create the run directory {}", dir.display()));
-            }
-        }
-    }
-    anyhow::bail!(
-        "cannot find a free run directory name under {}",
-        out.display()
-    )
 }

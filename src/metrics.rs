@@ -5,15 +5,14 @@
 //! standard compressed V2 format, base64) so `diff` and `merge` can recompute any percentile exactly.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use base64::Engine;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::provider::{ErrorKind, Outcome};
-use crate::score::Scores;
+use crate::provider::ErrorKind;
+use crate::record::ResultRecord;
 
 /// Three significant digits, as the spec requires; values in microseconds.
 const SIGFIG: u8 = 3;
@@ -61,42 +60,33 @@ impl Default for Tally {
 }
 
 impl Tally {
-    /// Count one (item, trial) result. `scores` is `None` for a failed request.
-    pub fn record(&mut self, outcome: &Outcome, scores: Option<&Scores>) {
+    /// Count one (item, model, trial) result.
+    pub fn record(&mut self, r: &ResultRecord) {
         self.requests += 1;
-        self.retries += u64::from(outcome.attempts.saturating_sub(1));
-        match &outcome.result {
-            Err(e) => {
-                self.errors += 1;
-                *self.errors_by_kind.entry(e.kind).or_default() += 1;
+        self.retries += u64::from(r.attempts.saturating_sub(1));
+        if r.ok {
+            self.answered += 1;
+            if let Some(us) = r.latency_us() {
+                self.latency_us
+                    .record(us)
+                    .expect("auto-resizing histograms accept any value");
             }
-            Ok(_) => {
-                self.answered += 1;
-                if let Some(latency) = outcome.latency {
-                    self.record_latency(latency);
-                }
-                self.tokens_input += outcome.usage.input;
-                self.tokens_output += outcome.usage.output;
-                self.tokens_estimated |= outcome.usage_estimated;
-                self.cost_usd += outcome.cost_usd;
+            if let Some(t) = r.tokens {
+                self.tokens_input += t.input;
+                self.tokens_output += t.output;
+                self.tokens_estimated |= t.estimated;
             }
+            self.cost_usd += r.cost_usd;
+        } else {
+            self.errors += 1;
+            let kind = r.error.as_ref().map_or(ErrorKind::BadResponse, |e| e.kind);
+            *self.errors_by_kind.entry(kind).or_default() += 1;
         }
-        if let Some(scores) = scores {
-            self.passed += u64::from(outcome.result.is_ok() && scores.pass());
-            if let Some(f) = &scores.faithfulness {
-                self.faithfulness_sum += f.score;
-                self.faithfulness_scored += 1;
-            }
+        self.passed += u64::from(r.ok && r.pass);
+        if let Some(f) = &r.faithfulness {
+            self.faithfulness_sum += f.score;
+            self.faithfulness_scored += 1;
         }
-    }
-
-    fn record_latency(&mut self, latency: Duration) {
-        let us = u64::try_from(latency.as_micros())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        self.latency_us
-            .record(us)
-            .expect("auto-resizing histograms accept any value");
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -143,13 +133,10 @@ pub struct ModelTally {
 }
 
 impl ModelTally {
-    pub fn record(&mut self, tags: &[String], outcome: &Outcome, scores: Option<&Scores>) {
-        self.all.record(outcome, scores);
+    pub fn record(&mut self, tags: &[String], r: &ResultRecord) {
+        self.all.record(r);
         for tag in tags {
-            self.by_tag
-                .entry(tag.clone())
-                .or_default()
-                .record(outcome, scores);
+            self.by_tag.entry(tag.clone()).or_default().record(r);
         }
     }
 
@@ -238,19 +225,28 @@ pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::provider::{CallError, Usage};
+    use crate::provider::CallError;
+    use crate::record::{Side, TokenCount};
 
-    fn ok(ms: u64, cost: f64) -> Outcome {
-        Outcome {
-            result: Ok("a".into()),
-            latency: Some(Duration::from_millis(ms)),
+    fn ok(ms: u64, cost: f64) -> ResultRecord {
+        ResultRecord {
+            id: "x".into(),
+            model: Side::Current,
+            trial: 0,
+            ok: true,
+            pass: true,
+            answer: Some("a".into()),
+            latency_ms: Some(ms as f64),
             attempts: 1,
-            usage: Usage {
+            tokens: Some(TokenCount {
                 input: 10,
                 output: 5,
-            },
-            usage_estimated: false,
+                estimated: false,
+            }),
             cost_usd: cost,
+            checks: BTreeMap::new(),
+            faithfulness: None,
+            error: None,
         }
     }
 
@@ -258,17 +254,15 @@ mod tests {
     fn percentiles_errors_and_cost() {
         let mut t = Tally::default();
         for ms in 1..=100 {
-            t.record(&ok(ms, 0.002), Some(&Scores::default()));
+            t.record(&ok(ms, 0.002));
         }
-        let failed = Outcome {
-            result: Err(CallError::new(ErrorKind::Timeout, "slow")),
-            latency: None,
-            attempts: 5,
-            usage: Usage::default(),
-            usage_estimated: false,
-            cost_usd: 0.0,
-        };
-        t.record(&failed, None);
+        let mut failed = ok(0, 0.0);
+        failed.ok = false;
+        failed.pass = false;
+        failed.latency_ms = None;
+        failed.attempts = 5;
+        failed.error = Some(CallError::new(ErrorKind::Timeout, "slow"));
+        t.record(&failed);
         let m = t.metrics();
         assert_eq!(m.requests, 101);
         assert_eq!(m.errors, 1);
@@ -286,7 +280,7 @@ mod tests {
     fn histograms_round_trip_exactly() {
         let mut t = Tally::default();
         for ms in [3, 50, 51, 52, 900] {
-            t.record(&ok(ms, 0.0), None);
+            t.record(&ok(ms, 0.0));
         }
         let decoded = decode_histogram(&encode_histogram(&t.latency_us)).unwrap();
         assert_eq!(decoded, t.latency_us);

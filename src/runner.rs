@@ -18,24 +18,11 @@ use crate::golden::Item;
 use crate::metrics::ModelTally;
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
-use crate::provider::{CallError, Client, Outcome, Request, Usage};
-use crate::score::{Check, Faithfulness, Scores, Scoring};
+use crate::provider::{Client, Outcome, Request};
+use crate::record::{ResultRecord, TokenCount};
+use crate::score::Scoring;
 
-/// Which of the two models a result belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Current,
-    Candidate,
-}
-
-impl Side {
-    pub const BOTH: [Side; 2] = [Side::Current, Side::Candidate];
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-}
+pub use crate::record::Side;
 
 /// One unit of work: one trial of one item against one model.
 #[derive(Debug, Clone, Copy)]
@@ -43,30 +30,6 @@ struct Trial {
     item: usize,
     trial: u32,
     side: Side,
-}
-
-/// A line of `results.jsonl`, borrowing everything so that writing it allocates nothing but the line.
-#[derive(Serialize)]
-struct ResultLine<'a> {
-    id: &'a str,
-    model: Side,
-    trial: u32,
-    ok: bool,
-    answer: Option<&'a str>,
-    latency_ms: Option<f64>,
-    attempts: u32,
-    tokens: Option<TokenLine>,
-    cost_usd: f64,
-    checks: &'a std::collections::BTreeMap<&'static str, Check>,
-    faithfulness: Option<&'a Faithfulness>,
-    error: Option<&'a CallError>,
-}
-
-#[derive(Serialize)]
-struct TokenLine {
-    input: u64,
-    output: u64,
-    estimated: bool,
 }
 
 /// How a run ended.
@@ -83,6 +46,14 @@ pub enum Status {
 pub struct ItemTally {
     pub passed: [u32; 2],
     pub done: [u32; 2],
+}
+
+impl ItemTally {
+    pub fn record(&mut self, r: &ResultRecord) {
+        let i = r.model.index();
+        self.done[i] += 1;
+        self.passed[i] += u32::from(r.ok && r.pass);
+    }
 }
 
 /// What the run hands to the summary.
@@ -140,23 +111,17 @@ impl Runner<'_> {
             };
             let Some((t, outcome)) = next else { break };
             let item = &self.items[t.item];
-            let scores = outcome
-                .result
-                .as_ref()
-                .ok()
-                .map(|answer| self.scoring.score(item, answer));
-            tallies[t.side.index()].record(&item.tags, &outcome, scores.as_ref());
-            let it = &mut items[t.item];
-            it.done[t.side.index()] += 1;
-            it.passed[t.side.index()] +=
-                u32::from(outcome.result.is_ok() && scores.as_ref().is_some_and(Scores::pass));
+            let record = self.record(item, t, outcome);
+            tallies[t.side.index()].record(&item.tags, &record);
+            items[t.item].record(&record);
 
             line.clear();
-            write_line(&mut line, item, t, &outcome, scores.as_ref())?;
+            serde_json::to_writer(&mut line, &record)?;
+            line.push(b'\n');
             out.write_all(&line)
                 .and_then(|()| out.flush())
                 .with_context(|| format!("cannot append to {}", results_path.display()))?;
-            progress.record(outcome.result.is_err());
+            progress.record(!record.ok);
         }
         signals.abort();
         out.flush()
@@ -179,40 +144,50 @@ impl Runner<'_> {
         let outcome = self.clients[t.side.index()].call(&request).await;
         (t, outcome)
     }
-}
 
-fn write_line(
-    buf: &mut Vec<u8>,
-    item: &Item,
-    t: Trial,
-    outcome: &Outcome,
-    scores: Option<&Scores>,
-) -> anyhow::Result<()> {
-    static NO_CHECKS: std::sync::LazyLock<std::collections::BTreeMap<&'static str, Check>> =
-        std::sync::LazyLock::new(Default::default);
-    let ok = outcome.result.is_ok();
-    let Usage { input, output } = outcome.usage;
-    let line = ResultLine {
-        id: &item.id,
-        model: t.side,
-        trial: t.trial,
-        ok,
-        answer: outcome.result.as_deref().ok(),
-        latency_ms: outcome.latency.map(|d| d.as_secs_f64() * 1000.0),
-        attempts: outcome.attempts,
-        tokens: ok.then_some(TokenLine {
-            input,
-            output,
-            estimated: outcome.usage_estimated,
-        }),
-        cost_usd: outcome.cost_usd,
-        checks: scores.map_or(&*NO_CHECKS, |s| &s.checks),
-        faithfulness: scores.and_then(|s| s.faithfulness.as_ref()),
-        error: outcome.result.as_ref().err(),
-    };
-    serde_json::to_writer(&mut *buf, &line)?;
-    buf.push(b'\n');
-    Ok(())
+    /// Score an outcome and turn it into its result line.
+    fn record(&self, item: &Item, t: Trial, outcome: Outcome) -> ResultRecord {
+        let Outcome {
+            result,
+            latency,
+            attempts,
+            usage,
+            usage_estimated,
+            cost_usd,
+        } = outcome;
+        let (answer, error) = match result {
+            Ok(answer) => (Some(answer), None),
+            Err(e) => (None, Some(e)),
+        };
+        let scores = answer.as_deref().map(|a| self.scoring.score(item, a));
+        let ok = answer.is_some();
+        ResultRecord {
+            id: item.id.clone(),
+            model: t.side,
+            trial: t.trial,
+            ok,
+            pass: ok && scores.as_ref().is_some_and(|s| s.pass()),
+            answer,
+            latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
+            attempts,
+            tokens: ok.then_some(TokenCount {
+                input: usage.input,
+                output: usage.output,
+                estimated: usage_estimated,
+            }),
+            cost_usd,
+            faithfulness: scores.as_ref().and_then(|s| s.faithfulness.clone()),
+            checks: scores
+                .map(|s| {
+                    s.checks
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error,
+        }
+    }
 }
 
 /// First Ctrl-C: stop scheduling, let in-flight requests finish within the grace period.

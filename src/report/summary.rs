@@ -4,8 +4,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{GateResult, Verdict};
-use crate::metrics::Metrics;
+use crate::gate::{Gate, GateResult, Verdict};
+use crate::metrics::{Metrics, ModelTally};
+use crate::rundir::Manifest;
 use crate::runner::{ItemTally, Status};
 
 pub const SCHEMA: &str = "goldgate/summary/v1";
@@ -24,6 +25,8 @@ pub struct Summary {
     pub items: ItemDiff,
     pub gates: Vec<GateResult>,
     pub verdict: Verdict,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,15 +87,46 @@ impl ItemDiff {
 }
 
 impl Summary {
+    /// The summary of a run: its manifest, and the tallies folded from its results.
+    pub fn build(
+        manifest: &Manifest,
+        tallies: &[ModelTally; 2],
+        items: &[ItemTally],
+        gates: &[Gate],
+        status: Status,
+        finished_at: String,
+    ) -> Summary {
+        let [cur, cand] = tallies.each_ref().map(ModelTally::metrics);
+        let results: Vec<GateResult> = gates.iter().map(|g| g.evaluate(&cur, &cand)).collect();
+        let verdict = crate::gate::verdict(&results);
+        let model = |r: &crate::rundir::ModelRef, metrics| ModelSummary {
+            provider: r.provider.clone(),
+            kind: r.kind,
+            model: r.model.clone(),
+            metrics,
+        };
+        Summary {
+            schema: SCHEMA.to_owned(),
+            run_id: manifest.run_id.clone(),
+            status,
+            goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: manifest.started_at.clone(),
+            finished_at,
+            golden: manifest.golden.clone(),
+            repeats: manifest.repeats,
+            models: Models {
+                current: model(&manifest.models.current, cur),
+                candidate: model(&manifest.models.candidate, cand),
+            },
+            items: ItemDiff::from_items(items, manifest.repeats),
+            gates: results,
+            verdict,
+            warnings: manifest.warnings.clone(),
+        }
+    }
+
     /// Write beside and rename, so a reader never sees half a summary.
     pub fn write(&self, run_dir: &Path) -> anyhow::Result<()> {
-        use anyhow::Context as _;
-        let path = run_dir.join("summary.json");
-        let tmp = run_dir.join(".summary.json.tmp");
-        let mut bytes = serde_json::to_vec_pretty(self)?;
-        bytes.push(b'\n');
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))
+        crate::rundir::write_json(&run_dir.join("summary.json"), self)
     }
 }

@@ -6,13 +6,13 @@
 
 use std::collections::HashSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::text;
 
 pub const SUPPORT_THRESHOLD: f64 = 0.7;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Faithfulness {
     pub score: f64,
     pub claims: usize,

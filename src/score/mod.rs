@@ -7,7 +7,7 @@ mod keywords;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{FaithfulnessMethod, ScoringConfig};
 use crate::golden::Item;
@@ -16,14 +16,14 @@ pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use keywords::{ForbiddenScorer, KeywordScorer};
 
 /// The result of one check on one answer, with its evidence.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     pub pass: bool,
     #[serde(flatten)]
     pub evidence: Evidence,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Evidence {
     Keywords {

@@ -1,0 +1,116 @@
+//! One line of `results.jsonl`: written as each answer arrives, read back by `report`, `diff`
+//! and (later) `merge` and `--resume`. Every metric is a fold over these lines, so a summary
+//! rebuilt from the file equals the one the run computed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::provider::CallError;
+use crate::score::{Check, Faithfulness};
+
+/// Which of the two models a result belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Current,
+    Candidate,
+}
+
+impl Side {
+    pub const BOTH: [Side; 2] = [Side::Current, Side::Candidate];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Current => "current",
+            Side::Candidate => "candidate",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCount {
+    pub input: u64,
+    pub output: u64,
+    pub estimated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ResultRecord {
+    pub id: String,
+    pub model: Side,
+    pub trial: u32,
+    /// The request succeeded (an answer came back).
+    pub ok: bool,
+    /// The answer passed every check of its item (false for a failed request).
+    pub pass: bool,
+    pub answer: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub attempts: u32,
+    pub tokens: Option<TokenCount>,
+    pub cost_usd: f64,
+    #[serde(default)]
+    pub checks: BTreeMap<String, Check>,
+    #[serde(default)]
+    pub faithfulness: Option<Faithfulness>,
+    #[serde(default)]
+    pub error: Option<CallError>,
+}
+
+impl ResultRecord {
+    /// Latency in whole microseconds, as the histograms hold it. Derived from the stored
+    /// milliseconds, so a live run and a re-read of its file agree to the microsecond.
+    pub fn latency_us(&self) -> Option<u64> {
+        self.latency_ms
+            .map(|ms| (ms * 1000.0).round().max(1.0) as u64)
+    }
+}
+
+/// What reading a results file found besides the records.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ReadStats {
+    pub lines: usize,
+    /// A last line cut off by a crash: ignored, and said.
+    pub torn_tail: bool,
+}
+
+/// Stream the records of a results file to `f`, tolerating a torn last line (a crash mid-write).
+/// A malformed line anywhere else is an error: the file was edited or corrupted.
+pub fn read_results(path: &Path, mut f: impl FnMut(ResultRecord)) -> anyhow::Result<ReadStats> {
+    use anyhow::Context as _;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut stats = ReadStats::default();
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        stats.lines += 1;
+        let complete = buf.last() == Some(&b'\n');
+        match serde_json::from_slice::<ResultRecord>(&buf) {
+            Ok(record) => f(record),
+            Err(_) if !complete => stats.torn_tail = true,
+            Err(e) => {
+                return Err(crate::error::Error::RunFailed(format!(
+                    "{}:{}: not a result line: {e}",
+                    path.display(),
+                    stats.lines
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(stats)
+}
