@@ -20,6 +20,10 @@ pub struct Cli {
 pub enum Command {
     /// Run both models over the golden set, score, apply the gates, write reports/<run-id>/.
     Run(RunArgs),
+    /// Re-render the reports of a run directory (also after a crash or an interrupted run).
+    Report(ReportArgs),
+    /// Compare two stored runs item by item (A as the baseline) under the same gates.
+    Diff(DiffArgs),
     /// Check the evaluation, providers, golden set and gates without calling any model.
     Validate(ValidateArgs),
     /// Lock, check or describe a golden set.
@@ -64,6 +68,35 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_unlocked: bool,
     /// No progress bar and no terminal summary; the run directory is still printed last.
+    #[arg(short, long, env = "GOLDGATE_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (reports/<run-id>).
+    pub run_dir: PathBuf,
+    /// Formats to write; all by default.
+    #[arg(long, value_delimiter = ',', value_enum, default_values_t = crate::report::Format::ALL)]
+    pub format: Vec<crate::report::Format>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The baseline run directory.
+    pub run_a: PathBuf,
+    /// The run directory compared against it.
+    pub run_b: PathBuf,
+    /// Where the comparison's directory is created.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// Which model of run A is the baseline.
+    #[arg(long, value_enum, default_value_t = crate::record::Side::Candidate)]
+    pub a_side: crate::record::Side,
+    /// Which model of run B is compared.
+    #[arg(long, value_enum, default_value_t = crate::record::Side::Candidate)]
+    pub b_side: crate::record::Side,
+    /// No terminal summary; the comparison's directory is still printed last.
     #[arg(short, long, env = "GOLDGATE_QUIET")]
     pub quiet: bool,
 }

@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+mod diff;
 pub mod error;
 pub mod evaluation;
 pub mod gate;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::cli::{Cli, Command, GoldenCommand, RunArgs, ValidateArgs};
+use crate::cli::{Cli, Command, GoldenCommand, ReportArgs, RunArgs, ValidateArgs};
 use crate::error::Exit;
 use crate::evaluation::{Evaluation, Overrides};
 use crate::golden::GoldenSet;
@@ -49,6 +50,8 @@ pub fn main(cli: Cli) -> anyhow::Result<Exit> {
             runtime.block_on(run(args))
         }
         Command::Validate(args) => validate(&args),
+        Command::Report(args) => report_command(&args),
+        Command::Diff(args) => diff::diff(&args),
         Command::Golden(cmd) => golden(cmd),
         Command::Init(args) => {
             let created = init::scaffold(&args.dir)?;
@@ -244,26 +247,13 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         status,
         now_rfc3339(),
     );
-    summary.write(&run_dir)?;
-    let regressed_ids: Vec<&str> = eval
-        .golden
-        .items
-        .iter()
-        .zip(&output.items)
-        .filter(|(_, t)| t.done == [repeats, repeats] && t.passed[1] < t.passed[0])
-        .map(|(item, _)| item.id.as_str())
-        .take(10)
-        .collect();
-
-    let mut out = std::io::stdout().lock();
-    if !args.quiet {
-        report::terminal::print(
-            &mut out,
-            &summary,
-            &regressed_ids,
-            report::terminal::use_colour(),
-        )?;
-    }
+    let exit = finish(
+        &run_dir,
+        &summary,
+        &eval.golden.items,
+        &output.items,
+        args.quiet,
+    )?;
     if status == Status::Failed {
         for side in Side::BOTH {
             let t = &output.tallies[side.index()].all;
@@ -276,12 +266,77 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             }
         }
     }
-    writeln!(out, "{}", run_dir.display())?;
-    Ok(exit_for_summary(&summary))
+    writeln!(std::io::stdout().lock(), "{}", run_dir.display())?;
+    Ok(exit)
+}
+
+/// Write every report of a finished run (or diff), print the terminal summary, give the exit code.
+fn finish(
+    dir: &std::path::Path,
+    summary: &Summary,
+    items: &[golden::Item],
+    item_tallies: &[runner::ItemTally],
+    quiet: bool,
+) -> anyhow::Result<Exit> {
+    // The contract first: if a view fails to render, the result is still on disk.
+    summary.write(dir)?;
+    let view = report::ItemView::build(
+        &rundir::results_path(dir),
+        items,
+        item_tallies,
+        summary.repeats,
+    )?;
+    let input = report::ReportInput {
+        summary,
+        view: &view,
+    };
+    report::write(
+        dir,
+        &input,
+        &[
+            report::Format::Html,
+            report::Format::Md,
+            report::Format::Junit,
+        ],
+    )?;
+    if !quiet {
+        let mut out = std::io::stdout().lock();
+        report::terminal::print(&mut out, summary, &view, report::terminal::use_colour())?;
+    }
+    Ok(exit_for_summary(summary))
+}
+
+fn report_command(args: &ReportArgs) -> anyhow::Result<Exit> {
+    let data = rundir::RunData::load(&args.run_dir)?;
+    if data.read.torn_tail {
+        eprintln!(
+            "note: the last line of results.jsonl was cut off (the run was killed mid-write); it is ignored"
+        );
+    }
+    let finished_at = std::fs::read_to_string(args.run_dir.join("summary.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
+        .map_or_else(now_rfc3339, |s| s.finished_at);
+    let summary = data.summary(data.status(), finished_at)?;
+    let view = report::ItemView::build(
+        &rundir::results_path(&args.run_dir),
+        &data.items,
+        &data.item_tallies,
+        summary.repeats,
+    )?;
+    let input = report::ReportInput {
+        summary: &summary,
+        view: &view,
+    };
+    let mut out = std::io::stdout().lock();
+    for path in report::write(&args.run_dir, &input, &args.format)? {
+        writeln!(out, "{}", path.display())?;
+    }
+    Ok(Exit::Pass)
 }
 
 /// The exit code a finished run (or diff) gives.
-fn exit_for_summary(summary: &Summary) -> Exit {
+pub(crate) fn exit_for_summary(summary: &Summary) -> Exit {
     match summary.status {
         Status::Interrupted => Exit::Interrupted,
         Status::Failed => Exit::RunFailed,
@@ -290,8 +345,10 @@ fn exit_for_summary(summary: &Summary) -> Exit {
     }
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
+    // Whole seconds: a person reads these, and a report never needs more.
+    let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+        .format(&fmt)
         .unwrap_or_default()
 }

@@ -1,6 +1,157 @@
-//! What a run writes and shows. `summary.json` is the contract; everything else is a view of it.
+//! What a run writes and shows. `summary.json` is the contract; Markdown, JUnit and HTML are
+//! views of it and of `results.jsonl`, each an [`Exporter`] in a file of its own.
 
+mod html;
+mod junit;
+mod markdown;
 pub mod summary;
 pub mod terminal;
+pub mod view;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::ValueEnum;
 
 pub use summary::Summary;
+pub use view::ItemView;
+
+use crate::gate::MetricKind;
+use crate::metrics::Metrics;
+
+/// What every exporter renders from.
+pub struct ReportInput<'a> {
+    pub summary: &'a Summary,
+    pub view: &'a ItemView,
+}
+
+/// One output format: a file in the run directory.
+pub trait Exporter {
+    fn file_name(&self) -> &'static str;
+    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Html,
+    Md,
+    Junit,
+    Json,
+}
+
+impl Format {
+    pub const ALL: [Format; 4] = [Format::Html, Format::Md, Format::Junit, Format::Json];
+
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            Format::Html => Box::new(html::Html),
+            Format::Md => Box::new(markdown::Markdown),
+            Format::Junit => Box::new(junit::Junit),
+            Format::Json => Box::new(Json),
+        }
+    }
+}
+
+struct Json;
+
+impl Exporter for Json {
+    fn file_name(&self) -> &'static str {
+        "summary.json"
+    }
+
+    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+        let mut bytes = serde_json::to_vec_pretty(input.summary)?;
+        bytes.push(b'\n');
+        Ok(bytes)
+    }
+}
+
+/// Render the formats into `dir`, each written beside and renamed into place. Returns the paths.
+pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for format in formats {
+        let exporter = format.exporter();
+        let path = dir.join(exporter.file_name());
+        let bytes = exporter
+            .render(input)
+            .with_context(|| format!("cannot render {}", path.display()))?;
+        let tmp = dir.join(format!(".{}.tmp", exporter.file_name()));
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The metrics every view shows side by side, formatted.
+pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, String)> {
+    let f = |v: Option<f64>, k: MetricKind| v.map_or_else(|| "n/a".to_owned(), |v| k.format(v));
+    let lat = |m: &Metrics, p: fn(&crate::metrics::LatencyMs) -> f64| m.latency_ms.as_ref().map(p);
+    let tokens = |m: &Metrics| {
+        format!(
+            "{} / {}{}",
+            m.tokens.input,
+            m.tokens.output,
+            if m.tokens.estimated {
+                " (estimated)"
+            } else {
+                ""
+            }
+        )
+    };
+    vec![
+        (
+            "accuracy",
+            f(cur.accuracy, MetricKind::Accuracy),
+            f(cand.accuracy, MetricKind::Accuracy),
+        ),
+        (
+            "faithfulness",
+            f(cur.faithfulness, MetricKind::Faithfulness),
+            f(cand.faithfulness, MetricKind::Faithfulness),
+        ),
+        (
+            "error rate",
+            f(cur.error_rate, MetricKind::ErrorRate),
+            f(cand.error_rate, MetricKind::ErrorRate),
+        ),
+        (
+            "latency p50",
+            f(lat(cur, |l| l.p50), MetricKind::LatencyP50),
+            f(lat(cand, |l| l.p50), MetricKind::LatencyP50),
+        ),
+        (
+            "latency p95",
+            f(lat(cur, |l| l.p95), MetricKind::LatencyP95),
+            f(lat(cand, |l| l.p95), MetricKind::LatencyP95),
+        ),
+        (
+            "latency p99",
+            f(lat(cur, |l| l.p99), MetricKind::LatencyP99),
+            f(lat(cand, |l| l.p99), MetricKind::LatencyP99),
+        ),
+        (
+            "cost per 1k",
+            f(cur.cost_per_1k, MetricKind::CostPer1k),
+            f(cand.cost_per_1k, MetricKind::CostPer1k),
+        ),
+        ("tokens in / out", tokens(cur), tokens(cand)),
+        (
+            "requests (errors)",
+            format!("{} ({})", cur.requests, cur.errors),
+            format!("{} ({})", cand.requests, cand.errors),
+        ),
+    ]
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Html => "html",
+            Format::Md => "md",
+            Format::Junit => "junit",
+            Format::Json => "json",
+        })
+    }
+}

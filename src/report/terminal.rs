@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use crate::gate::{GateResult, MetricKind, Outcome, Verdict};
+use crate::gate::{GateResult, Outcome, Verdict};
 use crate::metrics::Metrics;
 
 use super::Summary;
@@ -36,14 +36,10 @@ impl Paint {
     }
 }
 
-fn opt(v: Option<f64>, kind: MetricKind) -> String {
-    v.map_or_else(|| "n/a".to_owned(), |v| kind.format(v))
-}
-
 pub fn print(
     out: &mut dyn Write,
     s: &Summary,
-    regressed_ids: &[&str],
+    view: &super::ItemView,
     colour: bool,
 ) -> io::Result<()> {
     let p = Paint(colour);
@@ -78,18 +74,33 @@ pub fn print(
             String::new()
         }
     )?;
-    if !regressed_ids.is_empty() {
-        let more = d.regressed.saturating_sub(regressed_ids.len());
-        writeln!(
-            out,
-            "  regressed: {}{}",
-            regressed_ids.join(", "),
-            if more > 0 {
-                format!(" … and {more} more")
-            } else {
-                String::new()
-            }
-        )?;
+    const TOP: usize = 10;
+    let regressed: Vec<_> = view
+        .group(super::view::Group::Regressed)
+        .take(TOP)
+        .collect();
+    if !regressed.is_empty() {
+        writeln!(out, "top regressions:")?;
+        let width = regressed
+            .iter()
+            .map(|r| r.id.chars().count())
+            .max()
+            .unwrap_or(0);
+        for r in &regressed {
+            writeln!(
+                out,
+                "  {:<width$}  {}",
+                r.id,
+                one_line(&r.candidate.failure(), 100)
+            )?;
+        }
+        if d.regressed > TOP {
+            writeln!(
+                out,
+                "  … and {} more (report.html lists them all)",
+                d.regressed - TOP
+            )?;
+        }
     }
     writeln!(out)?;
     gate_table(out, &s.gates, &p)?;
@@ -108,75 +119,25 @@ pub fn print(
     Ok(())
 }
 
-fn metrics_table(out: &mut dyn Write, cur: &Metrics, cand: &Metrics) -> io::Result<()> {
-    let lat = |m: &Metrics, f: fn(&crate::metrics::LatencyMs) -> f64| m.latency_ms.as_ref().map(f);
-    let rows: Vec<(&str, String, String)> = vec![
-        (
-            "accuracy",
-            opt(cur.accuracy, MetricKind::Accuracy),
-            opt(cand.accuracy, MetricKind::Accuracy),
-        ),
-        (
-            "faithfulness",
-            opt(cur.faithfulness, MetricKind::Faithfulness),
-            opt(cand.faithfulness, MetricKind::Faithfulness),
-        ),
-        (
-            "error rate",
-            opt(cur.error_rate, MetricKind::ErrorRate),
-            opt(cand.error_rate, MetricKind::ErrorRate),
-        ),
-        (
-            "latency p50",
-            opt(lat(cur, |l| l.p50), MetricKind::LatencyP50),
-            opt(lat(cand, |l| l.p50), MetricKind::LatencyP50),
-        ),
-        (
-            "latency p95",
-            opt(lat(cur, |l| l.p95), MetricKind::LatencyP95),
-            opt(lat(cand, |l| l.p95), MetricKind::LatencyP95),
-        ),
-        (
-            "latency p99",
-            opt(lat(cur, |l| l.p99), MetricKind::LatencyP99),
-            opt(lat(cand, |l| l.p99), MetricKind::LatencyP99),
-        ),
-        (
-            "cost per 1k",
-            opt(cur.cost_per_1k, MetricKind::CostPer1k),
-            opt(cand.cost_per_1k, MetricKind::CostPer1k),
-        ),
-        (
-            "tokens in/out",
-            format!(
-                "{}/{}{}",
-                cur.tokens.input,
-                cur.tokens.output,
-                if cur.tokens.estimated { "*" } else { "" }
-            ),
-            format!(
-                "{}/{}{}",
-                cand.tokens.input,
-                cand.tokens.output,
-                if cand.tokens.estimated { "*" } else { "" }
-            ),
-        ),
-        (
-            "requests",
-            format!("{} ({} errors)", cur.requests, cur.errors),
-            format!("{} ({} errors)", cand.requests, cand.errors),
-        ),
-    ];
-    writeln!(out, "{:<15} {:>18}   candidate", "", "current")?;
-    for (name, c, k) in rows {
-        writeln!(out, "{name:<15} {c:>18}   {k}")?;
+/// A single line of at most `max` characters: model output may hold newlines and escapes.
+fn one_line(text: &str, max: usize) -> String {
+    let flat: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    match flat.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
     }
-    if cur.tokens.estimated || cand.tokens.estimated {
-        writeln!(
-            out,
-            "{:<15} * estimated with a tokenizer: the API reported no usage",
-            ""
-        )?;
+}
+
+fn metrics_table(out: &mut dyn Write, cur: &Metrics, cand: &Metrics) -> io::Result<()> {
+    writeln!(out, "{:<18} {:>22}   candidate", "", "current")?;
+    for (name, c, k) in super::metric_rows(cur, cand) {
+        writeln!(out, "{name:<18} {c:>22}   {k}")?;
     }
     Ok(())
 }

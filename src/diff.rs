@@ -1,0 +1,145 @@
+//! `goldgate diff RUN_A RUN_B`: one model of a stored run against one model of another, items
+//! matched by id, under run B's gates, written as a run directory of its own so every report
+//! (and `goldgate report`) works on it unchanged.
+
+use std::collections::HashSet;
+use std::io::{BufWriter, Write};
+
+use anyhow::Context as _;
+
+use crate::cli::DiffArgs;
+use crate::error::Exit;
+use crate::golden::short;
+use crate::record::{Side, read_results};
+use crate::rundir::{self, DiffOf, Manifest, ModelRef, ModelRefs, RunData};
+
+pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
+    let a = RunData::load(&args.run_a)?;
+    let b = RunData::load(&args.run_b)?;
+
+    let mut warnings = Vec::new();
+    let (ga, gb) = (&a.manifest.golden, &b.manifest.golden);
+    if ga.sha256 != gb.sha256 {
+        warnings.push(format!(
+            "the two runs used different golden sets: {}@{} ({}) and {}@{} ({}); items are matched by id, but their questions or checks may differ",
+            ga.name,
+            ga.version,
+            short(&ga.sha256),
+            gb.name,
+            gb.version,
+            short(&gb.sha256)
+        ));
+    }
+    let ids_a: HashSet<&str> = a.items.iter().map(|i| i.id.as_str()).collect();
+    let items: Vec<_> = b
+        .items
+        .iter()
+        .filter(|i| ids_a.contains(i.id.as_str()))
+        .cloned()
+        .collect();
+    let only_a = a.items.len() - items.len();
+    let only_b = b.items.len() - items.len();
+    if only_a > 0 || only_b > 0 {
+        warnings.push(format!(
+            "{only_a} item(s) only in run A and {only_b} only in run B are left out; {} item(s) are compared",
+            items.len()
+        ));
+    }
+    if items.is_empty() {
+        return Err(crate::error::Error::Usage(
+            "the two runs have no item id in common: nothing to compare".to_owned(),
+        )
+        .into());
+    }
+    let repeats = a.manifest.repeats.min(b.manifest.repeats);
+    if a.manifest.repeats != b.manifest.repeats {
+        warnings.push(format!(
+            "the runs used {} and {} trials per item; the first {repeats} of each are compared",
+            a.manifest.repeats, b.manifest.repeats
+        ));
+    }
+    for w in &warnings {
+        eprintln!("WARNING: {w}");
+    }
+
+    let (run_id, dir) = rundir::create(&args.out, "-diff")?;
+    let side_ref = |run: &RunData, side: Side| {
+        let m = run.manifest.models.get(side);
+        ModelRef {
+            provider: format!(
+                "{} ({} of run {})",
+                m.provider,
+                side.as_str(),
+                run.manifest.run_id
+            ),
+            kind: m.kind,
+            model: m.model.clone(),
+        }
+    };
+    let manifest = Manifest {
+        schema: rundir::MANIFEST_SCHEMA.to_owned(),
+        run_id,
+        started_at: crate::now_rfc3339(),
+        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+        golden: crate::report::summary::GoldenRef {
+            items: items.len(),
+            locked: ga.locked && gb.locked && ga.sha256 == gb.sha256,
+            ..gb.clone()
+        },
+        repeats,
+        models: ModelRefs {
+            current: side_ref(&a, args.a_side),
+            candidate: side_ref(&b, args.b_side),
+        },
+        gates: b.manifest.gates.clone(),
+        warnings,
+        diff_of: Some(DiffOf {
+            a: a.manifest.run_id.clone(),
+            a_side: args.a_side,
+            b: b.manifest.run_id.clone(),
+            b_side: args.b_side,
+        }),
+    };
+    rundir::write_start(&dir, &manifest, &items)?;
+
+    // Copy each side's lines, relabelled: A's chosen model becomes "current", B's "candidate".
+    let keep: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let results = rundir::results_path(&dir);
+    let file = std::fs::File::create_new(&results)
+        .with_context(|| format!("cannot create {}", results.display()))?;
+    let mut out = BufWriter::new(file);
+    for (run, side, label) in [
+        (&a, args.a_side, Side::Current),
+        (&b, args.b_side, Side::Candidate),
+    ] {
+        let mut error = None;
+        read_results(&rundir::results_path(&run.dir), |mut r| {
+            if error.is_some()
+                || r.model != side
+                || r.trial >= repeats
+                || !keep.contains(r.id.as_str())
+            {
+                return;
+            }
+            r.model = label;
+            let written = serde_json::to_writer(&mut out, &r)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                error = Some(e);
+            }
+        })?;
+        if let Some(e) = error {
+            return Err(e).with_context(|| format!("cannot write {}", results.display()));
+        }
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", results.display()))?;
+    drop(out);
+
+    let data = RunData::load(&dir)?;
+    let summary = data.summary(data.status(), crate::now_rfc3339())?;
+    let exit = crate::finish(&dir, &summary, &data.items, &data.item_tallies, args.quiet)?;
+    writeln!(std::io::stdout().lock(), "{}", dir.display())?;
+    Ok(exit)
+}

@@ -1,0 +1,373 @@
+//! `report.html`: one self-contained file (no network, opens from disk), rendered with tera from
+//! a template embedded in the binary, autoescaping on. Items travel as a JSON data island and are
+//! drawn a page at a time by a few lines of plain JavaScript, so a 100,000-item run still opens
+//! at once; model output only ever reaches the page through `textContent`.
+
+use serde::Serialize;
+
+use super::view::{Group, ItemRow, SideRow};
+use super::{Exporter, ReportInput, metric_rows};
+use crate::gate::{GateResult, MetricKind, MetricRef, Outcome, Verdict};
+use crate::metrics::{Metrics, decode_histogram};
+use crate::runner::Status;
+
+const TEMPLATE: &str = include_str!("templates/report.html");
+const SCRIPT: &str = include_str!("templates/report.js");
+
+/// The page's Content-Security-Policy allows exactly this script and no other: even if some
+/// markup slipped through, no inline handler or injected script element would run.
+fn script_hash() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(SCRIPT.as_bytes());
+    format!(
+        "sha256-{}",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+pub struct Html;
+
+impl Exporter for Html {
+    fn file_name(&self) -> &'static str {
+        "report.html"
+    }
+
+    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+        let mut tera = tera::Tera::new();
+        tera.autoescape_on([".html"]);
+        tera.add_raw_template("report.html", TEMPLATE)?;
+        let page = Page::new(input)?;
+        let ctx = tera::Context::from_serialize(&page)?;
+        Ok(tera.render("report.html", &ctx)?.into_bytes())
+    }
+}
+
+#[derive(Serialize)]
+struct Page<'a> {
+    s: &'a super::Summary,
+    warnings: &'a [String],
+    verdict_class: &'static str,
+    verdict_text: String,
+    golden_short: &'a str,
+    gates: Vec<GateRow>,
+    metrics: Vec<(&'static str, String, String)>,
+    tags: Vec<TagRow>,
+    chart: Option<Chart>,
+    groups: Vec<GroupInfo>,
+    all_tags: Vec<String>,
+    items_json: String,
+    script: &'static str,
+    script_hash: String,
+}
+
+#[derive(Serialize)]
+struct GateRow {
+    metric: String,
+    rule: String,
+    current: String,
+    candidate: String,
+    change: String,
+    limit: String,
+    outcome: &'static str,
+    note: String,
+}
+
+#[derive(Serialize)]
+struct TagRow {
+    tag: String,
+    requests: u64,
+    accuracy: (String, String),
+    error_rate: (String, String),
+    p95: (String, String),
+    faithfulness: (String, String),
+}
+
+#[derive(Serialize)]
+struct GroupInfo {
+    key: &'static str,
+    title: &'static str,
+    count: usize,
+    open: bool,
+}
+
+impl<'a> Page<'a> {
+    fn new(input: &'a ReportInput) -> anyhow::Result<Page<'a>> {
+        let s = input.summary;
+        let (verdict_class, verdict_text) = match (s.status, s.verdict) {
+            (Status::Interrupted, _) => ("warn", "INTERRUPTED — partial results".to_owned()),
+            (Status::Failed, _) => ("fail", "RUN FAILED — a model answered nothing".to_owned()),
+            (_, Verdict::Pass) => ("pass", "PASS — every gate passed".to_owned()),
+            (_, Verdict::Fail) => {
+                let n = s.gates.iter().filter(|g| !g.pass).count();
+                (
+                    "fail",
+                    format!("FAIL — {n} of {} gates failed", s.gates.len()),
+                )
+            }
+        };
+        let (cur, cand) = (&s.models.current.metrics, &s.models.candidate.metrics);
+        let mut all_tags: Vec<String> = input
+            .view
+            .rows
+            .iter()
+            .flat_map(|r| r.tags.iter().cloned())
+            .collect();
+        all_tags.sort_unstable();
+        all_tags.dedup();
+        Ok(Page {
+            s,
+            warnings: &s.warnings,
+            verdict_class,
+            verdict_text,
+            golden_short: crate::golden::short(&s.golden.sha256),
+            gates: s.gates.iter().map(gate_row).collect(),
+            metrics: metric_rows(cur, cand),
+            tags: tag_rows(cur, cand),
+            chart: Chart::new(cur, cand),
+            groups: Group::ALL
+                .iter()
+                .map(|&g| GroupInfo {
+                    key: group_key(g),
+                    title: g.title(),
+                    count: input.view.count(g),
+                    open: g != Group::Unchanged,
+                })
+                .filter(|g| g.count > 0 || g.key != "incomplete")
+                .collect(),
+            all_tags,
+            items_json: items_json(&input.view.rows)?,
+            script: SCRIPT,
+            script_hash: script_hash(),
+        })
+    }
+}
+
+fn group_key(g: Group) -> &'static str {
+    match g {
+        Group::Regressed => "regressed",
+        Group::Improved => "improved",
+        Group::BothFail => "both_fail",
+        Group::Unchanged => "unchanged",
+        Group::Incomplete => "incomplete",
+    }
+}
+
+fn gate_row(g: &GateResult) -> GateRow {
+    let kind = MetricRef::parse(&g.metric).map(|m| m.kind);
+    let change = match (g.current, g.candidate, kind) {
+        (Some(c), Some(k), Some(MetricKind::Accuracy | MetricKind::ErrorRate)) => {
+            format!("{:+.1} pts", (k - c) * 100.0)
+        }
+        (Some(c), Some(k), Some(MetricKind::Faithfulness)) => format!("{:+.2}", k - c),
+        (Some(c), Some(k), _) if c != 0.0 => format!("{:+.1}%", (k / c - 1.0) * 100.0),
+        _ => String::new(),
+    };
+    let op = match g.bound {
+        crate::gate::Bound::Min(_) | crate::gate::Bound::MinRatio(_) => "≥",
+        _ => "≤",
+    };
+    GateRow {
+        metric: g.metric.clone(),
+        rule: g.rule.clone(),
+        current: g.format(g.current),
+        candidate: g.format(g.candidate),
+        change,
+        limit: format!("{op} {}", g.format(g.limit)),
+        outcome: match g.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Skipped => "skipped",
+        },
+        note: g.note.clone().unwrap_or_default(),
+    }
+}
+
+fn tag_rows(cur: &Metrics, cand: &Metrics) -> Vec<TagRow> {
+    let (Some(ct), Some(kt)) = (&cur.by_tag, &cand.by_tag) else {
+        return Vec::new();
+    };
+    let f = |m: Option<&Metrics>, k: MetricKind| {
+        m.and_then(|m| k.value(m))
+            .map_or_else(|| "n/a".to_owned(), |v| k.format(v))
+    };
+    let mut tags: Vec<&String> = ct.keys().chain(kt.keys()).collect();
+    tags.sort_unstable();
+    tags.dedup();
+    tags.into_iter()
+        .map(|tag| {
+            let (c, k) = (ct.get(tag), kt.get(tag));
+            let pair = |kind| (f(c, kind), f(k, kind));
+            TagRow {
+                tag: tag.clone(),
+                requests: k.or(c).map_or(0, |m| m.requests),
+                accuracy: pair(MetricKind::Accuracy),
+                error_rate: pair(MetricKind::ErrorRate),
+                p95: pair(MetricKind::LatencyP95),
+                faithfulness: pair(MetricKind::Faithfulness),
+            }
+        })
+        .collect()
+}
+
+/// Latency by percentile, HdrHistogram-style: the x axis stretches the tail (log of 1/(1-q)).
+#[derive(Serialize)]
+struct Chart {
+    width: u32,
+    height: u32,
+    current: String,
+    candidate: String,
+    x_ticks: Vec<(f64, &'static str)>,
+    y_ticks: Vec<(f64, String)>,
+}
+
+impl Chart {
+    const W: f64 = 720.0;
+    const H: f64 = 260.0;
+    const LEFT: f64 = 64.0;
+    const BOTTOM: f64 = 28.0;
+    const TOP: f64 = 10.0;
+    const RIGHT: f64 = 12.0;
+    const MAX_NINES: f64 = 3.0; // up to p99.9
+
+    fn new(cur: &Metrics, cand: &Metrics) -> Option<Chart> {
+        let hc = decode_histogram(&cur.histogram_us).filter(|h| !h.is_empty());
+        let hk = decode_histogram(&cand.histogram_us).filter(|h| !h.is_empty());
+        if hc.is_none() && hk.is_none() {
+            return None;
+        }
+        let steps = 60;
+        let quantile = |i: usize| 1.0 - 10f64.powf(-(i as f64) * Self::MAX_NINES / steps as f64);
+        let curve = |h: &Option<hdrhistogram::Histogram<u64>>| -> Vec<(f64, f64)> {
+            h.as_ref().map_or_else(Vec::new, |h| {
+                (0..=steps)
+                    .map(|i| {
+                        let q = quantile(i);
+                        (
+                            i as f64 / steps as f64,
+                            h.value_at_quantile(q) as f64 / 1000.0,
+                        )
+                    })
+                    .collect()
+            })
+        };
+        let (c, k) = (curve(&hc), curve(&hk));
+        let max_ms = c
+            .iter()
+            .chain(&k)
+            .map(|p| p.1)
+            .fold(0.0, f64::max)
+            .max(0.001)
+            * 1.1;
+        let plot_w = Self::W - Self::LEFT - Self::RIGHT;
+        let plot_h = Self::H - Self::TOP - Self::BOTTOM;
+        let x = |f: f64| Self::LEFT + f * plot_w;
+        let y = |ms: f64| Self::TOP + plot_h * (1.0 - ms / max_ms);
+        let points = |curve: &[(f64, f64)]| {
+            curve
+                .iter()
+                .map(|(f, ms)| format!("{:.1},{:.1}", x(*f), y(*ms)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let x_ticks = [(0.0, "p0"), (1.0, "p90"), (2.0, "p99"), (3.0, "p99.9")]
+            .iter()
+            .map(|&(nines, label)| (x(nines / Self::MAX_NINES), label))
+            .collect();
+        let y_ticks = (0..=4)
+            .map(|i| {
+                let ms = max_ms * f64::from(i) / 4.0;
+                (y(ms), MetricKind::LatencyP50.format(ms))
+            })
+            .collect();
+        Some(Chart {
+            width: Self::W as u32,
+            height: Self::H as u32,
+            current: points(&c),
+            candidate: points(&k),
+            x_ticks,
+            y_ticks,
+        })
+    }
+}
+
+/// The items as compact JSON for the page's script. `<`, `>` and `&` are escaped as JSON
+/// unicode escapes, so no answer can close the script element it travels in.
+fn items_json(rows: &[ItemRow]) -> anyhow::Result<String> {
+    #[derive(Serialize)]
+    struct J<'a> {
+        i: &'a str,
+        q: &'a str,
+        t: &'a [String],
+        g: &'static str,
+        c: S<'a>,
+        k: S<'a>,
+    }
+    #[derive(Serialize)]
+    struct S<'a> {
+        p: u32,
+        n: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        a: Option<&'a str>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        x: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        e: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        l: Option<f64>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        m: &'a [String],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        s: &'a [String],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        f: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        h: Option<f64>,
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        d: &'a [(bool, String)],
+    }
+    fn side(s: &SideRow) -> S<'_> {
+        S {
+            p: s.passed,
+            n: s.trials,
+            // With a diff, the answer is the concatenation of its runs: do not ship it twice.
+            a: if s.diff.is_empty() {
+                s.answer.as_deref()
+            } else {
+                None
+            },
+            x: s.truncated,
+            e: s.error.as_deref(),
+            l: s.latency_ms.map(|l| (l * 10.0).round() / 10.0),
+            m: &s.matched,
+            s: &s.missing,
+            f: &s.forbidden,
+            h: s.faithfulness.map(|h| (h * 100.0).round() / 100.0),
+            d: &s.diff,
+        }
+    }
+    let items: Vec<J> = rows
+        .iter()
+        .map(|r| J {
+            i: &r.id,
+            q: &r.question,
+            t: &r.tags,
+            g: group_key(r.group),
+            c: side(&r.current),
+            k: side(&r.candidate),
+        })
+        .collect();
+    let json = serde_json::to_string(&items)?;
+    let mut out = String::with_capacity(json.len() + json.len() / 20);
+    for ch in json.chars() {
+        match ch {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,186 @@
+//! `junit.xml`: a test suite `gates` (one case per gate) and a test suite `items` (one case per
+//! item, failed where the candidate regressed), for CI test tabs.
+
+use std::fmt::Write as _;
+
+use super::view::{Group, ItemRow};
+use super::{Exporter, ReportInput};
+use crate::gate::Outcome;
+
+pub struct Junit;
+
+impl Exporter for Junit {
+    fn file_name(&self) -> &'static str {
+        "junit.xml"
+    }
+
+    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+        let s = input.summary;
+        let rows = &input.view.rows;
+        let gate_failures = s
+            .gates
+            .iter()
+            .filter(|g| g.outcome == Outcome::Fail)
+            .count();
+        let gate_skipped = s
+            .gates
+            .iter()
+            .filter(|g| g.outcome == Outcome::Skipped)
+            .count();
+        let item_failures = rows.iter().filter(|r| r.group == Group::Regressed).count();
+        let item_skipped = rows.iter().filter(|r| r.group == Group::Incomplete).count();
+        let mut x = String::new();
+        x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            x,
+            "<testsuites name=\"goldgate {}\" tests=\"{}\" failures=\"{}\" skipped=\"{}\" errors=\"0\">",
+            attr(&s.run_id),
+            s.gates.len() + rows.len(),
+            gate_failures + item_failures,
+            gate_skipped + item_skipped,
+        );
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"gates\" tests=\"{}\" failures=\"{gate_failures}\" skipped=\"{gate_skipped}\" errors=\"0\" timestamp=\"{}\">",
+            s.gates.len(),
+            attr(timestamp(&s.started_at)),
+        );
+        let _ = writeln!(
+            x,
+            "    <properties>\n      <property name=\"golden\" value=\"{}@{} {}\"/>\n      <property name=\"current\" value=\"{}\"/>\n      <property name=\"candidate\" value=\"{}\"/>\n      <property name=\"verdict\" value=\"{}\"/>\n    </properties>",
+            attr(&s.golden.name),
+            s.golden.version,
+            attr(&s.golden.sha256),
+            attr(&s.models.current.model),
+            attr(&s.models.candidate.model),
+            match s.verdict {
+                crate::gate::Verdict::Pass => "pass",
+                crate::gate::Verdict::Fail => "fail",
+            },
+        );
+        for g in &s.gates {
+            let name = format!("{}: {}", g.metric, g.rule);
+            let numbers = format!(
+                "current {} -> candidate {} (limit {})",
+                g.format(g.current),
+                g.format(g.candidate),
+                g.format(g.limit)
+            );
+            let _ = write!(
+                x,
+                "    <testcase classname=\"goldgate.gates\" name=\"{}\" time=\"0\"",
+                attr(&name)
+            );
+            match g.outcome {
+                Outcome::Pass => x.push_str("/>\n"),
+                Outcome::Fail => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <failure type=\"gate\" message=\"{}\">{}</failure>\n    </testcase>",
+                        attr(&numbers),
+                        text(&format!("{numbers}\n{}", g.note.as_deref().unwrap_or("")))
+                    );
+                }
+                Outcome::Skipped => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        attr(g.note.as_deref().unwrap_or("not applicable"))
+                    );
+                }
+            }
+        }
+        x.push_str("  </testsuite>\n");
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"items\" tests=\"{}\" failures=\"{item_failures}\" skipped=\"{item_skipped}\" errors=\"0\" timestamp=\"{}\">",
+            rows.len(),
+            attr(timestamp(&s.started_at)),
+        );
+        for row in rows {
+            item(&mut x, row);
+        }
+        x.push_str("  </testsuite>\n</testsuites>\n");
+        Ok(x.into_bytes())
+    }
+}
+
+fn item(x: &mut String, row: &ItemRow) {
+    let time = row.candidate.latency_ms.unwrap_or(0.0) / 1000.0;
+    let _ = write!(
+        x,
+        "    <testcase classname=\"goldgate.items\" name=\"{}\" time=\"{time:.3}\"",
+        attr(&row.id)
+    );
+    match row.group {
+        Group::Regressed => {
+            let why = row.candidate.failure();
+            let body = format!(
+                "question: {}\ncurrent answer: {}\ncandidate answer: {}\n",
+                row.question,
+                row.current.answer.as_deref().unwrap_or("(none)"),
+                row.candidate.answer.as_deref().unwrap_or("(none)"),
+            );
+            let _ = writeln!(
+                x,
+                ">\n      <failure type=\"regression\" message=\"regressed: {}\">{}</failure>\n    </testcase>",
+                attr(&why),
+                text(&body)
+            );
+        }
+        Group::Incomplete => {
+            let _ = writeln!(
+                x,
+                ">\n      <skipped message=\"not run to the end (interrupted)\"/>\n    </testcase>"
+            );
+        }
+        _ => x.push_str("/>\n"),
+    }
+}
+
+/// JUnit timestamps carry no zone suffix.
+fn timestamp(rfc3339: &str) -> &str {
+    rfc3339
+        .split(['Z', '+'])
+        .next()
+        .unwrap_or(rfc3339)
+        .split('.')
+        .next()
+        .unwrap_or(rfc3339)
+}
+
+/// XML 1.0 text: escaped, and without the characters XML cannot carry at all.
+fn text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn attr(s: &str) -> String {
+    text(s)
+        .replace('"', "&quot;")
+        .replace('\n', "&#10;")
+        .replace('\r', "&#13;")
+        .replace('\t', "&#9;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_escaping_drops_what_xml_cannot_carry() {
+        assert_eq!(text("a<b>&\u{1}"), "a&lt;b&gt;&amp;\u{FFFD}");
+        assert_eq!(attr("say \"hi\"\n"), "say &quot;hi&quot;&#10;");
+        assert_eq!(timestamp("2026-11-23T09:18:25.123Z"), "2026-11-23T09:18:25");
+    }
+}

@@ -1,0 +1,220 @@
+//! `report.md`: the verdict, the gates, the metrics and the first regressions, for a pull-request
+//! comment or `$GITHUB_STEP_SUMMARY` — always under GitHub's 65,536-character limit.
+
+use std::fmt::Write as _;
+
+use super::view::{Group, ItemRow, ItemView, SideRow};
+use super::{Exporter, ReportInput, metric_rows};
+use crate::gate::{Outcome, Verdict};
+
+/// GitHub refuses comments over 65,536 characters; stay well clear of it.
+pub const MAX_CHARS: usize = 60_000;
+const SHOWN_REGRESSIONS: usize = 20;
+const ANSWER_CHARS: usize = 400;
+const ANSWER_LINES: usize = 4;
+
+pub struct Markdown;
+
+impl Exporter for Markdown {
+    fn file_name(&self) -> &'static str {
+        "report.md"
+    }
+
+    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+        // Fewer regressions in detail until it fits; the header and tables always do.
+        let mut shown = SHOWN_REGRESSIONS;
+        loop {
+            let text = render(input, shown);
+            if text.chars().count() <= MAX_CHARS || shown == 0 {
+                return Ok(text.into_bytes());
+            }
+            shown /= 2;
+        }
+    }
+}
+
+fn render(input: &ReportInput, shown: usize) -> String {
+    let s = input.summary;
+    let mut out = String::new();
+    let verdict = match (s.status, s.verdict) {
+        (crate::runner::Status::Interrupted, _) => "⚠️ INTERRUPTED (partial results)",
+        (crate::runner::Status::Failed, _) => "❌ RUN FAILED",
+        (_, Verdict::Pass) => "✅ PASS",
+        (_, Verdict::Fail) => "❌ FAIL",
+    };
+    let _ = writeln!(
+        out,
+        "## goldgate: {verdict} — candidate `{}` vs current `{}`\n",
+        code(&s.models.candidate.model),
+        code(&s.models.current.model)
+    );
+    let _ = writeln!(
+        out,
+        "Golden set **{}@{}** ({} items, `{}`{}) · run `{}` · {} trial(s) per item · goldgate {}\n",
+        esc(&s.golden.name),
+        s.golden.version,
+        s.golden.items,
+        crate::golden::short(&s.golden.sha256),
+        if s.golden.locked {
+            ""
+        } else {
+            ", **unlocked**"
+        },
+        code(&s.run_id),
+        s.repeats,
+        esc(&s.goldgate_version),
+    );
+    for w in &s.warnings {
+        let _ = writeln!(out, "> [!WARNING]\n> {}\n", esc(w));
+    }
+
+    out.push_str(
+        "| Gate | Rule | Current | Candidate | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
+    );
+    for g in &s.gates {
+        let result = match g.outcome {
+            Outcome::Pass => "✅ PASS".to_owned(),
+            Outcome::Fail => "❌ FAIL".to_owned(),
+            Outcome::Skipped => format!("⏭️ SKIP ({})", esc(g.note.as_deref().unwrap_or(""))),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {result} |",
+            esc(&g.metric),
+            esc(&g.rule),
+            g.format(g.current),
+            g.format(g.candidate),
+            g.format(g.limit),
+        );
+    }
+
+    out.push_str("\n| Metric | Current | Candidate |\n|---|--:|--:|\n");
+    for (name, cur, cand) in metric_rows(&s.models.current.metrics, &s.models.candidate.metrics) {
+        let _ = writeln!(out, "| {name} | {cur} | {cand} |");
+    }
+
+    let view = input.view;
+    let _ = writeln!(
+        out,
+        "\n**Items:** {} regressed, {} improved, {} failing on both, {} unchanged{}.\n",
+        view.count(Group::Regressed),
+        view.count(Group::Improved),
+        view.count(Group::BothFail),
+        view.count(Group::Unchanged),
+        match view.count(Group::Incomplete) {
+            0 => String::new(),
+            n => format!(", {n} incomplete"),
+        }
+    );
+    regressions(&mut out, view, shown);
+    out
+}
+
+fn regressions(out: &mut String, view: &ItemView, shown: usize) {
+    let total = view.count(Group::Regressed);
+    if total == 0 {
+        return;
+    }
+    let _ = writeln!(out, "### Regressions ({total})\n");
+    for row in view.group(Group::Regressed).take(shown) {
+        item(out, row);
+    }
+    if total > shown {
+        let _ = writeln!(
+            out,
+            "…and {} more regression(s): see `report.html` in the run directory.\n",
+            total - shown
+        );
+    }
+}
+
+fn item(out: &mut String, row: &ItemRow) {
+    let _ = writeln!(
+        out,
+        "<details><summary><code>{}</code> — {}</summary>\n",
+        html(&row.id),
+        esc(&row.candidate.failure())
+    );
+    let _ = writeln!(
+        out,
+        "**Question:** {}\n",
+        esc(&cut(&row.question, ANSWER_CHARS, ANSWER_LINES))
+    );
+    side(out, "Current", &row.current);
+    side(out, "Candidate", &row.candidate);
+    out.push_str("</details>\n\n");
+}
+
+fn side(out: &mut String, label: &str, s: &SideRow) {
+    let status = if s.passed == s.trials && s.trials > 0 {
+        "pass".to_owned()
+    } else {
+        format!("fail: {}", s.failure())
+    };
+    let _ = writeln!(out, "**{label}** ({}):\n", esc(&status));
+    match &s.answer {
+        Some(a) => {
+            for line in cut(a, ANSWER_CHARS, ANSWER_LINES).lines() {
+                let _ = writeln!(out, "> {}", esc(line));
+            }
+            out.push('\n');
+        }
+        None => out.push_str("> _(no answer)_\n\n"),
+    }
+}
+
+/// At most `chars` characters and `lines` lines, with an ellipsis when cut.
+fn cut(text: &str, chars: usize, lines: usize) -> String {
+    let mut out: String = text.lines().take(lines).collect::<Vec<_>>().join("\n");
+    let mut cut = out.len() < text.trim_end().len();
+    if let Some((i, _)) = out.char_indices().nth(chars) {
+        out.truncate(i);
+        cut = true;
+    }
+    if cut {
+        out.push('…');
+    }
+    out
+}
+
+/// Model output is untrusted: no HTML, no Markdown structure of its own.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\n' | '\r' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+fn code(text: &str) -> String {
+    text.replace('`', "'")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_untrusted_text() {
+        assert_eq!(esc("<script>*x*|"), "&lt;script&gt;\\*x\\*\\|");
+        assert_eq!(cut("a\nb\nc", 100, 2), "a\nb…");
+        assert_eq!(cut("abcdef", 3, 5), "abc…");
+        assert_eq!(cut("abc", 3, 5), "abc");
+    }
+}

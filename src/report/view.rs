@@ -1,0 +1,298 @@
+//! The item-by-item comparison every report shows: items grouped into regressions,
+//! improvements, both failing and unchanged, each with both answers, a word-level diff and the
+//! evidence of its checks. Built from the run directory in one pass over `results.jsonl`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::golden::Item;
+use crate::record::{ResultRecord, read_results};
+use crate::runner::ItemTally;
+use crate::score::Evidence;
+
+/// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
+/// and the least interesting part of it.
+const UNCHANGED_ANSWER_CHARS: usize = 240;
+/// Answers of changed or failing items are cut here only to bound a pathological answer.
+const ANSWER_CHARS: usize = 4000;
+/// Word diffs of longer answers are skipped: the side-by-side view still shows both.
+const DIFF_MAX_CHARS: usize = 4000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Group {
+    Regressed,
+    Improved,
+    BothFail,
+    Unchanged,
+    Incomplete,
+}
+
+impl Group {
+    pub const ALL: [Group; 5] = [
+        Group::Regressed,
+        Group::Improved,
+        Group::BothFail,
+        Group::Unchanged,
+        Group::Incomplete,
+    ];
+
+    pub fn of(t: &ItemTally, repeats: u32) -> Group {
+        if t.done != [repeats, repeats] {
+            return Group::Incomplete;
+        }
+        let [cur, cand] = t.passed;
+        match cand.cmp(&cur) {
+            std::cmp::Ordering::Less => Group::Regressed,
+            std::cmp::Ordering::Greater => Group::Improved,
+            std::cmp::Ordering::Equal if cur == repeats => Group::Unchanged,
+            std::cmp::Ordering::Equal => Group::BothFail,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::Regressed => "Regressions",
+            Group::Improved => "Improvements",
+            Group::BothFail => "Failing on both",
+            Group::Unchanged => "Unchanged",
+            Group::Incomplete => "Incomplete",
+        }
+    }
+}
+
+/// One side of one item, as shown.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideRow {
+    pub passed: u32,
+    pub trials: u32,
+    pub ok: bool,
+    pub answer: Option<String>,
+    pub truncated: bool,
+    pub error: Option<String>,
+    pub latency_ms: Option<f64>,
+    pub cost_usd: f64,
+    pub matched: Vec<String>,
+    pub missing: Vec<String>,
+    pub forbidden: Vec<String>,
+    pub faithfulness: Option<f64>,
+    /// The answer as word-diff runs against the other side: `(changed, text)`.
+    pub diff: Vec<(bool, String)>,
+    #[serde(skip)]
+    trial: u32,
+}
+
+impl SideRow {
+    fn from_record(r: ResultRecord, t: &ItemTally, cap: usize) -> SideRow {
+        let i = r.model.index();
+        let mut row = SideRow {
+            passed: t.passed[i],
+            trials: t.done[i],
+            ok: r.ok,
+            latency_ms: r.latency_ms,
+            cost_usd: r.cost_usd,
+            faithfulness: r.faithfulness.map(|f| f.score),
+            error: r.error.map(|e| match e.status {
+                Some(status) => format!("{} ({status}): {}", e.kind.as_str(), e.message),
+                None => format!("{}: {}", e.kind.as_str(), e.message),
+            }),
+            trial: r.trial,
+            ..SideRow::default()
+        };
+        for check in r.checks.into_values() {
+            match check.evidence {
+                Evidence::Keywords { matched, missing } => {
+                    row.matched = matched;
+                    row.missing = missing;
+                }
+                Evidence::Forbidden { found } => row.forbidden = found,
+            }
+        }
+        if let Some(mut answer) = r.answer {
+            if let Some((cut, _)) = answer.char_indices().nth(cap) {
+                answer.truncate(cut);
+                row.truncated = true;
+            }
+            row.answer = Some(answer);
+        }
+        row
+    }
+
+    /// What made this side fail, in a few words; empty when it passed.
+    pub fn failure(&self) -> String {
+        if let Some(e) = &self.error {
+            return format!("request failed: {e}");
+        }
+        let mut parts = Vec::new();
+        if !self.forbidden.is_empty() {
+            parts.push(format!("forbidden: {}", self.forbidden.join(", ")));
+        }
+        if !self.missing.is_empty() && self.passed < self.trials {
+            parts.push(format!("missing keywords: {}", self.missing.join(", ")));
+        }
+        if parts.is_empty() && self.passed < self.trials {
+            parts.push(format!("passed {} of {} trials", self.passed, self.trials));
+        }
+        parts.join("; ")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemRow {
+    pub id: String,
+    pub question: String,
+    pub tags: Vec<String>,
+    pub keywords: Vec<String>,
+    pub group: Group,
+    pub current: SideRow,
+    pub candidate: SideRow,
+}
+
+/// All items of a run, grouped, in golden-set order within each group.
+pub struct ItemView {
+    pub rows: Vec<ItemRow>,
+}
+
+impl ItemView {
+    pub fn build(
+        results: &Path,
+        items: &[Item],
+        tallies: &[ItemTally],
+        repeats: u32,
+    ) -> anyhow::Result<ItemView> {
+        let groups: Vec<Group> = tallies.iter().map(|t| Group::of(t, repeats)).collect();
+        let index: HashMap<&str, usize> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (it.id.as_str(), i))
+            .collect();
+        // The lowest trial of each side represents it: trial 0 unless an interrupt lost it.
+        let mut sides: Vec<[Option<SideRow>; 2]> = vec![[None, None]; items.len()];
+        if results.exists() {
+            read_results(results, |r| {
+                let Some(&i) = index.get(r.id.as_str()) else {
+                    return;
+                };
+                let slot = &mut sides[i][r.model.index()];
+                if slot.as_ref().is_some_and(|s| s.trial <= r.trial) {
+                    return;
+                }
+                let cap = if groups[i] == Group::Unchanged {
+                    UNCHANGED_ANSWER_CHARS
+                } else {
+                    ANSWER_CHARS
+                };
+                *slot = Some(SideRow::from_record(r, &tallies[i], cap));
+            })?;
+        }
+        let mut rows: Vec<ItemRow> = items
+            .iter()
+            .zip(sides)
+            .zip(&groups)
+            .map(|((item, [cur, cand]), &group)| {
+                let mut current = cur.unwrap_or_default();
+                let mut candidate = cand.unwrap_or_default();
+                if group != Group::Unchanged {
+                    word_diff(&mut current, &mut candidate);
+                }
+                ItemRow {
+                    id: item.id.clone(),
+                    question: item.question.clone(),
+                    tags: item.tags.clone(),
+                    keywords: item.keywords.clone(),
+                    group,
+                    current,
+                    candidate,
+                }
+            })
+            .collect();
+        rows.sort_by_key(|r| r.group); // stable: golden-set order within a group
+        Ok(ItemView { rows })
+    }
+
+    pub fn group(&self, g: Group) -> impl Iterator<Item = &ItemRow> {
+        self.rows.iter().filter(move |r| r.group == g)
+    }
+
+    pub fn count(&self, g: Group) -> usize {
+        self.group(g).count()
+    }
+}
+
+fn word_diff(old: &mut SideRow, new: &mut SideRow) {
+    let (Some(a), Some(b)) = (&old.answer, &new.answer) else {
+        return;
+    };
+    if a.len() > DIFF_MAX_CHARS || b.len() > DIFF_MAX_CHARS {
+        return;
+    }
+    let diff = similar::TextDiff::configure()
+        .timeout(std::time::Duration::from_millis(50))
+        .diff_words(a.as_str(), b.as_str());
+    let push = |runs: &mut Vec<(bool, String)>, changed: bool, text: &str| match runs.last_mut() {
+        Some((c, t)) if *c == changed => t.push_str(text),
+        _ => runs.push((changed, text.to_owned())),
+    };
+    let (mut left, mut right) = (Vec::new(), Vec::new());
+    for change in diff.iter_all_changes() {
+        let text = change.value();
+        match change.tag() {
+            similar::ChangeTag::Equal => {
+                push(&mut left, false, text);
+                push(&mut right, false, text);
+            }
+            similar::ChangeTag::Delete => push(&mut left, true, text),
+            similar::ChangeTag::Insert => push(&mut right, true, text),
+        }
+    }
+    old.diff = left;
+    new.diff = right;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_follow_pass_counts() {
+        let t = |cur, cand| ItemTally {
+            passed: [cur, cand],
+            done: [2, 2],
+        };
+        assert_eq!(Group::of(&t(2, 1), 2), Group::Regressed);
+        assert_eq!(Group::of(&t(0, 1), 2), Group::Improved);
+        assert_eq!(Group::of(&t(2, 2), 2), Group::Unchanged);
+        assert_eq!(Group::of(&t(1, 1), 2), Group::BothFail);
+        let partial = ItemTally {
+            passed: [1, 0],
+            done: [1, 0],
+        };
+        assert_eq!(Group::of(&partial, 2), Group::Incomplete);
+    }
+
+    #[test]
+    fn word_diff_marks_only_changed_words() {
+        let mut a = SideRow {
+            answer: Some("Refunds take 5 days.".into()),
+            ..SideRow::default()
+        };
+        let mut b = SideRow {
+            answer: Some("Refunds take 7 days.".into()),
+            ..SideRow::default()
+        };
+        word_diff(&mut a, &mut b);
+        let changed = |r: &SideRow| -> String {
+            r.diff
+                .iter()
+                .filter(|d| d.0)
+                .map(|d| d.1.as_str())
+                .collect()
+        };
+        assert_eq!(changed(&a), "5");
+        assert_eq!(changed(&b), "7");
+        let all: String = b.diff.iter().map(|d| d.1.as_str()).collect();
+        assert_eq!(all, "Refunds take 7 days.");
+    }
+}
