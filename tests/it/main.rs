@@ -1,7 +1,10 @@
 //! Integration tests: the real binary, against real HTTP servers on loopback.
 //! One test binary, so linking stays cheap.
 
+mod browser;
 mod cli;
 mod faults;
+mod reports;
+mod schema;
 mod server;
 mod support;

@@ -1,0 +1,1 @@
+//! report.html in a real headless Chromium.

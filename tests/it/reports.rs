@@ -1,0 +1,1 @@
+//! Reports: snapshots of report.md and junit.xml, `report` and `diff`.

@@ -1,0 +1,1 @@
+//! summary.json validates against the committed JSON Schema.
