@@ -78,7 +78,10 @@ impl Exporter for Junit {
                         x,
                         ">\n      <failure type=\"gate\" message=\"{}\">{}</failure>\n    </testcase>",
                         attr(&numbers),
-                        text(&format!("{numbers}\n{}", g.note.as_deref().unwrap_or("")))
+                        text(&match &g.note {
+                            Some(note) => format!("{numbers}\n{note}"),
+                            None => numbers.clone(),
+                        })
                     );
                 }
                 Outcome::Skipped => {
