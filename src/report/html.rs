@@ -89,6 +89,7 @@ struct GroupInfo {
     title: &'static str,
     count: usize,
     open: bool,
+    note: &'static str,
 }
 
 impl<'a> Page<'a> {
@@ -132,6 +133,11 @@ impl<'a> Page<'a> {
                     title: g.title(),
                     count: input.view.count(g),
                     open: g != Group::Unchanged,
+                    note: if g == Group::Unchanged && input.view.unchanged_answers_omitted {
+                        "answers of unchanged items are left out of this large report; results.jsonl has them"
+                    } else {
+                        ""
+                    },
                 })
                 .filter(|g| g.count > 0 || g.key != "incomplete")
                 .collect(),
@@ -227,7 +233,7 @@ impl Chart {
     const LEFT: f64 = 64.0;
     const BOTTOM: f64 = 28.0;
     const TOP: f64 = 10.0;
-    const RIGHT: f64 = 12.0;
+    const RIGHT: f64 = 28.0;
     const MAX_NINES: f64 = 3.0; // up to p99.9
 
     fn new(cur: &Metrics, cand: &Metrics) -> Option<Chart> {

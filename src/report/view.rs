@@ -15,6 +15,9 @@ use crate::score::Evidence;
 /// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
 /// and the least interesting part of it.
 const UNCHANGED_ANSWER_CHARS: usize = 240;
+/// Past this many items, unchanged items carry no answers at all: they are most of a large run,
+/// and keeping them would make the HTML report too heavy to open (results.jsonl has them all).
+pub const UNCHANGED_ANSWERS_UP_TO: usize = 5_000;
 /// Answers of changed or failing items are cut here only to bound a pathological answer.
 const ANSWER_CHARS: usize = 4000;
 /// Word diffs of longer answers are skipped: the side-by-side view still shows both.
@@ -153,6 +156,8 @@ pub struct ItemRow {
 /// All items of a run, grouped, in golden-set order within each group.
 pub struct ItemView {
     pub rows: Vec<ItemRow>,
+    /// Whether unchanged items were stripped of their answers (a large run).
+    pub unchanged_answers_omitted: bool,
 }
 
 impl ItemView {
@@ -163,6 +168,7 @@ impl ItemView {
         repeats: u32,
     ) -> anyhow::Result<ItemView> {
         let groups: Vec<Group> = tallies.iter().map(|t| Group::of(t, repeats)).collect();
+        let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
         let index: HashMap<&str, usize> = items
             .iter()
             .enumerate()
@@ -179,12 +185,17 @@ impl ItemView {
                 if slot.as_ref().is_some_and(|s| s.trial <= r.trial) {
                     return;
                 }
-                let cap = if groups[i] == Group::Unchanged {
-                    UNCHANGED_ANSWER_CHARS
-                } else {
-                    ANSWER_CHARS
+                let cap = match groups[i] {
+                    Group::Unchanged if omit_unchanged => 0,
+                    Group::Unchanged => UNCHANGED_ANSWER_CHARS,
+                    _ => ANSWER_CHARS,
                 };
-                *slot = Some(SideRow::from_record(r, &tallies[i], cap));
+                let mut row = SideRow::from_record(r, &tallies[i], cap);
+                if cap == 0 {
+                    row.answer = None;
+                    row.truncated = false;
+                }
+                *slot = Some(row);
             })?;
         }
         let mut rows: Vec<ItemRow> = items
@@ -209,7 +220,10 @@ impl ItemView {
             })
             .collect();
         rows.sort_by_key(|r| r.group); // stable: golden-set order within a group
-        Ok(ItemView { rows })
+        Ok(ItemView {
+            rows,
+            unchanged_answers_omitted: omit_unchanged,
+        })
     }
 
     pub fn group(&self, g: Group) -> impl Iterator<Item = &ItemRow> {
