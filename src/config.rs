@@ -78,14 +78,26 @@ pub struct ScoringConfig {
     pub keywords: KeywordScoring,
     #[serde(default)]
     pub faithfulness: FaithfulnessConfig,
+    /// Similarity to `expected` is always recorded; with a threshold it is also a check.
+    #[serde(default)]
+    pub similarity: Option<SimilarityConfig>,
+    #[serde(default)]
+    pub classification: ClassificationConfig,
+    /// Checks applied to every item, besides the item's own `checks`.
+    #[serde(default)]
+    pub checks: Vec<crate::score::CheckSpec>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeywordScoring {
-    /// Reserved for fuzzy keyword matching; only 0.0 (exact, case-insensitive) is implemented.
+    /// 0 = exact (case-insensitive) matching; above 0, a keyword also matches a span whose
+    /// normalised similarity reaches this value (e.g. 0.8).
     #[serde(default)]
     pub fuzzy: f64,
+    /// Match keywords only as whole words ("cat" does not match "category").
+    #[serde(default)]
+    pub whole_word: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -93,6 +105,9 @@ pub struct KeywordScoring {
 pub struct FaithfulnessConfig {
     #[serde(default)]
     pub method: FaithfulnessMethod,
+    /// The judge's provider file, for `method = "judge"` (relative to the evaluation file).
+    #[serde(default)]
+    pub provider: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -100,8 +115,27 @@ pub struct FaithfulnessConfig {
 pub enum FaithfulnessMethod {
     #[default]
     Lexical,
+    /// An LLM judge extracts statements and verifies each against the context.
+    Judge,
     /// Turn faithfulness scoring off.
     Off,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimilarityConfig {
+    /// The similarity to `expected` an answer needs to pass (0..1).
+    pub threshold: f64,
+    #[serde(default)]
+    pub measure: crate::score::Measure,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationConfig {
+    /// A regex whose first capture group (or whole match) is the predicted label.
+    #[serde(default)]
+    pub extract: Option<String>,
 }
 
 /// One `[[gate]]` table as written; [`crate::gate::Gate::parse`] turns it into checked rules.
@@ -151,14 +185,78 @@ impl EvalConfig {
                 "remove the key to use the providers' concurrency, or set a positive number",
             ));
         }
-        if cfg.scoring.keywords.fuzzy != 0.0 {
-            return Err(Error::input(
-                Location::file(path).field("scoring.keywords.fuzzy"),
-                "fuzzy keyword matching is not available yet",
-                "set keywords = { fuzzy = 0.0 } (exact, case-insensitive matching)",
-            ));
+        cfg.check_scoring(path)?;
+        if let Some(p) = &mut cfg.scoring.faithfulness.provider
+            && p.is_relative()
+        {
+            *p = base.join(&*p);
         }
         Ok(cfg)
+    }
+
+    fn check_scoring(&self, path: &Path) -> Result<(), Error> {
+        let sc = &self.scoring;
+        let at = |field: &str| Location::file(path).field(field);
+        let mut problems = Vec::new();
+        if !(0.0..=1.0).contains(&sc.keywords.fuzzy) {
+            problems.push(
+                Problem::new(at("scoring.keywords.fuzzy"), "must be between 0 and 1")
+                    .fix("0 for exact matching, or a similarity such as 0.8"),
+            );
+        }
+        if let Some(s) = &sc.similarity
+            && !(0.0..=1.0).contains(&s.threshold)
+        {
+            problems.push(
+                Problem::new(
+                    at("scoring.similarity.threshold"),
+                    "must be between 0 and 1",
+                )
+                .fix("e.g. similarity = { threshold = 0.5 }"),
+            );
+        }
+        if sc.faithfulness.method == FaithfulnessMethod::Judge && sc.faithfulness.provider.is_none()
+        {
+            problems.push(
+                Problem::new(
+                    at("scoring.faithfulness"),
+                    "method = \"judge\" needs a provider",
+                )
+                .fix("faithfulness = { method = \"judge\", provider = \"providers/judge.toml\" }"),
+            );
+        }
+        if sc.faithfulness.method != FaithfulnessMethod::Judge && sc.faithfulness.provider.is_some()
+        {
+            problems.push(
+                Problem::new(
+                    at("scoring.faithfulness.provider"),
+                    "a provider is only used with method = \"judge\"",
+                )
+                .fix("remove it, or set method = \"judge\""),
+            );
+        }
+        if let Some(re) = &sc.classification.extract
+            && let Err(e) = regex::Regex::new(re)
+        {
+            problems.push(
+                Problem::new(
+                    at("scoring.classification.extract"),
+                    format!("not a valid regex: {e}"),
+                )
+                .fix("a Rust regex with one capture group, e.g. \"(?i)label:\\s*(\\w+)\""),
+            );
+        }
+        if let Err(e) = crate::score::Patterns::new(&sc.checks) {
+            problems.push(
+                Problem::new(at("scoring.checks"), format!("not a valid regex: {e}"))
+                    .fix("patterns use Rust regex syntax"),
+            );
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Input(problems))
+        }
     }
 
     pub fn prompt(&self) -> &str {

@@ -74,6 +74,17 @@ impl Evaluation {
                 Client::from_config(&config.current, p),
             )
         });
+        let judge = match &config.scoring.faithfulness.provider {
+            Some(path)
+                if config.scoring.faithfulness.method
+                    == crate::config::FaithfulnessMethod::Judge =>
+            {
+                keep(&mut problems, config_path, ProviderConfig::load(path))
+                    .and_then(|p| keep(&mut problems, config_path, Client::from_config(path, &p)))
+                    .map(crate::score::Judge::new)
+            }
+            _ => None,
+        };
         let candidate_client = candidate.as_ref().and_then(|p| {
             keep(
                 &mut problems,
@@ -100,7 +111,8 @@ impl Evaluation {
                 Some(cc),
                 Some(kc),
             ) if problems.is_empty() => {
-                let scoring = Scoring::new(&config.scoring);
+                let scoring = Scoring::new(&config.scoring, &golden.items, judge)
+                    .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?;
                 Ok(Evaluation {
                     config_path: config_path.to_path_buf(),
                     config,

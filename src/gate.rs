@@ -23,10 +23,12 @@ pub enum MetricKind {
     LatencyP99,
     ErrorRate,
     CostPer1k,
+    MacroF1,
+    Similarity,
 }
 
 impl MetricKind {
-    const ALL: [(&'static str, MetricKind); 8] = [
+    const ALL: [(&'static str, MetricKind); 10] = [
         ("accuracy", MetricKind::Accuracy),
         ("faithfulness", MetricKind::Faithfulness),
         ("latency_p50_ms", MetricKind::LatencyP50),
@@ -35,6 +37,8 @@ impl MetricKind {
         ("latency_p99_ms", MetricKind::LatencyP99),
         ("error_rate", MetricKind::ErrorRate),
         ("cost_per_1k", MetricKind::CostPer1k),
+        ("macro_f1", MetricKind::MacroF1),
+        ("similarity", MetricKind::Similarity),
     ];
 
     pub fn names() -> impl Iterator<Item = &'static str> {
@@ -55,6 +59,9 @@ impl MetricKind {
             MetricKind::LatencyP99 => m.latency_ms.as_ref().map(|l| l.p99),
             MetricKind::ErrorRate => m.error_rate,
             MetricKind::CostPer1k => m.cost_per_1k,
+            MetricKind::MacroF1 => m.classification.as_ref().map(|c| c.macro_f1),
+            // The word-set measure: it rewards the right facts, not the same phrasing.
+            MetricKind::Similarity => m.similarity.as_ref().map(|s| s.token_set),
         }
     }
 
@@ -63,6 +70,7 @@ impl MetricKind {
         match self {
             MetricKind::Accuracy | MetricKind::ErrorRate => format!("{:.1}%", v * 100.0),
             MetricKind::Faithfulness => format!("{v:.2}"),
+            MetricKind::MacroF1 | MetricKind::Similarity => format!("{v:.3}"),
             MetricKind::LatencyP50
             | MetricKind::LatencyP90
             | MetricKind::LatencyP95
@@ -239,43 +247,45 @@ impl Gate {
             Bound::Min(v) | Bound::Max(v) => Some(v),
             Bound::MinRatio(r) | Bound::MaxRatio(r) => cur.map(|c| c * r),
         };
-        let outcome = match (cand, limit) {
+        let (outcome, note) = match (cand, limit) {
             (Some(v), Some(l)) => {
                 let ok = match self.bound {
                     Bound::Min(_) | Bound::MinRatio(_) => v >= l - EPSILON,
                     Bound::Max(_) | Bound::MaxRatio(_) => v <= l + EPSILON,
                 };
-                if ok { Outcome::Pass } else { Outcome::Fail }
+                (if ok { Outcome::Pass } else { Outcome::Fail }, None)
             }
+            // Undefined on both sides (faithfulness with no context anywhere, macro-F1 with no
+            // label): nothing to judge, and saying so beats failing a set that lacks the data.
+            (None, _) if cur.is_none() => (
+                Outcome::Skipped,
+                Some(match self.metric.kind {
+                    MetricKind::Faithfulness => {
+                        "no item with a context was answered, so faithfulness is undefined"
+                    }
+                    MetricKind::MacroF1 => {
+                        "no item with a label was answered, so macro-F1 is undefined"
+                    }
+                    MetricKind::Similarity => {
+                        "no item with an expected answer was answered, so similarity is undefined"
+                    }
+                    _ => "neither model has a value for this metric",
+                }),
+            ),
             // The candidate has no value where the baseline has one (e.g. every request failed,
             // so no latency): that cannot pass.
-            (None, Some(_))
-                if cur.is_some() || matches!(self.bound, Bound::Min(_) | Bound::Max(_)) =>
-            {
-                match self.metric.kind {
-                    // Faithfulness is undefined without contexts: nothing to judge.
-                    MetricKind::Faithfulness
-                        if candidate.faithfulness_scored == 0 && cur.is_none() =>
-                    {
-                        Outcome::Skipped
-                    }
-                    _ => Outcome::Fail,
-                }
-            }
-            _ => Outcome::Skipped,
+            (None, _) => (
+                Outcome::Fail,
+                Some("the candidate has no value for this metric"),
+            ),
+            (Some(_), None) => (
+                Outcome::Skipped,
+                Some(
+                    "the current model has no value for this metric, so the ratio has no baseline",
+                ),
+            ),
         };
-        let note = match (outcome, cand, cur) {
-            (Outcome::Skipped, _, _) if self.metric.kind == MetricKind::Faithfulness => {
-                Some("no item with a context was answered, so faithfulness is undefined".to_owned())
-            }
-            (Outcome::Skipped, _, None) => {
-                Some("the current model has no value for this metric".to_owned())
-            }
-            (Outcome::Fail, None, _) => {
-                Some("the candidate has no value for this metric".to_owned())
-            }
-            _ => None,
-        };
+        let note = note.map(str::to_owned);
         GateResult {
             metric: self.metric.name.clone(),
             rule: self.bound.to_string(),

@@ -29,6 +29,7 @@ const ITEM_FIELDS: &[&str] = &[
     "expected",
     "label",
     "tags",
+    "checks",
 ];
 
 /// `golden.toml`.
@@ -89,6 +90,9 @@ pub struct Item {
     pub label: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Format checks of this item: `[{"type": "regex", "pattern": "…"}, {"type": "json"}]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<crate::score::CheckSpec>,
 }
 
 impl Item {
@@ -463,6 +467,7 @@ fn describe_json_error(path: &str, e: &serde_json::Error) -> ParseFailure {
                     format!("`{}` is a list of strings, e.g. [\"30 days\"]", field.as_deref().unwrap_or_default())
                 }
                 Some("match") => "`match` is \"any\" or \"all\"".to_owned(),
+                Some("checks") => "`checks` is a list such as [{\"type\": \"regex\", \"pattern\": \"\\\\d+\"}, {\"type\": \"json\"}]".to_owned(),
                 Some("context") => "`context` is a string or a list of strings".to_owned(),
                 Some(f) => format!("`{f}` is a string"),
                 None => "each line must be a JSON object".to_owned(),
@@ -513,6 +518,12 @@ fn check_item(item: &Item, at: impl Fn() -> Location) -> Vec<Problem> {
                     .fix("an empty string matches every answer; remove it"),
             );
         }
+    }
+    if let Err(e) = crate::score::Patterns::new(&item.checks) {
+        problems.push(
+            Problem::new(at().field("checks"), format!("not a valid regex: {e}"))
+                .fix("patterns use Rust regex syntax; escape backslashes in JSON (\"\\\\d+\")"),
+        );
     }
     problems
 }

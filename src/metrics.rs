@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::provider::ErrorKind;
 use crate::record::ResultRecord;
+use crate::score::{ClassificationMetrics, Confusion, JudgeUsage};
 
 /// Three significant digits, as the spec requires; values in microseconds.
 const SIGFIG: u8 = 3;
@@ -37,6 +38,18 @@ pub struct Tally {
     pub faithfulness_sum: f64,
     pub faithfulness_scored: u64,
     pub retries: u64,
+    pub similarity_sum: (f64, f64),
+    pub similarity_scored: u64,
+    pub confusion: Confusion,
+    pub judge: JudgeTally,
+}
+
+/// The judge's work on this model's answers, kept apart from the model's own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JudgeTally {
+    pub answers: u64,
+    pub errors: u64,
+    pub usage: JudgeUsage,
 }
 
 impl Default for Tally {
@@ -55,6 +68,10 @@ impl Default for Tally {
             faithfulness_sum: 0.0,
             faithfulness_scored: 0,
             retries: 0,
+            similarity_sum: (0.0, 0.0),
+            similarity_scored: 0,
+            confusion: Confusion::default(),
+            judge: JudgeTally::default(),
         }
     }
 }
@@ -86,6 +103,22 @@ impl Tally {
         if let Some(f) = &r.faithfulness {
             self.faithfulness_sum += f.score;
             self.faithfulness_scored += 1;
+        }
+        if let Some(s) = &r.similarity {
+            self.similarity_sum.0 += s.levenshtein;
+            self.similarity_sum.1 += s.token_set;
+            self.similarity_scored += 1;
+        }
+        if let Some((expected, predicted)) = r.label() {
+            self.confusion.add(expected, predicted);
+        }
+        if let Some(j) = &r.judge {
+            self.judge.answers += 1;
+            self.judge.errors += u64::from(j.error.is_some());
+            self.judge.usage.requests += j.usage.requests;
+            self.judge.usage.input += j.usage.input;
+            self.judge.usage.output += j.usage.output;
+            self.judge.usage.cost_usd += j.usage.cost_usd;
         }
     }
 
@@ -120,6 +153,26 @@ impl Tally {
                 estimated: self.tokens_estimated,
             },
             histogram_us: encode_histogram(&self.latency_us),
+            similarity: (self.similarity_scored > 0).then(|| {
+                let n = self.similarity_scored as f64;
+                SimilarityMeans {
+                    levenshtein: self.similarity_sum.0 / n,
+                    token_set: self.similarity_sum.1 / n,
+                    scored: self.similarity_scored,
+                }
+            }),
+            classification: self.confusion.metrics(),
+            judge: (self.judge.answers > 0).then_some(JudgeMetrics {
+                answers: self.judge.answers,
+                errors: self.judge.errors,
+                requests: self.judge.usage.requests,
+                tokens: Tokens {
+                    input: self.judge.usage.input,
+                    output: self.judge.usage.output,
+                    estimated: false,
+                },
+                cost_usd: self.judge.usage.cost_usd,
+            }),
             by_tag: None,
         }
     }
@@ -180,6 +233,24 @@ impl LatencyMs {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SimilarityMeans {
+    pub levenshtein: f64,
+    pub token_set: f64,
+    pub scored: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JudgeMetrics {
+    /// Answers the judge was asked about.
+    pub answers: u64,
+    /// Answers it could not judge (request failed, or no usable JSON twice).
+    pub errors: u64,
+    pub requests: u32,
+    pub tokens: Tokens,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Tokens {
     pub input: u64,
     pub output: u64,
@@ -205,6 +276,15 @@ pub struct Metrics {
     pub tokens: Tokens,
     /// The latency histogram in microseconds, HdrHistogram V2 compressed, base64.
     pub histogram_us: String,
+    /// Mean similarity to `expected`, over answered items that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<SimilarityMeans>,
+    /// Per-class precision, recall, F1, macro-F1 and the confusion matrix, over items with a `label`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classification: Option<ClassificationMetrics>,
+    /// What judging this model's answers took: never part of its own tokens, cost or latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeMetrics>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub by_tag: Option<BTreeMap<String, Metrics>>,
 }
@@ -247,6 +327,8 @@ mod tests {
             checks: BTreeMap::new(),
             faithfulness: None,
             error: None,
+            similarity: None,
+            judge: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::provider::CallError;
-use crate::score::{Check, Faithfulness};
+use crate::score::{Check, Faithfulness, JudgeUsage, Similarity};
 
 /// Which of the two models a result belongs to.
 #[derive(
@@ -73,6 +73,33 @@ pub struct ResultRecord {
     pub faithfulness: Option<Faithfulness>,
     #[serde(default)]
     pub error: Option<CallError>,
+    /// Similarity to the item's `expected` answer, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<Similarity>,
+    /// What judging this answer cost (never counted as the judged model's), and any judge error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judge: Option<JudgeRecord>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JudgeRecord {
+    #[serde(flatten)]
+    pub usage: JudgeUsage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ResultRecord {
+    /// The label check's (expected, predicted), for the confusion matrix.
+    pub fn label(&self) -> Option<(&str, &str)> {
+        match &self.checks.get("label")?.evidence {
+            crate::score::Evidence::Label {
+                expected,
+                predicted,
+            } => Some((expected, predicted)),
+            _ => None,
+        }
+    }
 }
 
 impl ResultRecord {

@@ -20,7 +20,7 @@ use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
 use crate::provider::{Client, Outcome, Request};
 use crate::record::{ResultRecord, TokenCount};
-use crate::score::Scoring;
+use crate::score::{Scores, Scoring};
 
 pub use crate::record::Side;
 
@@ -109,9 +109,8 @@ impl Runner<'_> {
                 _ = abort_rx.changed() => break,
                 next = results.next() => next,
             };
-            let Some((t, outcome)) = next else { break };
+            let Some((t, record)) = next else { break };
             let item = &self.items[t.item];
-            let record = self.record(item, t, outcome);
             tallies[t.side.index()].record(&item.tags, &record);
             items[t.item].record(&record);
 
@@ -133,7 +132,7 @@ impl Runner<'_> {
         })
     }
 
-    async fn attempt(&self, t: Trial) -> (Trial, Outcome) {
+    async fn attempt(&self, t: Trial) -> (Trial, ResultRecord) {
         let item = &self.items[t.item];
         let request = Request {
             system: self.system.map(str::to_owned),
@@ -142,51 +141,60 @@ impl Runner<'_> {
             context: item.context.clone(),
         };
         let outcome = self.clients[t.side.index()].call(&request).await;
-        (t, outcome)
-    }
-
-    /// Score an outcome and turn it into its result line.
-    fn record(&self, item: &Item, t: Trial, outcome: Outcome) -> ResultRecord {
-        let Outcome {
-            result,
-            latency,
-            attempts,
-            usage,
-            usage_estimated,
-            cost_usd,
-        } = outcome;
-        let (answer, error) = match result {
-            Ok(answer) => (Some(answer), None),
-            Err(e) => (None, Some(e)),
+        // Scoring (a judge's calls included) happens after the answer was timed.
+        let scores = match &outcome.result {
+            Ok(answer) => Some(self.scoring.score(item, answer).await),
+            Err(_) => None,
         };
-        let scores = answer.as_deref().map(|a| self.scoring.score(item, a));
-        let ok = answer.is_some();
-        ResultRecord {
-            id: item.id.clone(),
-            model: t.side,
-            trial: t.trial,
-            ok,
-            pass: ok && scores.as_ref().is_some_and(|s| s.pass()),
-            answer,
-            latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
-            attempts,
-            tokens: ok.then_some(TokenCount {
-                input: usage.input,
-                output: usage.output,
-                estimated: usage_estimated,
-            }),
-            cost_usd,
-            faithfulness: scores.as_ref().and_then(|s| s.faithfulness.clone()),
-            checks: scores
-                .map(|s| {
-                    s.checks
-                        .into_iter()
-                        .map(|(k, v)| (k.to_owned(), v))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            error,
-        }
+        (t, record(item, t, outcome, scores))
+    }
+}
+
+/// An outcome and its scores as a result line.
+fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> ResultRecord {
+    let Outcome {
+        result,
+        latency,
+        attempts,
+        usage,
+        usage_estimated,
+        cost_usd,
+    } = outcome;
+    let (answer, error) = match result {
+        Ok(answer) => (Some(answer), None),
+        Err(e) => (None, Some(e)),
+    };
+    let ok = answer.is_some();
+    ResultRecord {
+        id: item.id.clone(),
+        model: t.side,
+        trial: t.trial,
+        ok,
+        pass: ok && scores.as_ref().is_some_and(|s| s.pass()),
+        answer,
+        latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
+        attempts,
+        tokens: ok.then_some(TokenCount {
+            input: usage.input,
+            output: usage.output,
+            estimated: usage_estimated,
+        }),
+        cost_usd,
+        faithfulness: scores.as_ref().and_then(|s| s.faithfulness.clone()),
+        similarity: scores.as_ref().and_then(|s| s.similarity),
+        judge: scores
+            .as_ref()
+            .and_then(|s| s.judge.clone())
+            .map(|(usage, error)| crate::record::JudgeRecord { usage, error }),
+        checks: scores
+            .map(|s| {
+                s.checks
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        error,
     }
 }
 

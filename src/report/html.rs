@@ -54,6 +54,7 @@ struct Page<'a> {
     metrics: Vec<(&'static str, String, String)>,
     tags: Vec<TagRow>,
     chart: Option<Chart>,
+    classification: Vec<ClassView>,
     groups: Vec<GroupInfo>,
     all_tags: Vec<String>,
     items_json: String,
@@ -126,6 +127,10 @@ impl<'a> Page<'a> {
             metrics: metric_rows(cur, cand),
             tags: tag_rows(cur, cand),
             chart: Chart::new(cur, cand),
+            classification: [("current", cur), ("candidate", cand)]
+                .into_iter()
+                .filter_map(|(side, m)| ClassView::new(side, m))
+                .collect(),
             groups: Group::ALL
                 .iter()
                 .map(|&g| GroupInfo {
@@ -214,6 +219,57 @@ fn tag_rows(cur: &Metrics, cand: &Metrics) -> Vec<TagRow> {
             }
         })
         .collect()
+}
+
+/// One model's classification results: per-class table and confusion matrix.
+#[derive(Serialize)]
+struct ClassView {
+    side: &'static str,
+    macro_f1: String,
+    accuracy: String,
+    classes: Vec<(String, String, String, String, u64)>,
+    predicted: Vec<String>,
+    rows: Vec<(String, Vec<(u64, bool)>)>,
+}
+
+impl ClassView {
+    fn new(side: &'static str, m: &Metrics) -> Option<ClassView> {
+        let c = m.classification.as_ref()?;
+        let f = |v: f64| format!("{v:.3}");
+        Some(ClassView {
+            side,
+            macro_f1: f(c.macro_f1),
+            accuracy: MetricKind::Accuracy.format(c.accuracy),
+            classes: c
+                .classes
+                .iter()
+                .map(|(label, k)| {
+                    (
+                        label.clone(),
+                        f(k.precision),
+                        f(k.recall),
+                        f(k.f1),
+                        k.support,
+                    )
+                })
+                .collect(),
+            predicted: c.confusion.predicted.clone(),
+            rows: c
+                .confusion
+                .expected
+                .iter()
+                .zip(&c.confusion.counts)
+                .map(|(label, counts)| {
+                    let cells = counts
+                        .iter()
+                        .enumerate()
+                        .map(|(j, n)| (*n, c.confusion.predicted.get(j) == Some(label)))
+                        .collect();
+                    (label.clone(), cells)
+                })
+                .collect(),
+        })
+    }
 }
 
 /// Latency by percentile, HdrHistogram-style: the x axis stretches the tail (log of 1/(1-q)).
@@ -331,6 +387,10 @@ fn items_json(rows: &[ItemRow]) -> anyhow::Result<String> {
         h: Option<f64>,
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         d: &'a [(bool, String)],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        z: &'a [(String, String, f64)],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        o: &'a [String],
     }
     fn side(s: &SideRow) -> S<'_> {
         S {
@@ -350,6 +410,8 @@ fn items_json(rows: &[ItemRow]) -> anyhow::Result<String> {
             f: &s.forbidden,
             h: s.faithfulness.map(|h| (h * 100.0).round() / 100.0),
             d: &s.diff,
+            z: &s.fuzzy,
+            o: &s.notes,
         }
     }
     let items: Vec<J> = rows

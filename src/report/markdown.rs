@@ -93,6 +93,34 @@ fn render(input: &ReportInput, shown: usize) -> String {
         let _ = writeln!(out, "| {name} | {cur} | {cand} |");
     }
 
+    for (side, m) in [
+        ("current", &s.models.current.metrics),
+        ("candidate", &s.models.candidate.metrics),
+    ] {
+        if let Some(c) = &m.classification {
+            let _ = writeln!(
+                out,
+                "\n**Classification, {side}:** macro-F1 {:.3}, accuracy {:.1}%\n",
+                c.macro_f1,
+                c.accuracy * 100.0
+            );
+            let _ = write!(out, "| expected \\ predicted |");
+            for p in &c.confusion.predicted {
+                let _ = write!(out, " {} |", esc(p));
+            }
+            out.push_str("\n|---|");
+            out.push_str(&"--:|".repeat(c.confusion.predicted.len()));
+            out.push('\n');
+            for (label, row) in c.confusion.expected.iter().zip(&c.confusion.counts) {
+                let _ = write!(out, "| {} |", esc(label));
+                for n in row {
+                    let _ = write!(out, " {n} |");
+                }
+                out.push('\n');
+            }
+        }
+    }
+
     let view = input.view;
     let _ = writeln!(
         out,

@@ -100,7 +100,7 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             }
         )
     };
-    vec![
+    let mut rows = vec![
         (
             "accuracy",
             f(cur.accuracy, MetricKind::Accuracy),
@@ -142,7 +142,37 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             format!("{} ({})", cur.requests, cur.errors),
             format!("{} ({})", cand.requests, cand.errors),
         ),
-    ]
+    ];
+    // Rows that exist only when the golden set has the data for them.
+    if cur.similarity.is_some() || cand.similarity.is_some() {
+        rows.push((
+            "similarity (token set)",
+            f(MetricKind::Similarity.value(cur), MetricKind::Similarity),
+            f(MetricKind::Similarity.value(cand), MetricKind::Similarity),
+        ));
+    }
+    if cur.classification.is_some() || cand.classification.is_some() {
+        rows.push((
+            "macro-F1",
+            f(MetricKind::MacroF1.value(cur), MetricKind::MacroF1),
+            f(MetricKind::MacroF1.value(cand), MetricKind::MacroF1),
+        ));
+    }
+    if cur.judge.is_some() || cand.judge.is_some() {
+        let judge = |m: &Metrics| {
+            m.judge.as_ref().map_or_else(
+                || "n/a".to_owned(),
+                |j| {
+                    format!(
+                        "${:.4}, {} calls, {} errors",
+                        j.cost_usd, j.requests, j.errors
+                    )
+                },
+            )
+        };
+        rows.push(("judge cost", judge(cur), judge(cand)));
+    }
+    rows
 }
 
 impl std::fmt::Display for Format {

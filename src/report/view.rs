@@ -80,6 +80,11 @@ pub struct SideRow {
     pub matched: Vec<String>,
     pub missing: Vec<String>,
     pub forbidden: Vec<String>,
+    /// Keywords matched only fuzzily: (keyword, the span it matched, similarity).
+    pub fuzzy: Vec<(String, String, f64)>,
+    /// Other evidence, one short line each: a failed regex, invalid JSON, a wrong label, a
+    /// similarity below its threshold, a judge error.
+    pub notes: Vec<String>,
     pub faithfulness: Option<f64>,
     /// The answer as word-diff runs against the other side: `(changed, text)`.
     pub diff: Vec<(bool, String)>,
@@ -104,13 +109,50 @@ impl SideRow {
             trial: r.trial,
             ..SideRow::default()
         };
+        if let Some(j) = &r.judge
+            && let Some(e) = &j.error
+        {
+            row.notes.push(format!("faithfulness judge: {e}"));
+        }
         for check in r.checks.into_values() {
             match check.evidence {
-                Evidence::Keywords { matched, missing } => {
+                Evidence::Keywords {
+                    matched,
+                    missing,
+                    spans,
+                } => {
                     row.matched = matched;
                     row.missing = missing;
+                    row.fuzzy = spans
+                        .into_iter()
+                        .filter(|s| s.similarity < 1.0)
+                        .map(|s| (s.keyword, s.span, s.similarity))
+                        .collect();
                 }
                 Evidence::Forbidden { found } => row.forbidden = found,
+                Evidence::Regex { failed } if !failed.is_empty() => {
+                    row.notes.push(format!("regex not satisfied: {}", failed.join(", ")));
+                }
+                Evidence::Json {
+                    valid: false,
+                    error,
+                } => row.notes.push(format!("not JSON: {}", error.unwrap_or_default())),
+                Evidence::Label {
+                    expected,
+                    predicted,
+                } => row.notes.push(if check.pass {
+                    format!("label: {predicted}")
+                } else {
+                    format!("label: predicted {predicted:?}, expected {expected:?}")
+                }),
+                Evidence::Similarity {
+                    token_set,
+                    levenshtein,
+                    threshold,
+                } if !check.pass => row.notes.push(format!(
+                    "similarity to expected below {threshold}: token set {token_set:.2}, levenshtein {levenshtein:.2}"
+                )),
+                _ => {}
             }
         }
         if let Some(mut answer) = r.answer {
@@ -134,6 +176,14 @@ impl SideRow {
         }
         if !self.missing.is_empty() && self.passed < self.trials {
             parts.push(format!("missing keywords: {}", self.missing.join(", ")));
+        }
+        if self.passed < self.trials {
+            parts.extend(
+                self.notes
+                    .iter()
+                    .filter(|n| !n.starts_with("label: ") || n.contains("expected"))
+                    .cloned(),
+            );
         }
         if parts.is_empty() && self.passed < self.trials {
             parts.push(format!("passed {} of {} trials", self.passed, self.trials));

@@ -1,19 +1,27 @@
-//! Scoring an answer against its item: checks (pass/fail, they decide accuracy) and the
-//! faithfulness score (a 1–5 metric). Each check is a [`Scorer`]; new ones plug in here without
-//! touching the runner.
+//! Scoring an answer against its item: checks (pass/fail; together they decide accuracy) and the
+//! scores that are metrics of their own (faithfulness 1–5, similarity to `expected`). Each check
+//! is a [`Scorer`]; a new one plugs in here without touching the runner.
 
+mod checks;
+mod classification;
 mod faithfulness;
+mod judge;
 mod keywords;
+mod similarity;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{FaithfulnessMethod, ScoringConfig};
 use crate::golden::Item;
 
+pub use checks::{CheckSpec, Patterns, json_error};
+pub use classification::{ClassificationMetrics, Confusion, OTHER};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
-pub use keywords::{ForbiddenScorer, KeywordScorer};
+pub use judge::{Judge, JudgeUsage};
+pub use keywords::{ForbiddenScorer, KeywordScorer, KeywordSpan};
+pub use similarity::{Measure, Similarity};
 
 /// The result of one check on one answer, with its evidence.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -23,15 +31,37 @@ pub struct Check {
     pub evidence: Evidence,
 }
 
+/// What a check saw. Each variant has a field of its own, so a stored line reads back unambiguously.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Evidence {
     Keywords {
         matched: Vec<String>,
         missing: Vec<String>,
+        /// Where each matched keyword was found (fuzzy matches carry their similarity).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        spans: Vec<KeywordSpan>,
     },
     Forbidden {
         found: Vec<String>,
+    },
+    Regex {
+        /// The patterns the answer failed.
+        failed: Vec<String>,
+    },
+    Label {
+        expected: String,
+        predicted: String,
+    },
+    Similarity {
+        levenshtein: f64,
+        token_set: f64,
+        threshold: f64,
+    },
+    Json {
+        valid: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
     },
 }
 
@@ -42,10 +72,13 @@ pub trait Scorer: Send + Sync {
 }
 
 /// All the scoring of one answer.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct Scores {
     pub checks: BTreeMap<&'static str, Check>,
     pub faithfulness: Option<Faithfulness>,
+    pub similarity: Option<Similarity>,
+    /// What the judge cost for this answer, and why it failed if it did.
+    pub judge: Option<(JudgeUsage, Option<String>)>,
 }
 
 impl Scores {
@@ -55,35 +88,220 @@ impl Scores {
     }
 }
 
+/// Regex checks: the item's own and the evaluation's defaults.
+struct RegexScorer {
+    defaults: Vec<CheckSpec>,
+    patterns: Patterns,
+}
+
+impl Scorer for RegexScorer {
+    fn name(&self) -> &'static str {
+        "regex"
+    }
+
+    fn check(&self, item: &Item, answer: &str) -> Option<Check> {
+        let specs: Vec<CheckSpec> = self
+            .defaults
+            .iter()
+            .chain(&item.checks)
+            .filter(|s| matches!(s, CheckSpec::Regex { .. }))
+            .cloned()
+            .collect();
+        if specs.is_empty() {
+            return None;
+        }
+        let failed: Vec<String> = self
+            .patterns
+            .failed_regexes(&specs, answer)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        Some(Check {
+            pass: failed.is_empty(),
+            evidence: Evidence::Regex { failed },
+        })
+    }
+}
+
+struct JsonScorer {
+    default: bool,
+}
+
+impl Scorer for JsonScorer {
+    fn name(&self) -> &'static str {
+        "json"
+    }
+
+    fn check(&self, item: &Item, answer: &str) -> Option<Check> {
+        if !self.default && !item.checks.contains(&CheckSpec::Json) {
+            return None;
+        }
+        let error = json_error(answer);
+        Some(Check {
+            pass: error.is_none(),
+            evidence: Evidence::Json {
+                valid: error.is_none(),
+                error,
+            },
+        })
+    }
+}
+
+/// Items with a `label`: the predicted class must equal it.
+struct LabelScorer {
+    labels: BTreeSet<String>,
+    extract: Option<regex::Regex>,
+}
+
+impl Scorer for LabelScorer {
+    fn name(&self) -> &'static str {
+        "label"
+    }
+
+    fn check(&self, item: &Item, answer: &str) -> Option<Check> {
+        let expected = classification::normalise(item.label.as_deref()?);
+        let predicted = classification::predict(answer, &self.labels, self.extract.as_ref());
+        Some(Check {
+            pass: predicted == expected,
+            evidence: Evidence::Label {
+                expected,
+                predicted,
+            },
+        })
+    }
+}
+
+/// With a threshold, similarity to `expected` is a check.
+struct SimilarityScorer {
+    threshold: f64,
+    measure: Measure,
+}
+
+impl Scorer for SimilarityScorer {
+    fn name(&self) -> &'static str {
+        "similarity"
+    }
+
+    fn check(&self, item: &Item, answer: &str) -> Option<Check> {
+        let s = Similarity::of(answer, item.expected.as_deref()?);
+        Some(Check {
+            pass: s.get(self.measure) >= self.threshold,
+            evidence: Evidence::Similarity {
+                levenshtein: s.levenshtein,
+                token_set: s.token_set,
+                threshold: self.threshold,
+            },
+        })
+    }
+}
+
 /// The configured scorers.
 pub struct Scoring {
     scorers: Vec<Box<dyn Scorer>>,
     faithfulness: FaithfulnessMethod,
+    judge: Option<Judge>,
 }
 
 impl Scoring {
-    pub fn new(config: &ScoringConfig) -> Self {
-        Scoring {
-            scorers: vec![Box::new(KeywordScorer), Box::new(ForbiddenScorer)],
-            faithfulness: config.faithfulness.method,
+    /// `items` are those of the run: their labels are the classes a prediction may take. The
+    /// patterns were validated where they were written (golden set, evaluation file).
+    pub fn new(
+        config: &ScoringConfig,
+        items: &[Item],
+        judge: Option<Judge>,
+    ) -> Result<Scoring, regex::Error> {
+        let patterns = Patterns::new(items.iter().flat_map(|i| &i.checks).chain(&config.checks))?;
+        let labels: BTreeSet<String> = items
+            .iter()
+            .filter_map(|i| i.label.as_deref())
+            .map(classification::normalise)
+            .collect();
+        let mut scorers: Vec<Box<dyn Scorer>> = vec![
+            Box::new(KeywordScorer {
+                fuzzy: config.keywords.fuzzy,
+                whole_word: config.keywords.whole_word,
+            }),
+            Box::new(ForbiddenScorer),
+            Box::new(RegexScorer {
+                defaults: config.checks.clone(),
+                patterns,
+            }),
+            Box::new(JsonScorer {
+                default: config.checks.contains(&CheckSpec::Json),
+            }),
+            Box::new(LabelScorer {
+                labels,
+                extract: config
+                    .classification
+                    .extract
+                    .as_deref()
+                    .map(regex::Regex::new)
+                    .transpose()?,
+            }),
+        ];
+        if let Some(s) = config.similarity {
+            scorers.push(Box::new(SimilarityScorer {
+                threshold: s.threshold,
+                measure: s.measure,
+            }));
         }
+        Ok(Scoring {
+            scorers,
+            faithfulness: config.faithfulness.method,
+            judge,
+        })
     }
 
-    pub fn score(&self, item: &Item, answer: &str) -> Scores {
+    pub async fn score(&self, item: &Item, answer: &str) -> Scores {
         let checks = self
             .scorers
             .iter()
             .filter_map(|s| s.check(item, answer).map(|c| (s.name(), c)))
             .collect();
-        let faithfulness = match self.faithfulness {
-            FaithfulnessMethod::Lexical if item.has_context() => {
-                lexical_faithfulness(answer, &item.context)
-            }
-            _ => None,
+        let similarity = item.expected.as_deref().map(|e| Similarity::of(answer, e));
+        let (faithfulness, judge) = match self.faithfulness {
+            _ if !item.has_context() => (None, None),
+            FaithfulnessMethod::Lexical => (lexical_faithfulness(answer, &item.context), None),
+            FaithfulnessMethod::Judge => match &self.judge {
+                Some(judge) => {
+                    let mut usage = JudgeUsage::default();
+                    match judge.faithfulness(answer, &item.context, &mut usage).await {
+                        Ok(v) => (
+                            v.map(|v| Faithfulness::from_verdicts(&v.statements)),
+                            Some((usage, None)),
+                        ),
+                        Err(e) => (None, Some((usage, Some(e)))),
+                    }
+                }
+                None => (None, None),
+            },
+            FaithfulnessMethod::Off => (None, None),
         };
         Scores {
             checks,
             faithfulness,
+            similarity,
+            judge,
         }
+    }
+}
+
+impl Faithfulness {
+    /// Faithfulness from a judge's verdicts, on the same 1–5 scale as the lexical scorer.
+    pub fn from_verdicts(verdicts: &[(String, bool)]) -> Faithfulness {
+        let claims = verdicts.len();
+        let supported = verdicts.iter().filter(|v| v.1).count();
+        let score = if claims == 0 {
+            5.0
+        } else {
+            1.0 + 4.0 * supported as f64 / claims as f64
+        };
+        // Built through serde so that fields the lexical scorer adds keep their defaults.
+        serde_json::from_value(serde_json::json!({
+            "score": score,
+            "claims": claims,
+            "supported": supported,
+        }))
+        .expect("the faithfulness record accepts its three core fields")
     }
 }

@@ -42,7 +42,9 @@
     (s.m || []).forEach(function (k) { ev.appendChild(el("span", "kw", k)); });
     (s.s || []).forEach(function (k) { ev.appendChild(el("span", "miss", k)); });
     (s.f || []).forEach(function (k) { ev.appendChild(el("span", "forb", "forbidden: " + k)); });
+    (s.z || []).forEach(function (z) { ev.appendChild(el("span", "fz", z[0] + " ≈ " + z[1] + " (" + z[2] + ")")); });
     if (ev.childNodes.length) box.appendChild(ev);
+    (s.o || []).forEach(function (n) { box.appendChild(el("div", "notes", n)); });
     return box;
   }
   function why(it) {
