@@ -6,5 +6,6 @@ mod cli;
 mod faults;
 mod reports;
 mod schema;
+mod scoring;
 mod server;
 mod support;
