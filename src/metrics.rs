@@ -31,6 +31,7 @@ pub struct Tally {
     pub passed: u64,
     pub answered: u64,
     pub latency_us: Histogram<u64>,
+    pub ttft_us: Histogram<u64>,
     pub tokens_input: u64,
     pub tokens_output: u64,
     pub tokens_estimated: bool,
@@ -61,6 +62,7 @@ impl Default for Tally {
             passed: 0,
             answered: 0,
             latency_us: new_histogram(),
+            ttft_us: new_histogram(),
             tokens_input: 0,
             tokens_output: 0,
             tokens_estimated: false,
@@ -85,6 +87,11 @@ impl Tally {
             self.answered += 1;
             if let Some(us) = r.latency_us() {
                 self.latency_us
+                    .record(us)
+                    .expect("auto-resizing histograms accept any value");
+            }
+            if let Some(us) = r.ttft_us() {
+                self.ttft_us
                     .record(us)
                     .expect("auto-resizing histograms accept any value");
             }
@@ -153,6 +160,8 @@ impl Tally {
                 estimated: self.tokens_estimated,
             },
             histogram_us: encode_histogram(&self.latency_us),
+            ttft_ms: LatencyMs::from_histogram(&self.ttft_us),
+            histogram_ttft_us: (!self.ttft_us.is_empty()).then(|| encode_histogram(&self.ttft_us)),
             similarity: (self.similarity_scored > 0).then(|| {
                 let n = self.similarity_scored as f64;
                 SimilarityMeans {
@@ -276,6 +285,11 @@ pub struct Metrics {
     pub tokens: Tokens,
     /// The latency histogram in microseconds, HdrHistogram V2 compressed, base64.
     pub histogram_us: String,
+    /// Time to first token, for streamed answers (`null` when nothing was streamed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<LatencyMs>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histogram_ttft_us: Option<String>,
     /// Mean similarity to `expected`, over answered items that have one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity: Option<SimilarityMeans>,
@@ -317,6 +331,8 @@ mod tests {
             pass: true,
             answer: Some("a".into()),
             latency_ms: Some(ms as f64),
+            ttft_ms: None,
+            server_ms: None,
             attempts: 1,
             tokens: Some(TokenCount {
                 input: 10,

@@ -64,6 +64,12 @@ pub struct ResultRecord {
     pub pass: bool,
     pub answer: Option<String>,
     pub latency_ms: Option<f64>,
+    /// Time to first token, for streamed answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttft_ms: Option<f64>,
+    /// The provider's own timing of the request, where its API reports one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_ms: Option<f64>,
     pub attempts: u32,
     pub tokens: Option<TokenCount>,
     pub cost_usd: f64,
@@ -106,9 +112,16 @@ impl ResultRecord {
     /// Latency in whole microseconds, as the histograms hold it. Derived from the stored
     /// milliseconds, so a live run and a re-read of its file agree to the microsecond.
     pub fn latency_us(&self) -> Option<u64> {
-        self.latency_ms
-            .map(|ms| (ms * 1000.0).round().max(1.0) as u64)
+        self.latency_ms.map(ms_to_us)
     }
+
+    pub fn ttft_us(&self) -> Option<u64> {
+        self.ttft_ms.map(ms_to_us)
+    }
+}
+
+fn ms_to_us(ms: f64) -> u64 {
+    (ms * 1000.0).round().max(1.0) as u64
 }
 
 /// What reading a results file found besides the records.

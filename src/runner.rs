@@ -155,6 +155,8 @@ fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> Re
     let Outcome {
         result,
         latency,
+        ttft,
+        server_ms,
         attempts,
         usage,
         usage_estimated,
@@ -173,6 +175,8 @@ fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> Re
         pass: ok && scores.as_ref().is_some_and(|s| s.pass()),
         answer,
         latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
+        ttft_ms: ttft.map(|d| d.as_secs_f64() * 1000.0),
+        server_ms,
         attempts,
         tokens: ok.then_some(TokenCount {
             input: usage.input,

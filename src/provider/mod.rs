@@ -48,6 +48,22 @@ pub struct Completion {
     pub text: String,
     /// `None` when the API gave no usage; the client then estimates with a tokenizer.
     pub usage: Option<Usage>,
+    /// When the first token arrived, for streamed answers (time to first token).
+    pub first_token: Option<Instant>,
+    /// The server's own account of its time, where the API reports one (Ollama's
+    /// `total_duration`), recorded beside ours.
+    pub server_ms: Option<f64>,
+}
+
+impl Completion {
+    pub fn text(text: String, usage: Option<Usage>) -> Completion {
+        Completion {
+            text,
+            usage,
+            first_token: None,
+            server_ms: None,
+        }
+    }
 }
 
 /// The spec's error kinds.
@@ -118,6 +134,9 @@ pub struct Outcome {
     pub result: Result<String, CallError>,
     /// Duration of the successful attempt (send to last byte); `None` for a failed request.
     pub latency: Option<Duration>,
+    /// Time to first token of the successful attempt, for streamed answers.
+    pub ttft: Option<Duration>,
+    pub server_ms: Option<f64>,
     pub attempts: u32,
     pub usage: Usage,
     pub usage_estimated: bool,
@@ -186,10 +205,10 @@ impl Client {
                     .expect("the semaphore is never closed");
                 let started = Instant::now();
                 let result = self.provider.complete(request).await;
-                result.map(|c| (c, started.elapsed()))
+                result.map(|c| (c, started, started.elapsed()))
             };
             match result {
-                Ok((completion, latency)) => {
+                Ok((completion, started, latency)) => {
                     let (usage, estimated) = match completion.usage {
                         Some(u) => (u, false),
                         None => (
@@ -206,6 +225,10 @@ impl Client {
                         + usage.output as f64 * self.pricing.output)
                         / 1e6;
                     return Outcome {
+                        ttft: completion
+                            .first_token
+                            .map(|t| t.saturating_duration_since(started)),
+                        server_ms: completion.server_ms,
                         result: Ok(completion.text),
                         latency: Some(latency),
                         attempts: attempt,
@@ -220,6 +243,8 @@ impl Client {
                         return Outcome {
                             result: Err(err),
                             latency: None,
+                            ttft: None,
+                            server_ms: None,
                             attempts: attempt,
                             usage: Usage::default(),
                             usage_estimated: false,

@@ -160,13 +160,13 @@ impl OpenAi {
                 "the response has no choices",
             ));
         };
-        Ok(Completion {
-            text: choice.message.content.unwrap_or_default(),
-            usage: parsed.usage.map(|u| Usage {
+        Ok(Completion::text(
+            choice.message.content.unwrap_or_default(),
+            parsed.usage.map(|u| Usage {
                 input: u.prompt_tokens,
                 output: u.completion_tokens,
             }),
-        })
+        ))
     }
 }
 

@@ -53,7 +53,7 @@ impl Reference {
             tokio::time::sleep(Duration::from_secs_f64(service_ms / 1000.0)).await;
         }
         // No usage: the client estimates tokens with the tokenizer and marks them estimated.
-        Ok(Completion { text, usage: None })
+        Ok(Completion::text(text, None))
     }
 }
 
