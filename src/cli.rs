@@ -67,6 +67,19 @@ pub struct RunArgs {
     /// Run a golden set whose items changed since it was locked.
     #[arg(long)]
     pub allow_unlocked: bool,
+    /// Finish an interrupted or crashed run in its own directory, without repeating any answered
+    /// (item, model, trial). The evaluation recorded in the run is used.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["golden", "current", "candidate", "limit", "repeat"])]
+    pub resume: Option<PathBuf>,
+    /// Serve repeated requests from the response cache (<out>/.cache/responses.redb), and store new answers in it.
+    #[arg(long, env = "GOLDGATE_CACHE", overrides_with = "no_cache")]
+    pub cache: bool,
+    /// Do not use the response cache (the default; overrides GOLDGATE_CACHE).
+    #[arg(long, overrides_with = "cache")]
+    pub no_cache: bool,
+    /// Log every failed attempt and retry to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
     /// No progress bar and no terminal summary; the run directory is still printed last.
     #[arg(short, long, env = "GOLDGATE_QUIET")]
     pub quiet: bool,

@@ -99,6 +99,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             b: b.manifest.run_id.clone(),
             b_side: args.b_side,
         }),
+        source: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

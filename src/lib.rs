@@ -4,6 +4,7 @@
 //! [`metrics`] → [`gate`] → [`report`]. `main.rs` only parses the command line and maps the
 //! result of [`main`] to an exit code.
 
+pub mod cache;
 pub mod cli;
 pub mod config;
 mod diff;
@@ -17,6 +18,7 @@ pub mod metrics;
 pub mod progress;
 pub mod prompt;
 pub mod provider;
+pub mod ratelimit;
 pub mod record;
 pub mod report;
 pub mod retry;
@@ -156,14 +158,53 @@ fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<Exit> {
-    let overrides = Overrides {
-        golden: args.golden.clone(),
-        current: args.current.clone(),
-        candidate: args.candidate.clone(),
+    // A resumed run takes its evaluation from its own directory, not from the flags.
+    let resumed = args
+        .resume
+        .as_deref()
+        .map(rundir::RunData::load)
+        .transpose()?;
+    let (config_path, overrides) = match &resumed {
+        Some(data) => {
+            let src = data.manifest.source.as_ref().ok_or_else(|| {
+                error::Error::Usage(format!(
+                    "{} records no evaluation to resume (it was made by `goldgate diff`)",
+                    data.dir.display()
+                ))
+            })?;
+            let overrides = Overrides {
+                golden: Some(src.golden.clone()),
+                current: Some(src.current.clone()),
+                candidate: Some(src.candidate.clone()),
+            };
+            (src.config.clone(), overrides)
+        }
+        None => (
+            args.config.clone(),
+            Overrides {
+                golden: args.golden.clone(),
+                current: args.current.clone(),
+                candidate: args.candidate.clone(),
+            },
+        ),
     };
-    let mut eval = Evaluation::load(&args.config, &overrides)?;
+    let mut eval = Evaluation::load(&config_path, &overrides)?;
+    let fingerprint = fingerprint(&[&config_path, &eval.config.current, &eval.config.candidate]);
     let locked = eval.golden.lock_state() == golden::LockState::Locked;
-    if !locked {
+    if let Some(data) = &resumed {
+        let recorded = data
+            .manifest
+            .source
+            .as_ref()
+            .map(|s| s.fingerprint.as_str());
+        if recorded != Some(fingerprint.as_str()) {
+            return Err(error::Error::Usage(format!(
+                "the evaluation changed since {} started (goldgate.toml or a provider file differs): resuming would mix two evaluations; start a new run",
+                data.dir.display()
+            ))
+            .into());
+        }
+    } else if !locked {
         if args.allow_unlocked {
             eprintln!(
                 "warning: {} is not locked at its current content; this run records it as unlocked",
@@ -173,17 +214,34 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             eval.golden.require_locked()?;
         }
     }
-    if let Some(limit) = args.limit {
-        eval.golden
-            .items
-            .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    }
-    let repeats = args.repeat.unwrap_or(eval.config.repeats);
+
+    let out_dir = match &resumed {
+        Some(data) => data
+            .dir
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default(),
+        None => args.out.clone(),
+    };
+    let cache = if args.cache && !args.no_cache {
+        Some(std::sync::Arc::new(cache::Cache::open(
+            &out_dir.join(".cache").join("responses.redb"),
+        )?))
+    } else {
+        None
+    };
+    eval.clients = eval.clients.map(|c| {
+        let c = c.verbose(args.verbose);
+        match &cache {
+            Some(cache) => c.with_cache(cache.clone()),
+            None => c,
+        }
+    });
+
     let concurrency = eval.concurrency(
         args.concurrency
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     );
-
     if eval
         .clients
         .iter()
@@ -192,40 +250,63 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         // The reference answerers count tokens inside the timed attempt; load the tokenizer first.
         tokens::warm();
     }
-    let started_at = now_rfc3339();
-    let (run_id, run_dir) = rundir::create(&args.out, "")?;
-    let client_ref = |c: &provider::Client| rundir::ModelRef {
-        provider: c.label.clone(),
-        kind: c.kind,
-        model: c.model.clone(),
+    let (run_dir, manifest, items) = match resumed {
+        Some(ref data) => (data.dir.clone(), data.manifest.clone(), data.items.clone()),
+        None => {
+            if let Some(limit) = args.limit {
+                eval.golden
+                    .items
+                    .truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            }
+            let repeats = args.repeat.unwrap_or(eval.config.repeats);
+            let (run_id, run_dir) = rundir::create(&args.out, "")?;
+            let client_ref = |c: &provider::Client| rundir::ModelRef {
+                provider: c.label.clone(),
+                kind: c.kind,
+                model: c.model.clone(),
+            };
+            let absolute =
+                |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            let manifest = rundir::Manifest {
+                schema: rundir::MANIFEST_SCHEMA.to_owned(),
+                run_id,
+                started_at: now_rfc3339(),
+                goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+                golden: GoldenRef {
+                    name: eval.golden.meta.name.clone(),
+                    version: eval.golden.meta.version,
+                    sha256: eval.golden.sha256.clone(),
+                    items: eval.golden.items.len(),
+                    locked,
+                },
+                repeats,
+                models: rundir::ModelRefs {
+                    current: client_ref(&eval.clients[0]),
+                    candidate: client_ref(&eval.clients[1]),
+                },
+                gates: eval.gates.iter().map(rundir::GateRule::from_gate).collect(),
+                warnings: Vec::new(),
+                diff_of: None,
+                source: Some(rundir::RunSource {
+                    config: absolute(&config_path),
+                    golden: absolute(&eval.config.golden),
+                    current: absolute(&eval.config.current),
+                    candidate: absolute(&eval.config.candidate),
+                    fingerprint: fingerprint.clone(),
+                }),
+            };
+            rundir::write_start(&run_dir, &manifest, &eval.golden.items)?;
+            let items = std::mem::take(&mut eval.golden.items);
+            (run_dir, manifest, items)
+        }
     };
-    let manifest = rundir::Manifest {
-        schema: rundir::MANIFEST_SCHEMA.to_owned(),
-        run_id,
-        started_at,
-        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
-        golden: GoldenRef {
-            name: eval.golden.meta.name.clone(),
-            version: eval.golden.meta.version,
-            sha256: eval.golden.sha256.clone(),
-            items: eval.golden.items.len(),
-            locked,
-        },
-        repeats,
-        models: rundir::ModelRefs {
-            current: client_ref(&eval.clients[0]),
-            candidate: client_ref(&eval.clients[1]),
-        },
-        gates: eval.gates.iter().map(rundir::GateRule::from_gate).collect(),
-        warnings: Vec::new(),
-        diff_of: None,
-    };
-    rundir::write_start(&run_dir, &manifest, &eval.golden.items)?;
+    let repeats = manifest.repeats;
+    let done = resumed.as_ref().map(|d| &d.done);
 
-    let total = eval.golden.items.len() as u64 * u64::from(repeats) * 2;
+    let total = items.len() as u64 * u64::from(repeats) * 2 - done.map_or(0, |d| d.len() as u64);
     let progress = progress::Progress::new(total, args.quiet);
     let runner = Runner {
-        items: &eval.golden.items,
+        items: &items,
         clients: [&eval.clients[0], &eval.clients[1]],
         prompt: &eval.prompt,
         system: eval.config.system.as_deref(),
@@ -233,30 +314,35 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         repeats,
         concurrency,
         grace: Duration::from_secs(30),
+        done,
     };
     let output = runner.run(&rundir::results_path(&run_dir), &progress).await;
     progress.finish();
     let output = output?;
 
-    let status = rundir::status_of(&output.tallies, output.interrupted);
-    let summary = Summary::build(
-        &manifest,
-        &output.tallies,
-        &output.items,
-        &eval.gates,
-        status,
-        now_rfc3339(),
-    );
-    let exit = finish(
-        &run_dir,
-        &summary,
-        &eval.golden.items,
-        &output.items,
-        args.quiet,
-    )?;
-    if status == Status::Failed {
+    // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
+    // summary is folded from the whole results file.
+    let (summary, tallies, item_tallies) = if resumed.is_some() {
+        let data = rundir::RunData::load(&run_dir)?;
+        let status = rundir::status_of(&data.tallies, output.interrupted || !data.is_complete());
+        let summary = data.summary(status, now_rfc3339())?;
+        (summary, data.tallies, data.item_tallies)
+    } else {
+        let status = rundir::status_of(&output.tallies, output.interrupted);
+        let summary = Summary::build(
+            &manifest,
+            &output.tallies,
+            &output.items,
+            &eval.gates,
+            status,
+            now_rfc3339(),
+        );
+        (summary, output.tallies, output.items)
+    };
+    let exit = finish(&run_dir, &summary, &items, &item_tallies, args.quiet)?;
+    if summary.status == Status::Failed {
         for side in Side::BOTH {
-            let t = &output.tallies[side.index()].all;
+            let t = &tallies[side.index()].all;
             if t.requests > 0 && t.answered == 0 {
                 let c = &eval.clients[side.index()];
                 eprintln!(
@@ -266,8 +352,26 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             }
         }
     }
+    if summary.status == Status::Interrupted {
+        eprintln!(
+            "interrupted: partial results kept; finish with `goldgate run --resume {}`",
+            run_dir.display()
+        );
+    }
     writeln!(std::io::stdout().lock(), "{}", run_dir.display())?;
     Ok(exit)
+}
+
+/// SHA-256 over the given files' contents (a missing file hashes as empty).
+fn fingerprint(paths: &[&std::path::Path]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in paths {
+        let bytes = std::fs::read(p).unwrap_or_default();
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    golden::hex(&h.finalize())
 }
 
 /// Write every report of a finished run (or diff), print the terminal summary, give the exit code.

@@ -39,6 +39,7 @@ pub struct Tally {
     pub faithfulness_sum: f64,
     pub faithfulness_scored: u64,
     pub retries: u64,
+    pub cached: u64,
     pub similarity_sum: (f64, f64),
     pub similarity_scored: u64,
     pub confusion: Confusion,
@@ -70,6 +71,7 @@ impl Default for Tally {
             faithfulness_sum: 0.0,
             faithfulness_scored: 0,
             retries: 0,
+            cached: 0,
             similarity_sum: (0.0, 0.0),
             similarity_scored: 0,
             confusion: Confusion::default(),
@@ -83,6 +85,7 @@ impl Tally {
     pub fn record(&mut self, r: &ResultRecord) {
         self.requests += 1;
         self.retries += u64::from(r.attempts.saturating_sub(1));
+        self.cached += u64::from(r.cached);
         if r.ok {
             self.answered += 1;
             if let Some(us) = r.latency_us() {
@@ -145,6 +148,7 @@ impl Tally {
                 })
                 .collect(),
             retries: self.retries,
+            cached: self.cached,
             accuracy: ratio(self.passed, self.requests),
             passed: self.passed,
             faithfulness: (self.faithfulness_scored > 0)
@@ -275,6 +279,9 @@ pub struct Metrics {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Attempts beyond the first, summed: how hard the provider made us work.
     pub retries: u64,
+    /// Answers served from the response cache.
+    #[serde(default)]
+    pub cached: u64,
     pub accuracy: Option<f64>,
     pub passed: u64,
     pub faithfulness: Option<f64>,
@@ -333,6 +340,7 @@ mod tests {
             latency_ms: Some(ms as f64),
             ttft_ms: None,
             server_ms: None,
+            cached: false,
             attempts: 1,
             tokens: Some(TokenCount {
                 input: 10,

@@ -70,6 +70,9 @@ pub struct ResultRecord {
     /// The provider's own timing of the request, where its API reports one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_ms: Option<f64>,
+    /// Served from the response cache (`run --cache`), with the latency recorded when fetched.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
     pub attempts: u32,
     pub tokens: Option<TokenCount>,
     pub cost_usd: f64,

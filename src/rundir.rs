@@ -44,6 +44,20 @@ pub struct Manifest {
     /// For a `goldgate diff`, the two runs it compares.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff_of: Option<DiffOf>,
+    /// For a `goldgate run`, the evaluation it ran, so `--resume` can finish it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<RunSource>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSource {
+    pub config: PathBuf,
+    pub golden: PathBuf,
+    pub current: PathBuf,
+    pub candidate: PathBuf,
+    /// SHA-256 of the evaluation file and both provider files as they were: a resumed run must
+    /// not mix two evaluations.
+    pub fingerprint: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -172,6 +186,8 @@ pub struct RunData {
     pub items: Vec<Item>,
     pub tallies: [ModelTally; 2],
     pub item_tallies: Vec<ItemTally>,
+    /// Every (item index, model, trial) that has its result.
+    pub done: std::collections::HashSet<(usize, crate::record::Side, u32)>,
     pub read: ReadStats,
     /// The status the run recorded, if it wrote a summary.
     pub recorded_status: Option<Status>,
@@ -211,7 +227,7 @@ impl RunData {
             .collect();
         let mut tallies = [ModelTally::default(), ModelTally::default()];
         let mut item_tallies = vec![ItemTally::default(); items.len()];
-        // A (item, model, trial) answered twice (e.g. a resumed run) counts once: the first answer.
+        // A (item, model, trial) answered twice counts once: the first answer.
         let mut seen = std::collections::HashSet::new();
         let read = if results_path(dir).exists() {
             read_results(&results_path(dir), |r| {
@@ -237,6 +253,7 @@ impl RunData {
             items,
             tallies,
             item_tallies,
+            done: seen,
             read,
             recorded_status,
         })
@@ -286,4 +303,19 @@ pub fn status_of(tallies: &[ModelTally; 2], interrupted: bool) -> Status {
     } else {
         Status::Complete
     }
+}
+
+/// Cut a torn last line (a crash mid-write) off a results file, so appending starts clean.
+pub fn truncate_torn_tail(path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if keep < bytes.len() {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        file.set_len(keep as u64)
+            .with_context(|| format!("cannot truncate {}", path.display()))?;
+    }
+    Ok(())
 }

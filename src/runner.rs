@@ -73,13 +73,20 @@ pub struct Runner<'a> {
     pub concurrency: usize,
     /// After the first interrupt, how long in-flight requests may take to finish.
     pub grace: Duration,
+    /// (item, model, trial) already answered: a resumed run skips them and appends.
+    pub done: Option<&'a std::collections::HashSet<(usize, Side, u32)>>,
 }
 
 impl Runner<'_> {
     pub async fn run(&self, results_path: &Path, progress: &Progress) -> anyhow::Result<RunOutput> {
         use anyhow::Context as _;
-        let file = File::create_new(results_path)
-            .with_context(|| format!("cannot create {}", results_path.display()))?;
+        let file = if self.done.is_some() {
+            crate::rundir::truncate_torn_tail(results_path)?;
+            std::fs::OpenOptions::new().append(true).open(results_path)
+        } else {
+            File::create_new(results_path)
+        }
+        .with_context(|| format!("cannot open {}", results_path.display()))?;
         let mut out = BufWriter::new(file);
         let mut tallies = [ModelTally::default(), ModelTally::default()];
         let mut items = vec![ItemTally::default(); self.items.len()];
@@ -91,11 +98,13 @@ impl Runner<'_> {
         // Interleave item by item, current then candidate, so drift at a provider hits both alike.
         let repeats = self.repeats;
         let stop = stopping.clone();
+        let done = self.done;
         let trials = (0..self.items.len())
             .flat_map(move |item| {
                 (0..repeats)
                     .flat_map(move |trial| Side::BOTH.map(|side| Trial { item, trial, side }))
             })
+            .filter(move |t| done.is_none_or(|d| !d.contains(&(t.item, t.side, t.trial))))
             // Checked each time the pipeline has room for more work: after an interrupt nothing new starts.
             .take_while(move |_| !stop.load(Ordering::SeqCst));
         let mut results = futures::stream::iter(trials)
@@ -139,6 +148,7 @@ impl Runner<'_> {
             prompt: self.prompt.render(item),
             question: item.question.clone(),
             context: item.context.clone(),
+            trial: t.trial,
         };
         let outcome = self.clients[t.side.index()].call(&request).await;
         // Scoring (a judge's calls included) happens after the answer was timed.
@@ -161,6 +171,7 @@ fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> Re
         usage,
         usage_estimated,
         cost_usd,
+        cached,
     } = outcome;
     let (answer, error) = match result {
         Ok(answer) => (Some(answer), None),
@@ -177,6 +188,7 @@ fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> Re
         latency_ms: latency.map(|d| d.as_secs_f64() * 1000.0),
         ttft_ms: ttft.map(|d| d.as_secs_f64() * 1000.0),
         server_ms,
+        cached,
         attempts,
         tokens: ok.then_some(TokenCount {
             input: usage.input,

@@ -33,10 +33,12 @@ pub struct Request {
     /// reference answerers, templated HTTP bodies).
     pub question: String,
     pub context: Vec<String>,
+    /// Which trial of the item this is: part of the cache key, so repeats are real repeats.
+    pub trial: u32,
 }
 
 /// Token counts as the API reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Usage {
     pub input: u64,
     pub output: u64,
@@ -141,6 +143,8 @@ pub struct Outcome {
     pub usage: Usage,
     pub usage_estimated: bool,
     pub cost_usd: f64,
+    /// Served from the response cache: the latency is the one recorded when it was fetched.
+    pub cached: bool,
 }
 
 /// A provider with its limits: the per-provider concurrency bound, retries, timeout, pricing.
@@ -154,6 +158,12 @@ pub struct Client {
     provider: Arc<dyn Provider>,
     permits: Arc<Semaphore>,
     retry: RetryPolicy,
+    limiter: crate::ratelimit::Limiter,
+    max_tokens: Option<u32>,
+    /// Everything about the provider that shapes an answer, for cache keys.
+    identity: String,
+    cache: Option<Arc<crate::cache::Cache>>,
+    verbose: bool,
 }
 
 impl Client {
@@ -178,7 +188,20 @@ impl Client {
 
     /// A client around any provider implementation (used by tests and future kinds).
     pub fn new(path: &Path, cfg: &ProviderConfig, provider: Arc<dyn Provider>) -> Client {
+        // What shapes an answer: the whole provider file but for prices, limits and the key's name.
+        let mut shape = cfg.clone();
+        shape.pricing = Pricing::default();
+        shape.limits = crate::config::Limits::default();
+        shape.api_key_env = None;
         Client {
+            limiter: crate::ratelimit::Limiter::new(
+                cfg.limits.requests_per_minute,
+                cfg.limits.tokens_per_minute,
+            ),
+            max_tokens: cfg.max_tokens,
+            identity: format!("goldgate-cache-v1 {shape:?}"),
+            cache: None,
+            verbose: false,
             label: path.display().to_string(),
             config_path: path.to_path_buf(),
             model: cfg.model.clone(),
@@ -191,12 +214,52 @@ impl Client {
         }
     }
 
-    /// Send one request: hold a permit per attempt, retry what is worth retrying, and time only the
-    /// successful attempt — waiting for a permit or sleeping in backoff is not latency.
+    /// Log failed attempts and retries to stderr.
+    pub fn verbose(mut self, on: bool) -> Client {
+        self.verbose = on;
+        self
+    }
+
+    /// Serve and store successful answers through this cache.
+    pub fn with_cache(mut self, cache: Arc<crate::cache::Cache>) -> Client {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// Send one request: pass the rate limiter, hold a permit per attempt, retry what is worth
+    /// retrying, and time only the successful attempt — waiting for the limiter or a permit, or
+    /// sleeping in backoff, is not latency.
     pub async fn call(&self, request: &Request) -> Outcome {
+        let key = self
+            .cache
+            .as_ref()
+            .map(|_| crate::cache::Cache::key(&self.identity, request));
+        if let (Some(cache), Some(key)) = (&self.cache, &key)
+            && let Some(hit) = cache.get(key)
+        {
+            return Outcome {
+                cost_usd: self.cost(hit.usage),
+                result: Ok(hit.text),
+                latency: Some(Duration::from_secs_f64(hit.latency_ms / 1000.0)),
+                ttft: hit.ttft_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+                server_ms: hit.server_ms,
+                attempts: 0,
+                usage: hit.usage,
+                usage_estimated: hit.usage_estimated,
+                cached: true,
+            };
+        }
+        let estimate = if self.limiter.limits_tokens() {
+            crate::tokens::count(request.system.as_deref().unwrap_or_default())
+                + crate::tokens::count(&request.prompt)
+                + u64::from(self.max_tokens.unwrap_or(0))
+        } else {
+            0
+        };
         let mut attempt = 0u32;
         loop {
             attempt += 1;
+            self.limiter.admit(estimate).await;
             let result = {
                 let _permit = self
                     .permits
@@ -221,10 +284,27 @@ impl Client {
                             true,
                         ),
                     };
-                    let cost_usd = (usage.input as f64 * self.pricing.input
-                        + usage.output as f64 * self.pricing.output)
-                        / 1e6;
+                    self.limiter
+                        .settle(estimate, usage.input + usage.output)
+                        .await;
+                    let cost_usd = self.cost(usage);
+                    if let (Some(cache), Some(key)) = (&self.cache, &key) {
+                        cache.put(
+                            key,
+                            &crate::cache::Cached {
+                                text: completion.text.clone(),
+                                usage,
+                                usage_estimated: estimated,
+                                latency_ms: latency.as_secs_f64() * 1000.0,
+                                ttft_ms: completion.first_token.map(|t| {
+                                    t.saturating_duration_since(started).as_secs_f64() * 1000.0
+                                }),
+                                server_ms: completion.server_ms,
+                            },
+                        );
+                    }
                     return Outcome {
+                        cached: false,
                         ttft: completion
                             .first_token
                             .map(|t| t.saturating_duration_since(started)),
@@ -238,7 +318,23 @@ impl Client {
                     };
                 }
                 Err(err) => match self.retry.next_delay(attempt, &err) {
-                    Some(delay) => tokio::time::sleep(delay).await,
+                    Some(delay) => {
+                        if self.verbose {
+                            eprintln!(
+                                "{}: attempt {attempt} failed ({}{}): {}; retrying in {:.1}s",
+                                self.label,
+                                err.kind.as_str(),
+                                err.status.map(|s| format!(" {s}")).unwrap_or_default(),
+                                err.message,
+                                delay.as_secs_f64()
+                            );
+                        }
+                        if err.kind == ErrorKind::RateLimited {
+                            // Everyone backs off, not just this request; the limiter recovers after.
+                            self.limiter.pause(delay);
+                        }
+                        tokio::time::sleep(delay).await;
+                    }
                     None => {
                         return Outcome {
                             result: Err(err),
@@ -249,11 +345,18 @@ impl Client {
                             usage: Usage::default(),
                             usage_estimated: false,
                             cost_usd: 0.0,
+                            cached: false,
                         };
                     }
                 },
             }
         }
+    }
+}
+
+impl Client {
+    fn cost(&self, usage: Usage) -> f64 {
+        (usage.input as f64 * self.pricing.input + usage.output as f64 * self.pricing.output) / 1e6
     }
 }
 

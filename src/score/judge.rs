@@ -156,6 +156,7 @@ impl Judge {
             prompt,
             question: String::new(),
             context: Vec::new(),
+            trial: 0,
         };
         let mut last = String::new();
         for _ in 0..2 {
