@@ -24,6 +24,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Compare two stored runs item by item (A as the baseline) under the same gates.
     Diff(DiffArgs),
+    /// Combine the run directories of the shards of one run into one run, exactly.
+    Merge(MergeArgs),
     /// Check the evaluation, providers, golden set and gates without calling any model.
     Validate(ValidateArgs),
     /// Lock, check or describe a golden set.
@@ -58,6 +60,10 @@ pub struct RunArgs {
     /// Evaluate only the first N items.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: Option<u64>,
+    /// Run only shard K of N (items partitioned by a hash of their id); `goldgate merge` combines
+    /// the shards' directories into one run. Kubernetes: --shard $((JOB_COMPLETION_INDEX+1))/N.
+    #[arg(long, value_name = "K/N", env = "GOLDGATE_SHARD")]
+    pub shard: Option<crate::rundir::Shard>,
     /// Trials per item and model (overrides `repeats`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: Option<u32>,
@@ -95,6 +101,19 @@ pub struct ReportArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' run directories (one per shard, any order).
+    #[arg(required = true, num_args = 1..)]
+    pub run_dirs: Vec<PathBuf>,
+    /// Where the merged run's directory is created.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// No terminal summary; the merged run's directory is still printed last.
+    #[arg(short, long, env = "GOLDGATE_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The baseline run directory.
     pub run_a: PathBuf,
@@ -124,6 +143,9 @@ pub struct ValidateArgs {
         env = "GOLDGATE_CONFIG"
     )]
     pub config: PathBuf,
+    /// Also send one cheap request to each provider's endpoint to check it answers.
+    #[arg(long)]
+    pub check_reachable: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -270,8 +270,29 @@ impl EvalConfig {
 pub enum ProviderKind {
     /// Any OpenAI-compatible chat completions server.
     Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// A local or remote Ollama server's native chat API.
+    Ollama,
+    /// Any JSON endpoint, described by the `[http]` table.
+    Http,
+    /// A local program, run once per request (`[command]`).
+    Command,
     /// Built-in deterministic extractive answerers (no network), for the shipped example and tests.
     Reference,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Ollama => "ollama",
+            ProviderKind::Http => "http",
+            ProviderKind::Command => "command",
+            ProviderKind::Reference => "reference",
+        }
+    }
 }
 
 /// `providers/<name>.toml`.
@@ -291,6 +312,9 @@ pub struct ProviderConfig {
     pub max_tokens: Option<u32>,
     #[serde(default)]
     pub seed: Option<u64>,
+    /// Stream the answer (server-sent events) and record the time to first token; `kind = "openai"`.
+    #[serde(default)]
+    pub stream: bool,
     #[serde(default)]
     pub pricing: Pricing,
     #[serde(default)]
@@ -298,6 +322,70 @@ pub struct ProviderConfig {
     /// Options of `kind = "reference"`.
     #[serde(default)]
     pub reference: Option<ReferenceOptions>,
+    /// Options of `kind = "http"`.
+    #[serde(default)]
+    pub http: Option<HttpOptions>,
+    /// Options of `kind = "command"`.
+    #[serde(default)]
+    pub command: Option<CommandOptions>,
+}
+
+/// `[http]`: any JSON endpoint. The request body is a tera template; the answer and the token
+/// counts are found in the response by JSON pointers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpOptions {
+    /// The full URL of the endpoint (`base_url` is not used by this kind).
+    pub url: String,
+    #[serde(default = "HttpOptions::default_method")]
+    pub method: String,
+    /// Request headers; `${VAR}` in a value is replaced by that environment variable, and such
+    /// values are treated as secrets.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// A tera template of the request body. Variables: `prompt`, `system`, `question`, `context`,
+    /// `contexts`, `model`, `temperature`, `max_tokens`, `seed`; `{{ prompt | json }}` writes a
+    /// JSON value (quoted and escaped).
+    #[serde(default)]
+    pub body: Option<String>,
+    /// A JSON pointer (RFC 6901) to the answer text, e.g. `/choices/0/message/content`.
+    pub answer: String,
+    /// JSON pointers to the token counts; both or neither.
+    #[serde(default)]
+    pub input_tokens: Option<String>,
+    #[serde(default)]
+    pub output_tokens: Option<String>,
+}
+
+impl HttpOptions {
+    fn default_method() -> String {
+        "POST".to_owned()
+    }
+}
+
+/// `[command]`: a local program run once per request, the request as JSON on its stdin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandOptions {
+    /// The program and its arguments; a relative program path is relative to the provider file,
+    /// which is also the program's working directory.
+    pub argv: Vec<String>,
+    /// Extra environment variables for the program (it inherits goldgate's environment);
+    /// `${VAR}` in a value is replaced by that variable, and such values are treated as secrets.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    /// What the program prints: the answer as plain text, or a JSON object
+    /// `{"answer": "…", "input_tokens": n, "output_tokens": n}`.
+    #[serde(default)]
+    pub output: CommandOutput,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandOutput {
+    #[default]
+    Text,
+    Json,
 }
 
 /// USD per million tokens.
@@ -429,6 +517,7 @@ impl ProviderConfig {
                 .fix("remove the table, or set kind = \"reference\""),
             );
         }
+        self.check_kind_options(path, &mut problems);
         if let Some(r) = &self.reference
             && r.sentences == 0
         {
@@ -464,6 +553,197 @@ impl ProviderConfig {
             Ok(())
         } else {
             Err(Error::Input(problems))
+        }
+    }
+
+    /// Which keys and tables each kind uses: a key another kind uses is an error, not silently
+    /// ignored, and a kind's own table must be there.
+    fn check_kind_options(&self, path: &Path, problems: &mut Vec<Problem>) {
+        let at = |field: &str| Location::file(path).field(field);
+        let kind = self.kind.as_str();
+        let mut misplaced = |field: &str, present: bool, owner: ProviderKind| {
+            if present && self.kind != owner {
+                problems.push(
+                    Problem::new(
+                        at(field),
+                        format!(
+                            "the [{field}] table applies only to kind = \"{}\", not \"{kind}\"",
+                            owner.as_str()
+                        ),
+                    )
+                    .fix(format!(
+                        "remove the table, or set kind = \"{}\"",
+                        owner.as_str()
+                    )),
+                );
+            }
+        };
+        misplaced("http", self.http.is_some(), ProviderKind::Http);
+        misplaced("command", self.command.is_some(), ProviderKind::Command);
+        if self.stream && self.kind != ProviderKind::Openai {
+            problems.push(
+                Problem::new(
+                    at("stream"),
+                    format!("streaming is supported by kind = \"openai\" only, not \"{kind}\""),
+                )
+                .fix("remove stream = true"),
+            );
+        }
+        match self.kind {
+            ProviderKind::Anthropic => {
+                if self.api_key_env.is_none() && self.base_url.is_none() {
+                    problems.push(
+                        Problem::new(
+                            at("api_key_env"),
+                            "the default base_url (api.anthropic.com) needs a key, and no api_key_env is set",
+                        )
+                        .fix("add api_key_env = \"ANTHROPIC_API_KEY\" (and export it), or set base_url to a proxy that adds it"),
+                    );
+                }
+                if self.seed.is_some() {
+                    problems.push(
+                        Problem::new(at("seed"), "Anthropic's Messages API has no seed").fix(
+                            "remove seed; use temperature = 0.0 for the most repeatable answers",
+                        ),
+                    );
+                }
+                if self.max_tokens == Some(0) {
+                    problems.push(
+                        Problem::new(at("max_tokens"), "must be at least 1")
+                            .fix("remove it (default 1024) or set a positive number"),
+                    );
+                }
+            }
+            ProviderKind::Http | ProviderKind::Command => {
+                if self.base_url.is_some() {
+                    let fix = if self.kind == ProviderKind::Http {
+                        "remove base_url and write the full endpoint as url in the [http] table"
+                    } else {
+                        "remove base_url"
+                    };
+                    problems.push(
+                        Problem::new(
+                            at("base_url"),
+                            format!("kind = \"{kind}\" does not use base_url"),
+                        )
+                        .fix(fix),
+                    );
+                }
+                if self.api_key_env.is_some() {
+                    let fix = if self.kind == ProviderKind::Http {
+                        "remove api_key_env and send the key in a header: [http.headers] Authorization = \"Bearer ${MY_KEY}\""
+                    } else {
+                        "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\""
+                    };
+                    problems.push(
+                        Problem::new(
+                            at("api_key_env"),
+                            format!("kind = \"{kind}\" does not use api_key_env"),
+                        )
+                        .fix(fix),
+                    );
+                }
+            }
+            _ => {}
+        }
+        if self.kind == ProviderKind::Http {
+            match &self.http {
+                None => problems.push(
+                    Problem::new(at("http"), "kind = \"http\" needs an [http] table").fix(
+                        "add [http] with url = \"https://…\", body = '{\"q\": {{ prompt | json }}}' and answer = \"/answer\"",
+                    ),
+                ),
+                Some(h) => check_http(h, &at, problems),
+            }
+        }
+        if self.kind == ProviderKind::Command {
+            match &self.command {
+                None => problems.push(
+                    Problem::new(at("command"), "kind = \"command\" needs a [command] table")
+                        .fix("add [command] with argv = [\"python3\", \"model.py\"]"),
+                ),
+                Some(c) => {
+                    if c.argv.first().is_none_or(|p| p.trim().is_empty()) {
+                        problems.push(Problem::new(at("command.argv"), "names no program").fix(
+                            "argv = [\"python3\", \"model.py\"]: the program, then its arguments",
+                        ));
+                    }
+                    for name in c.env.keys() {
+                        if name.is_empty() || name.contains(['=', '\0']) {
+                            problems.push(
+                                Problem::new(
+                                    at(&format!("command.env.{name}")),
+                                    "is not a valid environment variable name",
+                                )
+                                .fix("use letters, digits and underscores"),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_http(h: &HttpOptions, at: &dyn Fn(&str) -> Location, problems: &mut Vec<Problem>) {
+    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+        problems.push(
+            Problem::new(at("http.url"), format!("`{}` is not an http(s) URL", h.url))
+                .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8080/generate\""),
+        );
+    }
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    if !METHODS.contains(&h.method.to_ascii_uppercase().as_str()) {
+        problems.push(
+            Problem::new(
+                at("http.method"),
+                format!("`{}` is not an HTTP method goldgate sends", h.method),
+            )
+            .fix("use POST (the default), GET, PUT, PATCH or DELETE"),
+        );
+    }
+    for (field, pointer) in [
+        ("http.answer", Some(&h.answer)),
+        ("http.input_tokens", h.input_tokens.as_ref()),
+        ("http.output_tokens", h.output_tokens.as_ref()),
+    ] {
+        if let Some(p) = pointer
+            && !p.is_empty()
+            && !p.starts_with('/')
+        {
+            problems.push(
+                Problem::new(at(field), format!("`{p}` is not a JSON pointer"))
+                    .fix("a JSON pointer starts with `/`, e.g. \"/choices/0/message/content\""),
+            );
+        }
+    }
+    if h.input_tokens.is_some() != h.output_tokens.is_some() {
+        problems.push(
+            Problem::new(
+                at("http.input_tokens"),
+                "input_tokens and output_tokens come together",
+            )
+            .fix("give both pointers (the usage is then exact), or neither (tokens are estimated)"),
+        );
+    }
+    for (name, value) in &h.headers {
+        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(
+                Problem::new(
+                    at(&format!("http.headers.{name}")),
+                    "is not a valid header name",
+                )
+                .fix("use letters, digits and dashes, e.g. X-Api-Key"),
+            );
+        }
+        if value.contains(['\r', '\n']) {
+            problems.push(
+                Problem::new(
+                    at(&format!("http.headers.{name}")),
+                    "a header value cannot contain a line break",
+                )
+                .fix("write the value on one line"),
+            );
         }
     }
 }

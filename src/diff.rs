@@ -100,6 +100,8 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             b_side: args.b_side,
         }),
         source: None,
+        shard: None,
+        merged_from: Vec::new(),
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

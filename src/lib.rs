@@ -14,6 +14,7 @@ pub mod gate;
 pub mod golden;
 mod http;
 pub mod init;
+mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod prompt;
@@ -54,6 +55,7 @@ pub fn main(cli: Cli) -> anyhow::Result<Exit> {
         Command::Validate(args) => validate(&args),
         Command::Report(args) => report_command(&args),
         Command::Diff(args) => diff::diff(&args),
+        Command::Merge(args) => merge::merge(&args),
         Command::Golden(cmd) => golden(cmd),
         Command::Init(args) => {
             let created = init::scaffold(&args.dir)?;
@@ -87,7 +89,44 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         eval.clients[1].label,
         eval.gates.len()
     )?;
+    if args.check_reachable {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let mut problems = Vec::new();
+        for client in &eval.clients {
+            let Some(url) = client.endpoint() else {
+                writeln!(out, "  {}: no endpoint to check", client.label)?;
+                continue;
+            };
+            match runtime.block_on(probe(url)) {
+                Ok(status) => writeln!(out, "  {}: {url} answers (HTTP {status})", client.label)?,
+                Err(e) => problems.push(
+                    error::Problem::new(
+                        error::Location::file(&client.config_path).field("base_url"),
+                        format!("{url} is unreachable: {e}"),
+                    )
+                    .fix("check base_url and that the server is running (and reachable from here)"),
+                ),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(error::Error::Input(problems).into());
+        }
+    }
     Ok(Exit::Pass)
+}
+
+/// One cheap request: any HTTP answer, even 401 or 404, means the endpoint is there. No key is sent.
+async fn probe(url: &str) -> Result<u16, String> {
+    let client = http::client_builder(Duration::from_secs(5), 1)
+        .build()
+        .map_err(|e| e.to_string())?;
+    match client.get(url).send().await {
+        Ok(r) => Ok(r.status().as_u16()),
+        Err(e) => Err(http::classify(e).message),
+    }
 }
 
 fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
@@ -253,6 +292,9 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let (run_dir, manifest, items) = match resumed {
         Some(ref data) => (data.dir.clone(), data.manifest.clone(), data.items.clone()),
         None => {
+            if let Some(shard) = args.shard {
+                eval.golden.items.retain(|i| shard.contains(&i.id));
+            }
             if let Some(limit) = args.limit {
                 eval.golden
                     .items
@@ -294,6 +336,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
                     candidate: absolute(&eval.config.candidate),
                     fingerprint: fingerprint.clone(),
                 }),
+                shard: args.shard,
+                merged_from: Vec::new(),
             };
             rundir::write_start(&run_dir, &manifest, &eval.golden.items)?;
             let items = std::mem::take(&mut eval.golden.items);

@@ -4,6 +4,10 @@
 //! attempt — the concurrency permit, retries with backoff, the latency clock and token
 //! estimation — lives in [`Client`], once, so a new kind of provider only has to speak its API.
 
+mod anthropic;
+mod command;
+mod http_json;
+mod ollama;
 mod openai;
 mod reference;
 
@@ -20,6 +24,10 @@ use crate::config::{Pricing, ProviderConfig, ProviderKind};
 use crate::error::{Error, Location};
 use crate::retry::RetryPolicy;
 
+pub use anthropic::Anthropic;
+pub use command::CommandProvider;
+pub use http_json::HttpJson;
+pub use ollama::Ollama;
 pub use openai::OpenAi;
 pub use reference::Reference;
 
@@ -128,6 +136,11 @@ impl CallError {
 pub trait Provider: Send + Sync {
     fn complete<'a>(&'a self, request: &'a Request)
     -> BoxFuture<'a, Result<Completion, CallError>>;
+
+    /// The URL `validate --check-reachable` probes; `None` for providers with no endpoint.
+    fn endpoint(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// The outcome of a request after retries, with the measurements the metrics need.
@@ -171,14 +184,25 @@ impl Client {
     pub fn from_config(path: &Path, cfg: &ProviderConfig) -> Result<Client, Error> {
         let timeout = Duration::from_secs_f64(cfg.limits.timeout_s);
         let key = read_key(path, cfg)?;
+        let http_client_error = |e: reqwest::Error| {
+            Error::input(
+                Location::file(path),
+                format!("cannot build the HTTP client: {e}"),
+                "check base_url",
+            )
+        };
         let provider: Arc<dyn Provider> = match cfg.kind {
-            ProviderKind::Openai => Arc::new(OpenAi::new(cfg, key, timeout).map_err(|e| {
-                Error::input(
-                    Location::file(path),
-                    format!("cannot build the HTTP client: {e}"),
-                    "check base_url",
-                )
-            })?),
+            ProviderKind::Openai => {
+                Arc::new(OpenAi::new(cfg, key, timeout).map_err(http_client_error)?)
+            }
+            ProviderKind::Anthropic => {
+                Arc::new(Anthropic::new(cfg, key, timeout).map_err(http_client_error)?)
+            }
+            ProviderKind::Ollama => {
+                Arc::new(Ollama::new(cfg, key, timeout).map_err(http_client_error)?)
+            }
+            ProviderKind::Http => Arc::new(HttpJson::new(path, cfg, timeout)?),
+            ProviderKind::Command => Arc::new(CommandProvider::new(path, cfg, timeout)?),
             ProviderKind::Reference => {
                 Arc::new(Reference::new(cfg.reference.clone().unwrap_or_default()))
             }
@@ -212,6 +236,10 @@ impl Client {
             permits: Arc::new(Semaphore::new(cfg.limits.concurrency)),
             retry: RetryPolicy::new(cfg.limits.retries),
         }
+    }
+
+    pub fn endpoint(&self) -> Option<&str> {
+        self.provider.endpoint()
     }
 
     /// Log failed attempts and retries to stderr.

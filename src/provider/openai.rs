@@ -25,6 +25,7 @@ pub struct OpenAi {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     seed: Option<u64>,
+    stream: bool,
     /// Kept only to scrub the key from error bodies that echo it back.
     key: Option<SecretString>,
 }
@@ -39,6 +40,16 @@ struct ChatRequest<'a> {
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     seed: Option<u64>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    /// Ask for a final chunk carrying the usage: streamed answers are priced exactly too.
+    include_usage: bool,
 }
 
 #[derive(Serialize)]
@@ -64,6 +75,24 @@ struct Choice {
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
+}
+
+/// One server-sent event of a streamed completion.
+#[derive(Deserialize)]
+struct ChunkEvent {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<ApiUsage>,
+    /// Servers that fail after the headers were sent report it in an event.
+    #[serde(default)]
+    error: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChoiceMessage>,
 }
 
 #[derive(Deserialize)]
@@ -99,6 +128,7 @@ impl OpenAi {
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
             seed: cfg.seed,
+            stream: cfg.stream,
             key,
         })
     }
@@ -121,6 +151,10 @@ impl OpenAi {
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
+            stream: self.stream,
+            stream_options: self.stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
         };
         let response = self
             .http
@@ -131,19 +165,17 @@ impl OpenAi {
             .map_err(crate::http::classify)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
+        if status.is_success() && self.stream && is_event_stream(response.headers()) {
+            return read_stream(response).await;
+        }
+        // A server that ignores `stream: true` answers with one JSON body: take it as such.
         let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
         if !status.is_success() {
-            let mut err = CallError::new(
-                if status == StatusCode::TOO_MANY_REQUESTS {
-                    ErrorKind::RateLimited
-                } else {
-                    ErrorKind::HttpStatus
-                },
-                format!("HTTP {}: {}", status.as_u16(), crate::http::snippet(&bytes)),
-            );
-            err.status = Some(status.as_u16());
-            err.retry_after = retry_after;
-            return Err(err);
+            return Err(status_error(
+                status,
+                retry_after,
+                crate::http::snippet(&bytes),
+            ));
         }
         let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
             CallError::new(
@@ -186,10 +218,216 @@ impl Provider for OpenAi {
             })
             .boxed()
     }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+}
+
+/// The error of a non-success status: 429 is `rate_limited`, everything else `http_status`
+/// (whose retrying the retry policy decides by the code). `detail` is what the body said.
+pub(super) fn status_error(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    detail: String,
+) -> CallError {
+    let mut err = CallError::new(
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::HttpStatus
+        },
+        format!("HTTP {}: {detail}", status.as_u16()),
+    );
+    err.status = Some(status.as_u16());
+    err.retry_after = retry_after;
+    err
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"))
+}
+
+/// Read a streamed chat completion (server-sent events) to its `[DONE]`: the deltas' content
+/// concatenated, the usage of the final chunk, and the moment the first content arrived.
+///
+/// A stream that ends before `[DONE]` was cut off (`connect`, retried); an event that is not
+/// JSON is a broken answer (`bad_response`).
+async fn read_stream(mut response: reqwest::Response) -> Result<Completion, CallError> {
+    let mut parser = SseParser::default();
+    let mut state = StreamState::default();
+    let mut total = 0usize;
+    while let Some(chunk) = response.chunk().await.map_err(crate::http::classify)? {
+        total += chunk.len();
+        if total > MAX_BODY_BYTES {
+            return Err(CallError::new(
+                ErrorKind::BadResponse,
+                format!("the streamed response exceeds {} MiB", MAX_BODY_BYTES >> 20),
+            ));
+        }
+        for data in parser.push(&chunk) {
+            if state.event(&data)? {
+                return Ok(state.finish());
+            }
+        }
+    }
+    // A last event without its blank line still counts.
+    if let Some(data) = parser.finish()
+        && state.event(&data)?
+    {
+        return Ok(state.finish());
+    }
+    Err(CallError::new(
+        ErrorKind::Connect,
+        format!(
+            "the stream ended before [DONE] after {} events",
+            state.events
+        ),
+    ))
+}
+
+#[derive(Default)]
+struct StreamState {
+    text: String,
+    usage: Option<Usage>,
+    first_token: Option<std::time::Instant>,
+    events: usize,
+}
+
+impl StreamState {
+    /// Take one event's data; `true` when it was `[DONE]`.
+    fn event(&mut self, data: &str) -> Result<bool, CallError> {
+        let data = data.trim();
+        if data == "[DONE]" {
+            return Ok(true);
+        }
+        if data.is_empty() {
+            return Ok(false);
+        }
+        self.events += 1;
+        let chunk: ChunkEvent = serde_json::from_str(data).map_err(|e| {
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "event {} of the stream is not a completion chunk: {e}; data: {}",
+                    self.events,
+                    crate::http::snippet(data.as_bytes())
+                ),
+            )
+        })?;
+        if let Some(error) = chunk.error {
+            // vLLM and others put an HTTP-like code in the error: a 5xx is worth a retry.
+            let code = error["code"]
+                .as_u64()
+                .and_then(|c| u16::try_from(c).ok())
+                .filter(|c| (400..600).contains(c));
+            let message = error["message"].as_str().map_or_else(
+                || crate::http::snippet(error.to_string().as_bytes()),
+                str::to_owned,
+            );
+            let mut err = CallError::new(
+                if code.is_some() {
+                    ErrorKind::HttpStatus
+                } else {
+                    ErrorKind::BadResponse
+                },
+                format!("the stream reported an error: {message}"),
+            );
+            err.status = code;
+            return Err(err);
+        }
+        if let Some(content) = chunk
+            .choices
+            .into_iter()
+            .next()
+            .and_then(|c| c.delta)
+            .and_then(|d| d.content)
+            && !content.is_empty()
+        {
+            self.first_token.get_or_insert_with(std::time::Instant::now);
+            self.text.push_str(&content);
+        }
+        if let Some(u) = chunk.usage {
+            self.usage = Some(Usage {
+                input: u.prompt_tokens,
+                output: u.completion_tokens,
+            });
+        }
+        Ok(false)
+    }
+
+    fn finish(self) -> Completion {
+        Completion {
+            text: self.text,
+            usage: self.usage,
+            first_token: self.first_token,
+            server_ms: None,
+        }
+    }
+}
+
+/// The data of server-sent events, from bytes as they arrive: `data:` lines joined by newlines,
+/// dispatched at a blank line; comments, `event:`, `id:` and `retry:` lines are ignored.
+#[derive(Default)]
+struct SseParser {
+    /// Bytes of an incomplete line (a chunk may end anywhere, even inside a UTF-8 character).
+    line: Vec<u8>,
+    data: Option<String>,
+}
+
+impl SseParser {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        let mut events = Vec::new();
+        for &b in bytes {
+            if b == b'\n' {
+                let mut line = std::mem::take(&mut self.line);
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                if let Some(data) = self.line_done(&line) {
+                    events.push(data);
+                }
+            } else {
+                self.line.push(b);
+            }
+        }
+        events
+    }
+
+    fn line_done(&mut self, line: &[u8]) -> Option<String> {
+        if line.is_empty() {
+            return self.data.take();
+        }
+        let line = String::from_utf8_lossy(line);
+        if let Some(value) = line.strip_prefix("data:") {
+            let value = value.strip_prefix(' ').unwrap_or(value);
+            match &mut self.data {
+                Some(d) => {
+                    d.push('\n');
+                    d.push_str(value);
+                }
+                None => self.data = Some(value.to_owned()),
+            }
+        }
+        None
+    }
+
+    /// The event left when the stream ends: a last line without its newline, data without its
+    /// blank line.
+    fn finish(&mut self) -> Option<String> {
+        let line = std::mem::take(&mut self.line);
+        if !line.is_empty() {
+            let _ = self.line_done(&line);
+        }
+        self.data.take()
+    }
 }
 
 /// `Retry-After` (seconds or an HTTP date) or OpenAI's `retry-after-ms`.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Some(ms) = headers
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
@@ -243,5 +481,50 @@ mod tests {
             Some(Duration::ZERO),
             "a past date means now"
         );
+    }
+
+    #[test]
+    fn sse_events_survive_any_chunking() {
+        let stream =
+            "data: {\"a\":1}\n\n: keep-alive\r\n\r\nevent: x\ndata: one\ndata: two\n\ndata: [DONE]";
+        for split in 1..stream.len() {
+            let mut p = SseParser::default();
+            let (a, b) = stream.as_bytes().split_at(split);
+            let mut events = p.push(a);
+            events.extend(p.push(b));
+            events.extend(p.finish());
+            assert_eq!(
+                events,
+                ["{\"a\":1}", "one\ntwo", "[DONE]"],
+                "split at {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn stream_state_concatenates_deltas_and_takes_the_final_usage() {
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
+            r#"{"choices":[{"delta":{"content":"Hel"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"lo"}}],"usage":null}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert!(s.event("[DONE]").unwrap());
+        let c = s.finish();
+        assert_eq!(c.text, "Hello");
+        assert_eq!(
+            c.usage,
+            Some(Usage {
+                input: 7,
+                output: 2
+            })
+        );
+        assert!(c.first_token.is_some());
+        let mut s = StreamState::default();
+        let e = s.event("{\"choices\": [").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadResponse);
     }
 }

@@ -158,6 +158,13 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             f(MetricKind::MacroF1.value(cand), MetricKind::MacroF1),
         ));
     }
+    if cur.cached > 0 || cand.cached > 0 {
+        rows.push((
+            "cached answers",
+            format!("{} of {}", cur.cached, cur.requests),
+            format!("{} of {}", cand.cached, cand.requests),
+        ));
+    }
     if cur.judge.is_some() || cand.judge.is_some() {
         let judge = |m: &Metrics| {
             m.judge.as_ref().map_or_else(

@@ -37,6 +37,10 @@ pub enum Reply {
     Hang(Duration),
     /// Headers promise a body; the connection dies after a few bytes of it.
     DropMidBody,
+    /// 200 with a valid chat completion whose answer is `n` bytes long.
+    Big(usize),
+    /// 200 whose body is not UTF-8.
+    NonUtf8,
 }
 
 impl Reply {
@@ -254,6 +258,20 @@ async fn respond(reply: Reply) -> Response<Body> {
             "{\"choices\": [{\"message\": {\"content\": \"trunc".to_owned(),
         ),
         Reply::NoChoices => json(200, "{\"choices\": []}".to_owned()),
+        Reply::Big(n) => {
+            let v = serde_json::json!({
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "x".repeat(n)}}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5},
+            });
+            json(200, v.to_string())
+        }
+        Reply::NonUtf8 => Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(full(
+                &b"{\"choices\": [{\"message\": {\"content\": \"\xff\xfe\"}}]}"[..],
+            ))
+            .unwrap(),
         Reply::Hang(d) => {
             tokio::time::sleep(d).await;
             json(200, "{}".to_owned())

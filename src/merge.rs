@@ -1,0 +1,116 @@
+//! `goldgate merge RUN_DIR...`: the shards of one run become one run directory whose every
+//! metric — percentiles included — is exactly that of the unsharded run: the merged summary is
+//! folded from the concatenated results, as any run's is.
+
+use std::collections::{BTreeSet, HashSet};
+use std::io::{BufWriter, Write};
+
+use anyhow::Context as _;
+
+use crate::cli::MergeArgs;
+use crate::error::{Error, Exit};
+use crate::record::read_results;
+use crate::rundir::{self, RunData};
+
+pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
+    let runs = args
+        .run_dirs
+        .iter()
+        .map(|d| RunData::load(d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let first = &runs[0].manifest;
+    let mut warnings = Vec::new();
+    for run in &runs[1..] {
+        let m = &run.manifest;
+        let same = m.golden.sha256 == first.golden.sha256
+            && m.repeats == first.repeats
+            && m.models.current.model == first.models.current.model
+            && m.models.candidate.model == first.models.candidate.model
+            && serde_json::to_value(&m.gates).ok() == serde_json::to_value(&first.gates).ok();
+        if !same {
+            return Err(Error::Usage(format!(
+                "{} and {} are not shards of one run (golden set, models, repeats or gates differ)",
+                runs[0].dir.display(),
+                run.dir.display()
+            ))
+            .into());
+        }
+    }
+    let shards: BTreeSet<String> = runs
+        .iter()
+        .filter_map(|r| r.manifest.shard.map(|s| s.to_string()))
+        .collect();
+    if shards.len() != runs.len() {
+        warnings.push(
+            "some inputs are not distinct shards (--shard K/N); items seen twice count once"
+                .to_owned(),
+        );
+    }
+    if let Some(count) = runs.iter().find_map(|r| r.manifest.shard.map(|s| s.count))
+        && runs.len() < count as usize
+    {
+        warnings.push(format!(
+            "{} of {count} shards merged: the result covers part of the golden set",
+            runs.len()
+        ));
+    }
+    for w in &warnings {
+        eprintln!("WARNING: {w}");
+    }
+
+    let (run_id, dir) = rundir::create(&args.out, "-merged")?;
+    let mut seen_items = HashSet::new();
+    let items: Vec<_> = runs
+        .iter()
+        .flat_map(|r| r.items.iter())
+        .filter(|i| seen_items.insert(i.id.clone()))
+        .cloned()
+        .collect();
+    let mut manifest = first.clone();
+    manifest.run_id = run_id;
+    manifest.started_at = runs
+        .iter()
+        .map(|r| r.manifest.started_at.clone())
+        .min()
+        .unwrap_or_default();
+    manifest.golden.items = items.len();
+    manifest.golden.locked = runs.iter().all(|r| r.manifest.golden.locked);
+    manifest.shard = None;
+    manifest.source = None;
+    manifest.warnings = warnings;
+    manifest.merged_from = runs.iter().map(|r| r.manifest.run_id.clone()).collect();
+    rundir::write_start(&dir, &manifest, &items)?;
+
+    let results = rundir::results_path(&dir);
+    let file = std::fs::File::create_new(&results)
+        .with_context(|| format!("cannot create {}", results.display()))?;
+    let mut out = BufWriter::new(file);
+    let mut seen = HashSet::new();
+    for run in &runs {
+        let mut failed = None;
+        read_results(&rundir::results_path(&run.dir), |r| {
+            if failed.is_some() || !seen.insert((r.id.clone(), r.model, r.trial)) {
+                return;
+            }
+            let written = serde_json::to_writer(&mut out, &r)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if let Err(e) = written {
+                failed = Some(e);
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e).with_context(|| format!("cannot write {}", results.display()));
+        }
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", results.display()))?;
+    drop(out);
+
+    let data = RunData::load(&dir)?;
+    let status = rundir::status_of(&data.tallies, !data.is_complete());
+    let summary = data.summary(status, crate::now_rfc3339())?;
+    let exit = crate::finish(&dir, &summary, &data.items, &data.item_tallies, args.quiet)?;
+    writeln!(std::io::stdout().lock(), "{}", dir.display())?;
+    Ok(exit)
+}

@@ -1,0 +1,279 @@
+//! `kind = "anthropic"`: Anthropic's Messages API.
+
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::openai::{retry_after, status_error};
+use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
+use crate::config::ProviderConfig;
+
+pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
+
+/// The API version this adapter speaks; Anthropic requires the header on every request.
+const API_VERSION: &str = "2023-06-01";
+
+/// The API requires `max_tokens`; this is used when the provider file sets none.
+const DEFAULT_MAX_TOKENS: u32 = 1024;
+
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Anthropic's own "overloaded" status: a 5xx, retried like one.
+const OVERLOADED: u16 = 529;
+
+pub struct Anthropic {
+    http: reqwest::Client,
+    url: String,
+    model: String,
+    temperature: Option<f64>,
+    max_tokens: u32,
+    key: Option<SecretString>,
+}
+
+#[derive(Serialize)]
+struct MessagesRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<&'a str>,
+    messages: [Message<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Deserialize)]
+struct MessagesResponse {
+    #[serde(default)]
+    content: Vec<ContentBlock>,
+    #[serde(default)]
+    usage: Option<ApiUsage>,
+}
+
+#[derive(Deserialize)]
+struct ContentBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApiUsage {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+}
+
+/// `{"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}`
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl Anthropic {
+    pub fn new(
+        cfg: &ProviderConfig,
+        key: Option<SecretString>,
+        timeout: Duration,
+    ) -> reqwest::Result<Anthropic> {
+        let mut headers = HeaderMap::new();
+        headers.insert("anthropic-version", HeaderValue::from_static(API_VERSION));
+        if let Some(key) = &key {
+            let mut value = HeaderValue::from_str(key.expose_secret())
+                .unwrap_or_else(|_| HeaderValue::from_static("invalid-key-characters"));
+            value.set_sensitive(true);
+            headers.insert("x-api-key", value);
+        }
+        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+            .default_headers(headers)
+            .build()?;
+        let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        Ok(Anthropic {
+            http,
+            url: format!("{}/messages", base.trim_end_matches('/')),
+            model: cfg.model.clone(),
+            temperature: cfg.temperature,
+            max_tokens: cfg.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            key,
+        })
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
+        let body = MessagesRequest {
+            model: &self.model,
+            max_tokens: self.max_tokens,
+            system: request.system.as_deref(),
+            messages: [Message {
+                role: "user",
+                content: &request.prompt,
+            }],
+            temperature: self.temperature,
+        };
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(crate::http::classify)?;
+        let status = response.status();
+        let wait = retry_after(response.headers())
+            .or_else(|| ratelimit_reset(response.headers(), SystemTime::now()));
+        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        if !status.is_success() {
+            let detail = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(b) => format!("{}: {}", b.error.kind, b.error.message),
+                Err(_) => crate::http::snippet(&bytes),
+            };
+            let mut err = status_error(status, wait, detail);
+            if status.as_u16() == OVERLOADED {
+                err.message
+                    .push_str(" (Anthropic is overloaded; retried like a 5xx)");
+            } else if status == StatusCode::UNAUTHORIZED {
+                err.message
+                    .push_str(" (check the key in the variable named by api_key_env)");
+            }
+            return Err(err);
+        }
+        let parsed: MessagesResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "the response is not a message: {e}; body: {}",
+                    crate::http::snippet(&bytes)
+                ),
+            )
+        })?;
+        if parsed.content.is_empty() {
+            return Err(CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "the message has no content; body: {}",
+                    crate::http::snippet(&bytes)
+                ),
+            ));
+        }
+        // Only text blocks are the answer (tool use and thinking blocks are not).
+        let text: String = parsed
+            .content
+            .into_iter()
+            .filter(|b| b.kind == "text")
+            .filter_map(|b| b.text)
+            .collect();
+        Ok(Completion::text(
+            text,
+            // Prompt caching is never requested, so `input_tokens` is the whole input.
+            parsed.usage.map(|u| Usage {
+                input: u.input_tokens,
+                output: u.output_tokens,
+            }),
+        ))
+    }
+}
+
+impl Provider for Anthropic {
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        self.attempt(request)
+            .map(|r| {
+                r.map_err(|mut e| {
+                    if let Some(key) = &self.key {
+                        e.message = crate::http::redact(&e.message, key.expose_secret());
+                    }
+                    e
+                })
+            })
+            .boxed()
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+}
+
+/// When a 429 has no `Retry-After`: the latest reset (RFC 3339) among the exhausted
+/// `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}` limits.
+fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name: String| headers.get(name).and_then(|v| v.to_str().ok());
+    ["requests", "tokens", "input-tokens", "output-tokens"]
+        .into_iter()
+        .filter(|limit| {
+            header(format!("anthropic-ratelimit-{limit}-remaining"))
+                .is_some_and(|r| r.trim() == "0")
+        })
+        .filter_map(|limit| header(format!("anthropic-ratelimit-{limit}-reset")))
+        .filter_map(|reset| {
+            time::OffsetDateTime::parse(
+                reset.trim(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()
+        })
+        .map(|reset| {
+            let now = time::OffsetDateTime::from(now);
+            Duration::try_from(reset - now).unwrap_or_default()
+        })
+        .max()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_headers_of_exhausted_limits_say_how_long_to_wait() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let at = |secs: i64| {
+            (time::OffsetDateTime::from(now) + time::Duration::seconds(secs))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let mut h = HeaderMap::new();
+        h.insert(
+            "anthropic-ratelimit-requests-remaining",
+            HeaderValue::from_static("0"),
+        );
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_str(&at(3)).unwrap(),
+        );
+        // Not exhausted: its reset is not a reason to wait.
+        h.insert(
+            "anthropic-ratelimit-tokens-remaining",
+            HeaderValue::from_static("5000"),
+        );
+        h.insert(
+            "anthropic-ratelimit-tokens-reset",
+            HeaderValue::from_str(&at(50)).unwrap(),
+        );
+        assert_eq!(ratelimit_reset(&h, now), Some(Duration::from_secs(3)));
+        h.insert(
+            "anthropic-ratelimit-requests-reset",
+            HeaderValue::from_str(&at(-3)).unwrap(),
+        );
+        assert_eq!(ratelimit_reset(&h, now), Some(Duration::ZERO), "past: now");
+        assert_eq!(ratelimit_reset(&HeaderMap::new(), now), None);
+    }
+}

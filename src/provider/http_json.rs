@@ -1,0 +1,512 @@
+//! `kind = "http"`: any JSON endpoint. The request body is a tera template, the answer and the
+//! token counts are read from the response with JSON pointers, and secrets come into headers
+//! from the environment as `${VAR}`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::openai::{retry_after, status_error};
+use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
+use crate::config::{HttpOptions, ProviderConfig};
+use crate::error::{Error, Location};
+
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// What a body template may use.
+pub const VARIABLES: &[&str] = &[
+    "prompt",
+    "system",
+    "question",
+    "context",
+    "contexts",
+    "model",
+    "temperature",
+    "max_tokens",
+    "seed",
+];
+
+pub struct HttpJson {
+    http: reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Option<BodyTemplate>,
+    answer: String,
+    tokens: Option<(String, String)>,
+    model: String,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    seed: Option<u64>,
+    /// The values substituted from the environment: scrubbed from every error message.
+    secrets: Vec<SecretString>,
+}
+
+impl HttpJson {
+    /// Build the adapter: substitute `${VAR}`s, compile the body template and check that it
+    /// renders to JSON. Everything that can be wrong with the `[http]` table is found here,
+    /// before anything is sent.
+    pub fn new(path: &Path, cfg: &ProviderConfig, timeout: Duration) -> Result<HttpJson, Error> {
+        let at = |field: &str| Location::file(path).field(field);
+        let Some(opts) = &cfg.http else {
+            return Err(Error::input(
+                at("http"),
+                "kind = \"http\" needs an [http] table",
+                "add [http] with url, body and answer",
+            ));
+        };
+        let mut secrets = Vec::new();
+        let mut headers = HeaderMap::new();
+        for (name, template) in &opts.headers {
+            let field = format!("http.headers.{name}");
+            let (value, secret) = substitute_env(template, |var| std::env::var(var).ok())
+                .map_err(|var| missing_var(at(&field), &var))?;
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                Error::input(
+                    at(&field),
+                    "is not a valid header name",
+                    "use e.g. X-Api-Key",
+                )
+            })?;
+            let mut value = HeaderValue::from_str(&value).map_err(|_| {
+                // Do not echo the value: it may hold a substituted secret.
+                Error::input(
+                    at(&field),
+                    "the value (after ${VAR} substitution) is not a valid header value",
+                    "a header value is one line of visible ASCII; check the variable's content",
+                )
+            })?;
+            if !secret.is_empty() {
+                value.set_sensitive(true);
+                secrets.extend(secret.into_iter().map(SecretString::from));
+            }
+            headers.insert(name, value);
+        }
+        let body = match &opts.body {
+            Some(source) => {
+                let json = headers
+                    .get(CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"));
+                if !headers.contains_key(CONTENT_TYPE) {
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                }
+                Some(
+                    BodyTemplate::new(source, json)
+                        .map_err(|(message, fix)| Error::input(at("http.body"), message, fix))?,
+                )
+            }
+            None => None,
+        };
+        let method = reqwest::Method::from_bytes(opts.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| {
+                Error::input(
+                    at("http.method"),
+                    format!("`{}` is not an HTTP method", opts.method),
+                    "use POST (the default), GET, PUT, PATCH or DELETE",
+                )
+            })?;
+        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+            .default_headers(headers)
+            .build()
+            .map_err(|e| {
+                Error::input(
+                    at("http.url"),
+                    format!("cannot build the HTTP client: {e}"),
+                    "check the [http] table",
+                )
+            })?;
+        Ok(HttpJson {
+            http,
+            method,
+            url: opts.url.clone(),
+            body,
+            answer: opts.answer.clone(),
+            tokens: token_pointers(opts),
+            model: cfg.model.clone(),
+            temperature: cfg.temperature,
+            max_tokens: cfg.max_tokens,
+            seed: cfg.seed,
+            secrets,
+        })
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
+        let mut builder = self.http.request(self.method.clone(), &self.url);
+        if let Some(body) = &self.body {
+            let vars = Vars {
+                prompt: &request.prompt,
+                system: request.system.as_deref(),
+                question: &request.question,
+                context: &request.context.join("\n\n"),
+                contexts: &request.context,
+                model: &self.model,
+                temperature: self.temperature,
+                max_tokens: self.max_tokens,
+                seed: self.seed,
+            };
+            let rendered = body.render(&vars).map_err(|e| {
+                CallError::new(
+                    ErrorKind::BadResponse,
+                    format!("the [http] body template failed to render: {e}"),
+                )
+            })?;
+            builder = builder.body(rendered);
+        }
+        let response = builder.send().await.map_err(crate::http::classify)?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        if !status.is_success() {
+            return Err(status_error(status, wait, crate::http::snippet(&bytes)));
+        }
+        let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "the response is not JSON: {e}; body: {}",
+                    crate::http::snippet(&bytes)
+                ),
+            )
+        })?;
+        let text = extract_answer(&json, &self.answer)?;
+        let usage = match &self.tokens {
+            Some((input, output)) => Some(Usage {
+                input: extract_count(&json, input, "input_tokens")?,
+                output: extract_count(&json, output, "output_tokens")?,
+            }),
+            None => None,
+        };
+        Ok(Completion::text(text, usage))
+    }
+}
+
+impl Provider for HttpJson {
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        self.attempt(request)
+            .map(|r| {
+                r.map_err(|mut e| {
+                    for secret in &self.secrets {
+                        e.message = crate::http::redact(&e.message, secret.expose_secret());
+                    }
+                    e
+                })
+            })
+            .boxed()
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+}
+
+fn token_pointers(opts: &HttpOptions) -> Option<(String, String)> {
+    Some((opts.input_tokens.clone()?, opts.output_tokens.clone()?))
+}
+
+fn missing_var(at: Location, var: &str) -> Error {
+    Error::input(
+        at,
+        format!("the environment variable {var} is not set (or is empty)"),
+        format!("export {var}=… before running; secrets are read only from the environment"),
+    )
+}
+
+/// Replace each `${NAME}` by the variable's value. Returns the text and the substituted values
+/// (secrets, to be redacted), or the name of a variable that is unset or empty.
+/// `$` not followed by `{NAME}` is kept as it is.
+pub(super) fn substitute_env(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<(String, Vec<String>), String> {
+    let mut out = String::with_capacity(text.len());
+    let mut used = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let name_len = after
+            .find('}')
+            .filter(|&n| n > 0 && is_var_name(&after[..n]));
+        match name_len {
+            Some(n) => {
+                let name = &after[..n];
+                let value = lookup(name)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| name.to_owned())?;
+                out.push_str(&value);
+                used.push(value);
+                rest = &after[n + 1..];
+            }
+            None => {
+                out.push_str("${");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok((out, used))
+}
+
+fn is_var_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[derive(serde::Serialize)]
+struct Vars<'a> {
+    prompt: &'a str,
+    system: Option<&'a str>,
+    question: &'a str,
+    context: &'a str,
+    contexts: &'a [String],
+    model: &'a str,
+    temperature: Option<f64>,
+    max_tokens: Option<u32>,
+    seed: Option<u64>,
+}
+
+/// The request body template, with a `json` filter that writes any value as JSON
+/// (`{{ prompt | json }}` → `"What is \"x\"?\n"`).
+struct BodyTemplate {
+    tera: tera::Tera,
+}
+
+const BODY: &str = "body";
+
+impl BodyTemplate {
+    /// Compile, check the variables, and — for a JSON body — check that it renders to JSON with
+    /// values that need escaping, which catches `"{{ prompt }}"` written without `| json`.
+    fn new(source: &str, json: bool) -> Result<BodyTemplate, (String, String)> {
+        let mut tera = tera::Tera::new();
+        // A body is not HTML.
+        tera.autoescape_on(Vec::<&str>::new());
+        tera.register_filter(
+            "json",
+            |value: tera::Value, _: tera::Kwargs, _: &tera::State| {
+                serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned())
+            },
+        );
+        tera.add_raw_template(BODY, source).map_err(|e| {
+            (
+                format!("the body template does not parse: {}", one_line(&e)),
+                "bodies use tera syntax, e.g. body = '{\"q\": {{ prompt | json }}}'".to_owned(),
+            )
+        })?;
+        let used = tera
+            .get_template_variables(BODY)
+            .map_err(|e| (one_line(&e), "check the template".to_owned()))?;
+        let mut unknown: Vec<&str> = used
+            .into_iter()
+            .filter(|v| !VARIABLES.contains(v))
+            .collect();
+        unknown.sort_unstable();
+        if let Some(first) = unknown.first() {
+            return Err((
+                format!("the body uses `{first}`, which is not a request variable"),
+                format!("use only {}", VARIABLES.join(", ")),
+            ));
+        }
+        let template = BodyTemplate { tera };
+        if json {
+            let tricky = "a \"quoted\" word,\na new line and a \\ backslash";
+            let contexts = [tricky.to_owned(), tricky.to_owned()];
+            for (system, temperature, max_tokens, seed) in [
+                (None, None, None, None),
+                (Some(tricky), Some(0.5), Some(64), Some(7)),
+            ] {
+                let vars = Vars {
+                    prompt: tricky,
+                    system,
+                    question: tricky,
+                    context: tricky,
+                    contexts: &contexts,
+                    model: "model \"name\"",
+                    temperature,
+                    max_tokens,
+                    seed,
+                };
+                let rendered = template
+                    .render(&vars)
+                    .map_err(|e| (e, "check the template".to_owned()))?;
+                if let Err(e) = serde_json::from_str::<serde_json::Value>(&rendered) {
+                    return Err((
+                        format!(
+                            "the body is not valid JSON once a value holds quotes or line breaks ({e}); rendered: {}",
+                            crate::http::snippet(rendered.as_bytes())
+                        ),
+                        "write values with the json filter, which quotes and escapes them: {\"q\": {{ prompt | json }}} (no quotes around it); for a non-JSON body set a Content-Type header".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(template)
+    }
+
+    fn render(&self, vars: &Vars<'_>) -> Result<String, String> {
+        let ctx = tera::Context::from_serialize(vars).map_err(|e| one_line(&e))?;
+        self.tera.render(BODY, &ctx).map_err(|e| one_line(&e))
+    }
+}
+
+fn one_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn extract_answer(json: &serde_json::Value, pointer: &str) -> Result<String, CallError> {
+    match json.pointer(pointer) {
+        Some(serde_json::Value::String(s)) => Ok(s.clone()),
+        // A classifier endpoint may answer with a number or a boolean: its text is the answer.
+        Some(v @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => Ok(v.to_string()),
+        Some(other) => Err(CallError::new(
+            ErrorKind::BadResponse,
+            format!(
+                "the answer at {pointer} (http.answer) is {}, not text",
+                json_type(other)
+            ),
+        )),
+        None => Err(CallError::new(
+            ErrorKind::BadResponse,
+            format!(
+                "the response has nothing at {pointer} (http.answer); body: {}",
+                crate::http::snippet(json.to_string().as_bytes())
+            ),
+        )),
+    }
+}
+
+fn extract_count(json: &serde_json::Value, pointer: &str, field: &str) -> Result<u64, CallError> {
+    let value = json.pointer(pointer);
+    value
+        .and_then(|v| {
+            v.as_u64().or_else(|| {
+                v.as_f64()
+                    .filter(|f| *f >= 0.0 && f.fract() == 0.0 && *f < u64::MAX as f64)
+                    .map(|f| f as u64)
+            })
+        })
+        .ok_or_else(|| {
+            let found = value.map_or("nothing".to_owned(), |v| {
+                format!(
+                    "{} {}",
+                    json_type(v),
+                    crate::http::snippet(v.to_string().as_bytes())
+                )
+            });
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!("expected a token count at {pointer} (http.{field}), found {found}"),
+            )
+        })
+}
+
+fn json_type(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars<'a>(prompt: &'a str, contexts: &'a [String]) -> Vars<'a> {
+        Vars {
+            prompt,
+            system: None,
+            question: "q",
+            context: "c",
+            contexts,
+            model: "m",
+            temperature: Some(0.0),
+            max_tokens: None,
+            seed: None,
+        }
+    }
+
+    #[test]
+    fn the_json_filter_escapes_every_value() {
+        let t = BodyTemplate::new(
+            r#"{"q": {{ prompt | json }}, "s": {{ system | json }}, "t": {{ temperature | json }}, "n": {{ max_tokens | json }}, "c": {{ contexts | json }}}"#,
+            true,
+        )
+        .unwrap();
+        let contexts = ["one".to_owned(), "two \"2\"".to_owned()];
+        let out = t.render(&vars("say \"hi\"\n\\o/", &contexts)).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"q": "say \"hi\"\n\\o/", "s": null, "t": 0.0, "n": null, "c": ["one", "two \"2\""]})
+        );
+    }
+
+    #[test]
+    fn a_body_without_the_json_filter_is_refused_at_load() {
+        let (message, fix) = BodyTemplate::new(r#"{"q": "{{ prompt }}"}"#, true)
+            .err()
+            .unwrap();
+        assert!(message.contains("not valid JSON"), "{message}");
+        assert!(fix.contains("| json"), "{fix}");
+        // Unless the body is declared as something other than JSON.
+        assert!(BodyTemplate::new("q={{ prompt }}", false).is_ok());
+        let (message, _) = BodyTemplate::new("{{ expected }}", true).err().unwrap();
+        assert!(message.contains("`expected`"), "{message}");
+    }
+
+    #[test]
+    fn env_substitution() {
+        let lookup = |v: &str| (v == "TOKEN").then(|| "s3cret".to_owned());
+        assert_eq!(
+            substitute_env("Bearer ${TOKEN}", lookup).unwrap(),
+            ("Bearer s3cret".to_owned(), vec!["s3cret".to_owned()])
+        );
+        assert_eq!(
+            substitute_env("costs $5 ${ not a var", lookup).unwrap(),
+            ("costs $5 ${ not a var".to_owned(), vec![])
+        );
+        assert_eq!(substitute_env("${NOPE}", lookup).unwrap_err(), "NOPE");
+    }
+
+    #[test]
+    fn pointers_name_themselves_when_missing() {
+        let v = serde_json::json!({"out": {"text": "hi", "n": 3, "list": []}});
+        assert_eq!(extract_answer(&v, "/out/text").unwrap(), "hi");
+        assert_eq!(extract_answer(&v, "/out/n").unwrap(), "3");
+        let e = extract_answer(&v, "/out/missing").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadResponse);
+        assert!(e.message.contains("/out/missing"), "{}", e.message);
+        assert!(extract_answer(&v, "/out/list").is_err());
+        assert_eq!(extract_count(&v, "/out/n", "input_tokens").unwrap(), 3);
+        let e = extract_count(&v, "/out/text", "input_tokens").unwrap_err();
+        assert!(
+            e.message.contains("/out/text (http.input_tokens)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_body_compiles() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("providers/http-example.toml");
+        let cfg = ProviderConfig::load(&path).unwrap();
+        let body = cfg.http.unwrap().body.unwrap();
+        BodyTemplate::new(&body, true).unwrap();
+    }
+}

@@ -1,0 +1,186 @@
+//! `kind = "ollama"`: Ollama's native chat API, which reports its own timings.
+
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::openai::{retry_after, status_error};
+use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
+use crate::config::ProviderConfig;
+
+pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
+
+const MAX_BODY_BYTES: usize = 16 << 20;
+
+pub struct Ollama {
+    http: reqwest::Client,
+    url: String,
+    model: String,
+    options: Options,
+    /// Ollama itself needs none; a hosted or proxied one may want a bearer token.
+    key: Option<SecretString>,
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: Vec<Message<'a>>,
+    stream: bool,
+    options: &'a Options,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    role: &'static str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct Options {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f64>,
+    /// Ollama's name for the output token limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ChatResponse {
+    message: Option<ResponseMessage>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u64>,
+    /// Nanoseconds, load and prompt evaluation included.
+    #[serde(default)]
+    total_duration: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    #[serde(default)]
+    content: String,
+}
+
+impl Ollama {
+    pub fn new(
+        cfg: &ProviderConfig,
+        key: Option<SecretString>,
+        timeout: Duration,
+    ) -> reqwest::Result<Ollama> {
+        let mut headers = HeaderMap::new();
+        if let Some(key) = &key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-key-characters"));
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+            .default_headers(headers)
+            .build()?;
+        let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+        Ok(Ollama {
+            http,
+            url: format!("{}/api/chat", base.trim_end_matches('/')),
+            model: cfg.model.clone(),
+            options: Options {
+                temperature: cfg.temperature,
+                num_predict: cfg.max_tokens,
+                seed: cfg.seed,
+            },
+            key,
+        })
+    }
+
+    async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
+        let mut messages = Vec::with_capacity(2);
+        if let Some(system) = &request.system {
+            messages.push(Message {
+                role: "system",
+                content: system,
+            });
+        }
+        messages.push(Message {
+            role: "user",
+            content: &request.prompt,
+        });
+        let body = ChatRequest {
+            model: &self.model,
+            messages,
+            stream: false,
+            options: &self.options,
+        };
+        let response = self
+            .http
+            .post(&self.url)
+            .json(&body)
+            .send()
+            .await
+            .map_err(crate::http::classify)?;
+        let status = response.status();
+        let wait = retry_after(response.headers());
+        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        if !status.is_success() {
+            // Ollama's errors are `{"error": "model \"x\" not found, try pulling it first"}`.
+            let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| crate::http::snippet(&bytes));
+            return Err(status_error(status, wait, detail));
+        }
+        let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "the response is not an Ollama chat response: {e}; body: {}",
+                    crate::http::snippet(&bytes)
+                ),
+            )
+        })?;
+        let Some(message) = parsed.message else {
+            return Err(CallError::new(
+                ErrorKind::BadResponse,
+                format!(
+                    "the response has no message; body: {}",
+                    crate::http::snippet(&bytes)
+                ),
+            ));
+        };
+        // A prompt served from Ollama's cache may come without prompt_eval_count: then estimate.
+        let usage = match (parsed.prompt_eval_count, parsed.eval_count) {
+            (Some(input), Some(output)) => Some(Usage { input, output }),
+            _ => None,
+        };
+        let mut completion = Completion::text(message.content, usage);
+        completion.server_ms = parsed.total_duration.map(|ns| ns as f64 / 1e6);
+        Ok(completion)
+    }
+}
+
+impl Provider for Ollama {
+    fn complete<'a>(
+        &'a self,
+        request: &'a Request,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        self.attempt(request)
+            .map(|r| {
+                r.map_err(|mut e| {
+                    if let Some(key) = &self.key {
+                        e.message = crate::http::redact(&e.message, key.expose_secret());
+                    }
+                    e
+                })
+            })
+            .boxed()
+    }
+
+    fn endpoint(&self) -> Option<&str> {
+        Some(&self.url)
+    }
+}
