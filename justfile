@@ -23,6 +23,6 @@ demo:
 validate:
     cargo run --release -- validate
 
-# First overhead figure: N items against a local server answering in LATENCY_MS, per-provider concurrency CONC.
+# The benchmark: N items against a local server answering in LATENCY_MS, per-provider concurrency CONC.
 bench N="2000" LATENCY_MS="50" CONC="64":
-    bash scripts/overhead.sh {{N}} {{LATENCY_MS}} {{CONC}}
+    bash scripts/bench.sh {{N}} {{LATENCY_MS}} {{CONC}}

@@ -1,54 +1,88 @@
 //! A minimal OpenAI-compatible chat completions server for measuring goldgate's own overhead:
 //! every request is answered after a fixed latency (plus optional uniform jitter), with usage.
+//! It measures its own service time, so a benchmark can compare goldgate's latency figures with
+//! the truth, and it can load itself to show it is not the bottleneck.
 //!
-//!     cargo run --release --example bench_server -- 127.0.0.1:0 50 0
+//!     cargo run --release --example bench_server -- serve 127.0.0.1:0 50 0
+//!     cargo run --release --example bench_server -- load http://127.0.0.1:PORT 5 256
 //!
-//! Arguments: listen address, latency in ms, jitter in ms. Prints `listening on ADDR` first.
+//! `serve ADDR LATENCY_MS JITTER_MS` prints `listening on ADDR`; `GET /stats` returns the service
+//! times it measured. `load URL SECONDS CONCURRENCY` prints requests per second as JSON.
 
 use std::convert::Infallible;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
+const ANSWER: &str = r#"{"id":"bench","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The refund window is 30 days from delivery."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":12,"total_tokens":132}}"#;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = args
-        .first()
-        .map_or("127.0.0.1:0", String::as_str)
-        .to_owned();
-    let latency_ms: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(50.0);
-    let jitter_ms: f64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(0.0);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("runtime");
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-        println!("listening on {}", listener.local_addr().expect("addr"));
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |req| answer(req, latency_ms, jitter_ms));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+    match args.first().map(String::as_str) {
+        Some("load") => runtime.block_on(load(
+            args.get(1).cloned().unwrap_or_default(),
+            args.get(2).and_then(|s| s.parse().ok()).unwrap_or(5.0),
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(256),
+        )),
+        _ => runtime.block_on(serve(
+            args.get(1).map_or("127.0.0.1:0", String::as_str).to_owned(),
+            args.get(2).and_then(|s| s.parse().ok()).unwrap_or(50.0),
+            args.get(3).and_then(|s| s.parse().ok()).unwrap_or(0.0),
+        )),
+    }
+}
+
+type Stats = Arc<Mutex<hdrhistogram::Histogram<u64>>>;
+
+async fn serve(addr: String, latency_ms: f64, jitter_ms: f64) {
+    let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
+    println!("listening on {}", listener.local_addr().expect("addr"));
+    let stats: Stats = Arc::new(Mutex::new(
+        hdrhistogram::Histogram::new(3).expect("histogram"),
+    ));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let stats = stats.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                answer(req, latency_ms, jitter_ms, stats.clone())
             });
-        }
-    });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 async fn answer(
     req: Request<Incoming>,
     latency_ms: f64,
     jitter_ms: f64,
+    stats: Stats,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    if req.uri().path() == "/stats" {
+        let h = stats.lock().expect("stats");
+        let body = format!(
+            "{{\"count\": {}, \"p50_ms\": {}, \"p99_ms\": {}, \"mean_ms\": {}}}",
+            h.len(),
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.mean() / 1000.0
+        );
+        return Ok(Response::new(Full::new(Bytes::from(body))));
+    }
     let _ = req.into_body().collect().await;
     let delay = latency_ms
         + if jitter_ms > 0.0 {
@@ -59,11 +93,56 @@ async fn answer(
     if delay > 0.0 {
         tokio::time::sleep(Duration::from_secs_f64(delay / 1000.0)).await;
     }
-    let body = r#"{"id":"bench","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"The refund window is 30 days from delivery."},"finish_reason":"stop"}],"usage":{"prompt_tokens":120,"completion_tokens":12,"total_tokens":132}}"#;
-    Ok(Response::builder()
+    let response = Response::builder()
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(body.as_bytes())))
-        .expect("response"))
+        .body(Full::new(Bytes::from_static(ANSWER.as_bytes())))
+        .expect("response");
+    let us = u64::try_from(started.elapsed().as_micros())
+        .unwrap_or(u64::MAX)
+        .max(1);
+    let _ = stats.lock().expect("stats").record(us);
+    Ok(response)
+}
+
+/// Load the server with `concurrency` clients for `seconds`: its capacity, with no goldgate.
+async fn load(url: String, seconds: f64, concurrency: usize) {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("client");
+    let body =
+        r#"{"model":"m","messages":[{"role":"user","content":"How long is the refund window?"}]}"#;
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, url) = (client.clone(), format!("{url}/v1/chat/completions"));
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                if let Ok(r) = client
+                    .post(&url)
+                    .body(body)
+                    .header("content-type", "application/json")
+                    .send()
+                    .await
+                    && r.bytes().await.is_ok()
+                {
+                    n += 1;
+                }
+            }
+            n
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap_or(0);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    println!(
+        "{{\"requests\": {total}, \"seconds\": {elapsed:.2}, \"requests_per_s\": {:.0}}}",
+        total as f64 / elapsed
+    );
 }
 
 fn fastrand_f64() -> f64 {

@@ -12,6 +12,7 @@ use crate::metrics::{Metrics, decode_histogram};
 use crate::runner::Status;
 
 const TEMPLATE: &str = include_str!("templates/report.html");
+const ITEMS_MARKER: &str = "@@goldgate-items@@";
 const SCRIPT: &str = include_str!("templates/report.js");
 
 /// The page's Content-Security-Policy allows exactly this script and no other: even if some
@@ -33,13 +34,22 @@ impl Exporter for Html {
         "report.html"
     }
 
-    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         let mut tera = tera::Tera::new();
         tera.autoescape_on([".html"]);
         tera.add_raw_template("report.html", TEMPLATE)?;
-        let page = Page::new(input)?;
+        let page = Page::new(input);
         let ctx = tera::Context::from_serialize(&page)?;
-        Ok(tera.render("report.html", &ctx)?.into_bytes())
+        // The page is rendered around a marker where the items go; the items themselves are
+        // streamed into the file, so a large run is never held as one string (or copied into tera).
+        let html = tera.render("report.html", &ctx)?;
+        let (before, after) = html
+            .split_once(ITEMS_MARKER)
+            .ok_or_else(|| anyhow::anyhow!("the report template lost its items marker"))?;
+        out.write_all(before.as_bytes())?;
+        write_items(&input.view.rows, &mut ScriptSafe(out))?;
+        out.write_all(after.as_bytes())?;
+        Ok(())
     }
 }
 
@@ -57,7 +67,7 @@ struct Page<'a> {
     classification: Vec<ClassView>,
     groups: Vec<GroupInfo>,
     all_tags: Vec<String>,
-    items_json: String,
+    items_json: &'static str,
     script: &'static str,
     script_hash: String,
 }
@@ -94,7 +104,7 @@ struct GroupInfo {
 }
 
 impl<'a> Page<'a> {
-    fn new(input: &'a ReportInput) -> anyhow::Result<Page<'a>> {
+    fn new(input: &'a ReportInput) -> Page<'a> {
         let s = input.summary;
         let (verdict_class, verdict_text) = match (s.status, s.verdict) {
             (Status::Interrupted, _) => ("warn", "INTERRUPTED — partial results".to_owned()),
@@ -117,7 +127,7 @@ impl<'a> Page<'a> {
             .collect();
         all_tags.sort_unstable();
         all_tags.dedup();
-        Ok(Page {
+        Page {
             s,
             warnings: &s.warnings,
             verdict_class,
@@ -147,10 +157,10 @@ impl<'a> Page<'a> {
                 .filter(|g| g.count > 0 || g.key != "incomplete")
                 .collect(),
             all_tags,
-            items_json: items_json(&input.view.rows)?,
+            items_json: ITEMS_MARKER,
             script: SCRIPT,
             script_hash: script_hash(),
-        })
+        }
     }
 }
 
@@ -353,9 +363,36 @@ impl Chart {
     }
 }
 
-/// The items as compact JSON for the page's script. `<`, `>` and `&` are escaped as JSON
-/// unicode escapes, so no answer can close the script element it travels in.
-fn items_json(rows: &[ItemRow]) -> anyhow::Result<String> {
+/// Escapes `<`, `>` and `&` as JSON unicode escapes on the way out, so no answer can close the
+/// script element the items travel in. Byte-wise is safe: UTF-8 never uses these bytes inside a
+/// multi-byte character, and in JSON they only occur inside strings.
+struct ScriptSafe<'w>(&'w mut dyn std::io::Write);
+
+impl std::io::Write for ScriptSafe<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut start = 0;
+        for (i, b) in buf.iter().enumerate() {
+            let escaped: &[u8] = match b {
+                b'<' => b"\\u003c",
+                b'>' => b"\\u003e",
+                b'&' => b"\\u0026",
+                _ => continue,
+            };
+            self.0.write_all(&buf[start..i])?;
+            self.0.write_all(escaped)?;
+            start = i + 1;
+        }
+        self.0.write_all(&buf[start..])?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// The items as compact JSON for the page's script, one at a time.
+fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     #[derive(Serialize)]
     struct J<'a> {
         i: &'a str,
@@ -414,28 +451,23 @@ fn items_json(rows: &[ItemRow]) -> anyhow::Result<String> {
             o: &s.notes,
         }
     }
-    let items: Vec<J> = rows
-        .iter()
-        .map(|r| J {
-            i: &r.id,
-            q: &r.question,
-            t: &r.tags,
-            g: group_key(r.group),
-            c: side(&r.current),
-            k: side(&r.candidate),
-        })
-        .collect();
-    let json = serde_json::to_string(&items)?;
-    let mut out = String::with_capacity(json.len() + json.len() / 20);
-    for ch in json.chars() {
-        match ch {
-            '<' => out.push_str("\\u003c"),
-            '>' => out.push_str("\\u003e"),
-            '&' => out.push_str("\\u0026"),
-            '\u{2028}' => out.push_str("\\u2028"),
-            '\u{2029}' => out.push_str("\\u2029"),
-            c => out.push(c),
+    out.write_all(b"[")?;
+    for (n, r) in rows.iter().enumerate() {
+        if n > 0 {
+            out.write_all(b",")?;
         }
+        serde_json::to_writer(
+            &mut *out,
+            &J {
+                i: r.id,
+                q: r.question,
+                t: r.tags,
+                g: group_key(r.group),
+                c: side(&r.current),
+                k: side(&r.candidate),
+            },
+        )?;
     }
-    Ok(out)
+    out.write_all(b"]")?;
+    Ok(())
 }

@@ -14,7 +14,7 @@ impl Exporter for Junit {
         "junit.xml"
     }
 
-    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         let s = input.summary;
         let rows = &input.view.rows;
         let gate_failures = s
@@ -100,11 +100,15 @@ impl Exporter for Junit {
             rows.len(),
             attr(timestamp(&s.started_at)),
         );
+        // Items stream out one by one: a 100,000-item suite is never held as one string.
+        out.write_all(x.as_bytes())?;
         for row in rows {
+            x.clear();
             item(&mut x, row);
+            out.write_all(x.as_bytes())?;
         }
-        x.push_str("  </testsuite>\n</testsuites>\n");
-        Ok(x.into_bytes())
+        out.write_all(b"  </testsuite>\n</testsuites>\n")?;
+        Ok(())
     }
 }
 

@@ -20,13 +20,14 @@ impl Exporter for Markdown {
         "report.md"
     }
 
-    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
+    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         // Fewer regressions in detail until it fits; the header and tables always do.
         let mut shown = SHOWN_REGRESSIONS;
         loop {
             let text = render(input, shown);
             if text.chars().count() <= MAX_CHARS || shown == 0 {
-                return Ok(text.into_bytes());
+                out.write_all(text.as_bytes())?;
+                return Ok(());
             }
             shown /= 2;
         }

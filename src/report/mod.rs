@@ -22,13 +22,13 @@ use crate::metrics::Metrics;
 /// What every exporter renders from.
 pub struct ReportInput<'a> {
     pub summary: &'a Summary,
-    pub view: &'a ItemView,
+    pub view: &'a ItemView<'a>,
 }
 
-/// One output format: a file in the run directory.
+/// One output format: a file in the run directory, written as it is rendered.
 pub trait Exporter {
     fn file_name(&self) -> &'static str;
-    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>>;
+    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,10 +59,10 @@ impl Exporter for Json {
         "summary.json"
     }
 
-    fn render(&self, input: &ReportInput) -> anyhow::Result<Vec<u8>> {
-        let mut bytes = serde_json::to_vec_pretty(input.summary)?;
-        bytes.push(b'\n');
-        Ok(bytes)
+    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+        serde_json::to_writer_pretty(&mut *out, input.summary)?;
+        out.write_all(b"\n")?;
+        Ok(())
     }
 }
 
@@ -72,12 +72,16 @@ pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Res
     for format in formats {
         let exporter = format.exporter();
         let path = dir.join(exporter.file_name());
-        let bytes = exporter
-            .render(input)
-            .with_context(|| format!("cannot render {}", path.display()))?;
         let tmp = dir.join(format!(".{}.tmp", exporter.file_name()));
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        let file = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        exporter
+            .render(input, &mut out)
+            .with_context(|| format!("cannot render {}", path.display()))?;
+        out.into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|_| std::fs::rename(&tmp, &path))
             .with_context(|| format!("cannot write {}", path.display()))?;
         written.push(path);
     }

@@ -192,31 +192,32 @@ impl SideRow {
     }
 }
 
+/// An item as shown. It borrows the item's own text: a 100,000-item report must not copy it.
 #[derive(Debug, Clone, Serialize)]
-pub struct ItemRow {
-    pub id: String,
-    pub question: String,
-    pub tags: Vec<String>,
-    pub keywords: Vec<String>,
+pub struct ItemRow<'a> {
+    pub id: &'a str,
+    pub question: &'a str,
+    pub tags: &'a [String],
+    pub keywords: &'a [String],
     pub group: Group,
     pub current: SideRow,
     pub candidate: SideRow,
 }
 
 /// All items of a run, grouped, in golden-set order within each group.
-pub struct ItemView {
-    pub rows: Vec<ItemRow>,
+pub struct ItemView<'a> {
+    pub rows: Vec<ItemRow<'a>>,
     /// Whether unchanged items were stripped of their answers (a large run).
     pub unchanged_answers_omitted: bool,
 }
 
-impl ItemView {
+impl<'a> ItemView<'a> {
     pub fn build(
         results: &Path,
-        items: &[Item],
+        items: &'a [Item],
         tallies: &[ItemTally],
         repeats: u32,
-    ) -> anyhow::Result<ItemView> {
+    ) -> anyhow::Result<ItemView<'a>> {
         let groups: Vec<Group> = tallies.iter().map(|t| Group::of(t, repeats)).collect();
         let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
         let index: HashMap<&str, usize> = items
@@ -259,10 +260,10 @@ impl ItemView {
                     word_diff(&mut current, &mut candidate);
                 }
                 ItemRow {
-                    id: item.id.clone(),
-                    question: item.question.clone(),
-                    tags: item.tags.clone(),
-                    keywords: item.keywords.clone(),
+                    id: &item.id,
+                    question: &item.question,
+                    tags: &item.tags,
+                    keywords: &item.keywords,
                     group,
                     current,
                     candidate,
@@ -276,7 +277,7 @@ impl ItemView {
         })
     }
 
-    pub fn group(&self, g: Group) -> impl Iterator<Item = &ItemRow> {
+    pub fn group(&self, g: Group) -> impl Iterator<Item = &ItemRow<'a>> {
         self.rows.iter().filter(move |r| r.group == g)
     }
 

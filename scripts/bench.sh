@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# goldgate's own cost next to the models it measures. Starts a local OpenAI-compatible server with
+# a fixed latency (examples/bench_server.rs), generates an N-item golden set, runs both models
+# against it, and prints (and appends to bench/results.jsonl) wall time against the ideal
+# N x latency / per-provider concurrency, requests per second, CPU seconds per 1,000 requests,
+# peak RSS, goldgate's p50 against the server's own measured p50, and the time to render the reports.
+#
+#   bash scripts/bench.sh [N] [LATENCY_MS] [CONCURRENCY]      defaults: 2000 50 64
+set -euo pipefail
+N=${1:-2000}; LATENCY_MS=${2:-50}; CONC=${3:-64}
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin goldgate --example bench_server
+work=$(mktemp -d)
+trap 'kill $server_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
+./target/release/examples/bench_server serve 127.0.0.1:0 "$LATENCY_MS" 0 > "$work/server.log" &
+server_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+addr=$(sed -n 's/listening on //p' "$work/server.log")
+
+mkdir -p "$work/goldens/bench" "$work/providers"
+printf 'name = "bench"\nversion = 1\n' > "$work/goldens/bench/golden.toml"
+python3 - "$N" > "$work/goldens/bench/items.jsonl" <<'PY'
+import json, sys
+for i in range(int(sys.argv[1])):
+    print(json.dumps({"id": f"item-{i:06d}", "question": f"How long is the refund window for order {i}?",
+                      "context": "Returns are accepted within 30 days of delivery. Refunds go to the original payment method.",
+                      "keywords": ["30 days"], "tags": ["returns" if i % 2 else "billing"]}))
+PY
+for side in current candidate; do
+  printf 'kind = "openai"\nmodel = "%s"\nbase_url = "http://%s/v1"\n[pricing]\ninput = 2.5\noutput = 10\n[limits]\nconcurrency = %s\ntimeout_s = 30\n' \
+    "$side" "$addr" "$CONC" > "$work/providers/$side.toml"
+done
+printf 'golden = "goldens/bench"\ncurrent = "providers/current.toml"\ncandidate = "providers/candidate.toml"\nprompt = "{{ question }}"\n[[gate]]\nmetric = "accuracy"\nmin_ratio = 0.95\n' > "$work/goldgate.toml"
+./target/release/goldgate golden lock "$work/goldens/bench" >/dev/null
+validate_start=$(date +%s.%N)
+./target/release/goldgate validate -c "$work/goldgate.toml" >/dev/null
+validate_s=$(echo "$(date +%s.%N) - $validate_start" | bc)
+
+set +e
+/usr/bin/time -v ./target/release/goldgate run -c "$work/goldgate.toml" --out "$work/reports" --quiet \
+  > "$work/run.out" 2> "$work/time.txt"
+code=$?
+set -e
+run_dir=$(tail -n 1 "$work/run.out")
+curl -s "http://$addr/stats" > "$work/stats.json"
+report_start=$(date +%s.%N)
+./target/release/goldgate report "$run_dir" >/dev/null
+report_s=$(echo "$(date +%s.%N) - $report_start" | bc)
+mkdir -p bench
+python3 - "$N" "$LATENCY_MS" "$CONC" "$work/time.txt" "$run_dir/summary.json" "$code" "$work/stats.json" "$report_s" "$validate_s" <<'PY' | tee -a bench/results.jsonl
+import json, re, sys, datetime
+n, lat, conc = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+t = open(sys.argv[4]).read()
+def field(name):
+    return re.search(re.escape(name) + r":\s*(.+)", t).group(1).strip()
+parts = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
+wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+s = json.load(open(sys.argv[5]))
+server = json.load(open(sys.argv[7]))
+ideal = n * lat / 1000 / conc
+m = s["models"]["current"]["metrics"]
+print(json.dumps({
+    "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    "items": n, "latency_ms": lat, "concurrency": conc, "exit": int(sys.argv[6]), "status": s["status"],
+    "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio": round(wall / ideal, 3) if ideal else None,
+    "requests_per_s": round(2 * n / wall, 1), "cpu_s_per_1k_requests": round(cpu / (2 * n) * 1000, 4),
+    "peak_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
+    "p50_ms": m["latency_ms"]["p50"], "server_p50_ms": server["p50_ms"],
+    "p50_minus_server_ms": round(m["latency_ms"]["p50"] - server["p50_ms"], 3),
+    "errors": m["errors"] + s["models"]["candidate"]["metrics"]["errors"],
+    "report_s": round(float(sys.argv[8]), 3), "validate_s": round(float(sys.argv[9]), 3)}))
+PY
