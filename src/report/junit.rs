@@ -117,7 +117,7 @@ fn item(x: &mut String, row: &ItemRow) {
     let _ = write!(
         x,
         "    <testcase classname=\"goldgate.items\" name=\"{}\" time=\"{time:.3}\"",
-        attr(&row.id)
+        attr(row.id)
     );
     match row.group {
         Group::Regressed => {

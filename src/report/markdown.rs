@@ -161,13 +161,13 @@ fn item(out: &mut String, row: &ItemRow) {
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code> — {}</summary>\n",
-        html(&row.id),
+        html(row.id),
         esc(&row.candidate.failure())
     );
     let _ = writeln!(
         out,
         "**Question:** {}\n",
-        esc(&cut(&row.question, ANSWER_CHARS, ANSWER_LINES))
+        esc(&cut(row.question, ANSWER_CHARS, ANSWER_LINES))
     );
     side(out, "Current", &row.current);
     side(out, "Candidate", &row.candidate);
