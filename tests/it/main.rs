@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod faults;
+mod providers;
 mod reports;
 mod resilience;
 mod schema;

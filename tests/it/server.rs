@@ -41,6 +41,17 @@ pub enum Reply {
     Big(usize),
     /// 200 whose body is not UTF-8.
     NonUtf8,
+    /// Any status, headers and body (content type JSON unless a header says otherwise), after
+    /// `delay`: the shape of any API.
+    Json {
+        code: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+        delay: Duration,
+    },
+    /// 200 `text/event-stream`: each chunk is sent `gap` after the previous one (the first too),
+    /// then the body ends cleanly.
+    Stream { chunks: Vec<String>, gap: Duration },
 }
 
 impl Reply {
@@ -51,12 +62,48 @@ impl Reply {
             delay: Duration::ZERO,
         }
     }
+
+    /// 200 with this JSON body.
+    pub fn json(body: serde_json::Value) -> Reply {
+        Reply::Json {
+            code: 200,
+            headers: Vec::new(),
+            body: body.to_string(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// An OpenAI chat-completion stream: one content delta per piece, then a usage chunk and
+    /// `[DONE]`, `gap` apart.
+    pub fn sse(pieces: &[&str], usage: (u64, u64), gap: Duration) -> Reply {
+        let mut chunks = vec![
+            r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
+                .to_owned()
+                + "\n\n",
+        ];
+        for piece in pieces {
+            let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]});
+            chunks.push(format!("data: {v}\n\n"));
+        }
+        let v = serde_json::json!({"choices": [], "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1}});
+        chunks.push(format!("data: {v}\n\n"));
+        chunks.push("data: [DONE]\n\n".to_owned());
+        Reply::Stream { chunks, gap }
+    }
 }
 
 /// What the script sees of a request.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    pub method: String,
+    /// The request path (and query).
+    pub path: String,
+    /// Every request header, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// `model` of a JSON body, or empty.
     pub model: String,
+    /// The last message's text (OpenAI, Anthropic, Ollama shapes) or a top-level `prompt`,
+    /// `question` or `q` string, or empty.
     pub prompt: String,
     pub authorization: Option<String>,
     /// 1 for the first request with this (model, prompt), 2 for its first retry, …
@@ -64,6 +111,47 @@ pub struct Seen {
     pub at: Instant,
     /// The raw request body, for asserting on the request shape.
     pub body: String,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_default()
+    }
+}
+
+/// The prompt of a request body, whichever API shape it has.
+fn prompt_of(json: &serde_json::Value) -> String {
+    let text_of = |content: &serde_json::Value| -> Option<String> {
+        match content {
+            serde_json::Value::String(s) => Some(s.clone()),
+            // Content blocks: [{"type": "text", "text": "…"}]
+            serde_json::Value::Array(blocks) => Some(
+                blocks
+                    .iter()
+                    .filter_map(|b| b["text"].as_str())
+                    .collect::<String>(),
+            ),
+            _ => None,
+        }
+    };
+    if let Some(p) = json["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| text_of(&m["content"]))
+    {
+        return p;
+    }
+    ["prompt", "question", "q"]
+        .iter()
+        .find_map(|k| json[k].as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 pub type Script = dyn Fn(&Seen) -> Reply + Send + Sync;
@@ -173,6 +261,22 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let method = req.method().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_default();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let body = req
         .into_body()
         .collect()
@@ -182,12 +286,7 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     let body = String::from_utf8_lossy(&body).into_owned();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
     let model = json["model"].as_str().unwrap_or_default().to_owned();
-    let prompt = json["messages"]
-        .as_array()
-        .and_then(|m| m.last())
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+    let prompt = prompt_of(&json);
     let attempt = {
         let mut a = state.attempts.lock().unwrap();
         let n = a.entry((model.clone(), prompt.clone())).or_insert(0);
@@ -195,6 +294,9 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         *n
     };
     let seen = Seen {
+        method,
+        path,
+        headers,
         model: model.clone(),
         prompt,
         authorization,
@@ -288,6 +390,38 @@ async fn respond(reply: Reply) -> Response<Body> {
                 .header("content-type", "application/json")
                 .header("content-length", "500")
                 .body(StreamBody::new(futures::stream::iter(chunks)).boxed())
+                .unwrap()
+        }
+        Reply::Json {
+            code,
+            headers,
+            body,
+            delay,
+        } => {
+            tokio::time::sleep(delay).await;
+            let mut r = Response::builder().status(StatusCode::from_u16(code).unwrap());
+            if !headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+            {
+                r = r.header("content-type", "application/json");
+            }
+            for (n, v) in headers {
+                r = r.header(n, v);
+            }
+            r.body(full(body)).unwrap()
+        }
+        Reply::Stream { chunks, gap } => {
+            let frames =
+                futures::StreamExt::then(futures::stream::iter(chunks), move |chunk| async move {
+                    tokio::time::sleep(gap).await;
+                    Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
+                });
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .body(StreamBody::new(frames).boxed())
                 .unwrap()
         }
     }
