@@ -57,20 +57,16 @@ fn more_faults_each_end_in_exactly_one_classified_line() {
             .find(|r| r["id"] == id && r["model"] == "candidate" && r["trial"] == 0)
             .unwrap()
     };
-    assert_eq!(
-        (
-            get("q-429-bare")["ok"].as_bool(),
-            get("q-429-bare")["attempts"].as_u64()
-        ),
-        (Some(true), Some(2))
-    );
-    assert_eq!(
-        (
-            get("q-502")["ok"].as_bool(),
-            get("q-502")["attempts"].as_u64()
-        ),
-        (Some(true), Some(2))
-    );
+    // The fault hits whichever trial is sent first; that one is retried, both end answered.
+    for id in ["q-429-bare", "q-502"] {
+        let mut attempts: Vec<_> = results
+            .iter()
+            .filter(|r| r["id"] == id && r["model"] == "candidate")
+            .map(|r| (r["ok"].as_bool(), r["attempts"].as_u64()))
+            .collect();
+        attempts.sort();
+        assert_eq!(attempts, [(Some(true), Some(1)), (Some(true), Some(2))], "{id}");
+    }
     let big = get("q-big");
     assert_eq!(big["ok"], true);
     assert_eq!(
