@@ -104,7 +104,13 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
                 Ok(status) => writeln!(out, "  {}: {url} answers (HTTP {status})", client.label)?,
                 Err(e) => problems.push(
                     error::Problem::new(
-                        error::Location::file(&client.config_path).field("base_url"),
+                        error::Location::file(&client.config_path).field(
+                            if client.kind == config::ProviderKind::Http {
+                                "http.url"
+                            } else {
+                                "base_url"
+                            },
+                        ),
                         format!("{url} is unreachable: {e}"),
                     )
                     .fix("check base_url and that the server is running (and reachable from here)"),
@@ -349,12 +355,24 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     let total = items.len() as u64 * u64::from(repeats) * 2 - done.map_or(0, |d| d.len() as u64);
     let progress = progress::Progress::new(total, args.quiet);
+    let Evaluation {
+        config: eval_config,
+        clients,
+        gates,
+        prompt,
+        scoring,
+        ..
+    } = eval;
+    let clients = clients.map(std::sync::Arc::new);
+    let items = std::sync::Arc::new(items);
     let runner = Runner {
-        items: &items,
-        clients: [&eval.clients[0], &eval.clients[1]],
-        prompt: &eval.prompt,
-        system: eval.config.system.as_deref(),
-        scoring: &eval.scoring,
+        work: std::sync::Arc::new(runner::Work {
+            items: items.clone(),
+            clients: clients.clone(),
+            prompt: std::sync::Arc::new(prompt),
+            system: eval_config.system.clone(),
+            scoring: std::sync::Arc::new(scoring),
+        }),
         repeats,
         concurrency,
         grace: Duration::from_secs(30),
@@ -377,7 +395,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             &manifest,
             &output.tallies,
             &output.items,
-            &eval.gates,
+            &gates,
             status,
             now_rfc3339(),
         );
@@ -388,7 +406,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         for side in Side::BOTH {
             let t = &tallies[side.index()].all;
             if t.requests > 0 && t.answered == 0 {
-                let c = &eval.clients[side.index()];
+                let c = &clients[side.index()];
                 eprintln!(
                     "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
                     c.label, c.model

@@ -202,7 +202,12 @@ impl ModelTally {
     pub fn record(&mut self, tags: &[String], r: &ResultRecord) {
         self.all.record(r);
         for tag in tags {
-            self.by_tag.entry(tag.clone()).or_default().record(r);
+            // Look up before inserting: a tag's tally exists after its first result, and cloning
+            // the tag for every result would be an allocation per line.
+            match self.by_tag.get_mut(tag) {
+                Some(t) => t.record(r),
+                None => self.by_tag.entry(tag.clone()).or_default().record(r),
+            }
         }
     }
 

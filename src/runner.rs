@@ -63,12 +63,17 @@ pub struct RunOutput {
     pub interrupted: bool,
 }
 
+/// What every trial needs, shared by the tasks that run them.
+pub struct Work {
+    pub items: Arc<Vec<Item>>,
+    pub clients: [Arc<Client>; 2],
+    pub prompt: Arc<PromptTemplate>,
+    pub system: Option<String>,
+    pub scoring: Arc<Scoring>,
+}
+
 pub struct Runner<'a> {
-    pub items: &'a [Item],
-    pub clients: [&'a Client; 2],
-    pub prompt: &'a PromptTemplate,
-    pub system: Option<&'a str>,
-    pub scoring: &'a Scoring,
+    pub work: Arc<Work>,
     pub repeats: u32,
     pub concurrency: usize,
     /// After the first interrupt, how long in-flight requests may take to finish.
@@ -89,7 +94,7 @@ impl Runner<'_> {
         .with_context(|| format!("cannot open {}", results_path.display()))?;
         let mut out = BufWriter::new(file);
         let mut tallies = [ModelTally::default(), ModelTally::default()];
-        let mut items = vec![ItemTally::default(); self.items.len()];
+        let mut items = vec![ItemTally::default(); self.work.items.len()];
 
         let stopping = Arc::new(AtomicBool::new(false));
         let (abort_tx, mut abort_rx) = tokio::sync::watch::channel(false);
@@ -99,7 +104,7 @@ impl Runner<'_> {
         let repeats = self.repeats;
         let stop = stopping.clone();
         let done = self.done;
-        let trials = (0..self.items.len())
+        let trials = (0..self.work.items.len())
             .flat_map(move |item| {
                 (0..repeats)
                     .flat_map(move |trial| Side::BOTH.map(|side| Trial { item, trial, side }))
@@ -107,9 +112,15 @@ impl Runner<'_> {
             .filter(move |t| done.is_none_or(|d| !d.contains(&(t.item, t.side, t.trial))))
             // Checked each time the pipeline has room for more work: after an interrupt nothing new starts.
             .take_while(move |_| !stop.load(Ordering::SeqCst));
+        // Results that are ready together are written together and flushed once: a syscall per
+        // batch, not per line, and nothing answered waits longer than the batch it arrived in.
+        //
+        // Each trial is a task of its own: the runtime's threads share the work of requests and
+        // scoring, and one slow scoring never delays noticing another request's last byte.
         let mut results = futures::stream::iter(trials)
-            .map(|t| self.attempt(t))
-            .buffer_unordered(self.concurrency);
+            .map(|t| tokio::spawn(self.work.clone().attempt(t)))
+            .buffer_unordered(self.concurrency)
+            .ready_chunks(256);
 
         let mut line = Vec::with_capacity(4096);
         loop {
@@ -118,18 +129,21 @@ impl Runner<'_> {
                 _ = abort_rx.changed() => break,
                 next = results.next() => next,
             };
-            let Some((t, record)) = next else { break };
-            let item = &self.items[t.item];
-            tallies[t.side.index()].record(&item.tags, &record);
-            items[t.item].record(&record);
-
-            line.clear();
-            serde_json::to_writer(&mut line, &record)?;
-            line.push(b'\n');
-            out.write_all(&line)
-                .and_then(|()| out.flush())
+            let Some(batch) = next else { break };
+            for joined in batch {
+                let (t, record) = joined.context("a trial's task failed")?;
+                let item = &self.work.items[t.item];
+                tallies[t.side.index()].record(&item.tags, &record);
+                items[t.item].record(&record);
+                line.clear();
+                serde_json::to_writer(&mut line, &record)?;
+                line.push(b'\n');
+                out.write_all(&line)
+                    .with_context(|| format!("cannot append to {}", results_path.display()))?;
+                progress.record(!record.ok);
+            }
+            out.flush()
                 .with_context(|| format!("cannot append to {}", results_path.display()))?;
-            progress.record(!record.ok);
         }
         signals.abort();
         out.flush()
@@ -140,11 +154,13 @@ impl Runner<'_> {
             interrupted: stopping.load(Ordering::SeqCst),
         })
     }
+}
 
-    async fn attempt(&self, t: Trial) -> (Trial, ResultRecord) {
+impl Work {
+    async fn attempt(self: Arc<Self>, t: Trial) -> (Trial, ResultRecord) {
         let item = &self.items[t.item];
         let request = Request {
-            system: self.system.map(str::to_owned),
+            system: self.system.clone(),
             prompt: self.prompt.render(item),
             question: item.question.clone(),
             context: item.context.clone(),
