@@ -138,6 +138,30 @@ pub struct ReadStats {
 /// Stream the records of a results file to `f`, tolerating a torn last line (a crash mid-write).
 /// A malformed line anywhere else is an error: the file was edited or corrupted.
 pub fn read_results(path: &Path, mut f: impl FnMut(ResultRecord)) -> anyhow::Result<ReadStats> {
+    read_lines(path, |line| {
+        serde_json::from_slice::<ResultRecord>(line).map(&mut f)
+    })
+}
+
+/// The cheap part of a result line: enough to decide whether the rest is worth parsing.
+#[derive(Debug, Deserialize)]
+pub struct ResultHead<'a> {
+    #[serde(borrow)]
+    pub id: std::borrow::Cow<'a, str>,
+    pub model: Side,
+    pub trial: u32,
+    pub ok: bool,
+    pub pass: bool,
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
+}
+
+/// Stream the raw lines of a results file to `f`, which parses them; same tolerance as
+/// [`read_results`].
+pub fn read_lines(
+    path: &Path,
+    mut f: impl FnMut(&[u8]) -> Result<(), serde_json::Error>,
+) -> anyhow::Result<ReadStats> {
     use anyhow::Context as _;
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -154,8 +178,8 @@ pub fn read_results(path: &Path, mut f: impl FnMut(ResultRecord)) -> anyhow::Res
         }
         stats.lines += 1;
         let complete = buf.last() == Some(&b'\n');
-        match serde_json::from_slice::<ResultRecord>(&buf) {
-            Ok(record) => f(record),
+        match f(&buf) {
+            Ok(()) => {}
             Err(_) if !complete => stats.torn_tail = true,
             Err(e) => {
                 return Err(crate::error::Error::RunFailed(format!(

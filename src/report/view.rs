@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::golden::Item;
-use crate::record::{ResultRecord, read_results};
+use crate::record::{ResultHead, ResultRecord, read_lines};
 use crate::runner::ItemTally;
 use crate::score::Evidence;
 
@@ -228,25 +228,36 @@ impl<'a> ItemView<'a> {
         // The lowest trial of each side represents it: trial 0 unless an interrupt lost it.
         let mut sides: Vec<[Option<SideRow>; 2]> = vec![[None, None]; items.len()];
         if results.exists() {
-            read_results(results, |r| {
-                let Some(&i) = index.get(r.id.as_str()) else {
-                    return;
+            // Most lines of a large run are unchanged items whose answers are not shown: read
+            // their head only, and parse the whole line only where it is displayed.
+            read_lines(results, |line| {
+                let head: ResultHead = serde_json::from_slice(line)?;
+                let Some(&i) = index.get(head.id.as_ref()) else {
+                    return Ok(());
                 };
-                let slot = &mut sides[i][r.model.index()];
-                if slot.as_ref().is_some_and(|s| s.trial <= r.trial) {
-                    return;
+                let slot = &mut sides[i][head.model.index()];
+                if slot.as_ref().is_some_and(|s| s.trial <= head.trial) {
+                    return Ok(());
                 }
                 let cap = match groups[i] {
-                    Group::Unchanged if omit_unchanged => 0,
+                    Group::Unchanged if omit_unchanged => {
+                        let m = head.model.index();
+                        *slot = Some(SideRow {
+                            passed: tallies[i].passed[m],
+                            trials: tallies[i].done[m],
+                            ok: head.ok,
+                            latency_ms: head.latency_ms,
+                            trial: head.trial,
+                            ..SideRow::default()
+                        });
+                        return Ok(());
+                    }
                     Group::Unchanged => UNCHANGED_ANSWER_CHARS,
                     _ => ANSWER_CHARS,
                 };
-                let mut row = SideRow::from_record(r, &tallies[i], cap);
-                if cap == 0 {
-                    row.answer = None;
-                    row.truncated = false;
-                }
-                *slot = Some(row);
+                let r: ResultRecord = serde_json::from_slice(line)?;
+                *slot = Some(SideRow::from_record(r, &tallies[i], cap));
+                Ok(())
             })?;
         }
         let mut rows: Vec<ItemRow> = items
