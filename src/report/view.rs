@@ -66,16 +66,26 @@ impl Group {
     }
 }
 
-/// One side of one item, as shown.
+/// One side of one item, as shown. The few numbers every view needs are inline; the rest —
+/// answer, evidence, diff — sits behind a box that unchanged items of a large run never fill, so a
+/// 100,000-item report holds 100,000 small rows, not 100,000 full ones.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SideRow {
     pub passed: u32,
     pub trials: u32,
     pub ok: bool,
+    pub latency_ms: Option<f64>,
+    #[serde(skip)]
+    trial: u32,
+    #[serde(flatten)]
+    detail: Option<Box<SideDetail>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SideDetail {
     pub answer: Option<String>,
     pub truncated: bool,
     pub error: Option<String>,
-    pub latency_ms: Option<f64>,
     pub cost_usd: f64,
     pub matched: Vec<String>,
     pub missing: Vec<String>,
@@ -88,8 +98,34 @@ pub struct SideRow {
     pub faithfulness: Option<f64>,
     /// The answer as word-diff runs against the other side: `(changed, text)`.
     pub diff: Vec<(bool, String)>,
-    #[serde(skip)]
-    trial: u32,
+}
+
+static NO_DETAIL: SideDetail = SideDetail {
+    answer: None,
+    truncated: false,
+    error: None,
+    cost_usd: 0.0,
+    matched: Vec::new(),
+    missing: Vec::new(),
+    forbidden: Vec::new(),
+    fuzzy: Vec::new(),
+    notes: Vec::new(),
+    faithfulness: None,
+    diff: Vec::new(),
+};
+
+impl std::ops::Deref for SideRow {
+    type Target = SideDetail;
+
+    fn deref(&self) -> &SideDetail {
+        self.detail.as_deref().unwrap_or(&NO_DETAIL)
+    }
+}
+
+impl std::ops::DerefMut for SideRow {
+    fn deref_mut(&mut self) -> &mut SideDetail {
+        self.detail.get_or_insert_with(Box::default)
+    }
 }
 
 impl SideRow {
@@ -100,14 +136,16 @@ impl SideRow {
             trials: t.done[i],
             ok: r.ok,
             latency_ms: r.latency_ms,
-            cost_usd: r.cost_usd,
-            faithfulness: r.faithfulness.map(|f| f.score),
-            error: r.error.map(|e| match e.status {
-                Some(status) => format!("{} ({status}): {}", e.kind.as_str(), e.message),
-                None => format!("{}: {}", e.kind.as_str(), e.message),
-            }),
             trial: r.trial,
-            ..SideRow::default()
+            detail: Some(Box::new(SideDetail {
+                cost_usd: r.cost_usd,
+                faithfulness: r.faithfulness.map(|f| f.score),
+                error: r.error.map(|e| match e.status {
+                    Some(status) => format!("{} ({status}): {}", e.kind.as_str(), e.message),
+                    None => format!("{}: {}", e.kind.as_str(), e.message),
+                }),
+                ..SideDetail::default()
+            })),
         };
         if let Some(j) = &r.judge
             && let Some(e) = &j.error
@@ -350,14 +388,10 @@ mod tests {
 
     #[test]
     fn word_diff_marks_only_changed_words() {
-        let mut a = SideRow {
-            answer: Some("Refunds take 5 days.".into()),
-            ..SideRow::default()
-        };
-        let mut b = SideRow {
-            answer: Some("Refunds take 7 days.".into()),
-            ..SideRow::default()
-        };
+        let mut a = SideRow::default();
+        a.answer = Some("Refunds take 5 days.".into());
+        let mut b = SideRow::default();
+        b.answer = Some("Refunds take 7 days.".into());
         word_diff(&mut a, &mut b);
         let changed = |r: &SideRow| -> String {
             r.diff
