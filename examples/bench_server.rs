@@ -106,6 +106,7 @@ async fn answer(
 
 /// Load the server with `concurrency` clients for `seconds`: its capacity, with no goldgate.
 async fn load(url: String, seconds: f64, concurrency: usize) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()

@@ -43,11 +43,13 @@ code=$?
 set -e
 run_dir=$(tail -n 1 "$work/run.out")
 curl -s "http://$addr/stats" > "$work/stats.json"
+# The server (and a bare Rust client) alone at the same load: the ceiling goldgate is measured against.
+./target/release/examples/bench_server load "http://$addr" 3 $((2 * CONC)) > "$work/capacity.json"
 report_start=$(date +%s.%N)
 ./target/release/goldgate report "$run_dir" >/dev/null
 report_s=$(echo "$(date +%s.%N) - $report_start" | bc)
 mkdir -p bench
-python3 - "$N" "$LATENCY_MS" "$CONC" "$work/time.txt" "$run_dir/summary.json" "$code" "$work/stats.json" "$report_s" "$validate_s" <<'PY' | tee -a bench/results.jsonl
+python3 - "$N" "$LATENCY_MS" "$CONC" "$work/time.txt" "$run_dir/summary.json" "$code" "$work/stats.json" "$report_s" "$validate_s" "$work/capacity.json" <<'PY' | tee -a bench/results.jsonl
 import json, re, sys, datetime
 n, lat, conc = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
 t = open(sys.argv[4]).read()
@@ -69,5 +71,6 @@ print(json.dumps({
     "p50_ms": m["latency_ms"]["p50"], "server_p50_ms": server["p50_ms"],
     "p50_minus_server_ms": round(m["latency_ms"]["p50"] - server["p50_ms"], 3),
     "errors": m["errors"] + s["models"]["candidate"]["metrics"]["errors"],
-    "report_s": round(float(sys.argv[8]), 3), "validate_s": round(float(sys.argv[9]), 3)}))
+    "report_s": round(float(sys.argv[8]), 3), "validate_s": round(float(sys.argv[9]), 3),
+    "server_alone_requests_per_s": json.load(open(sys.argv[10]))["requests_per_s"]}))
 PY
