@@ -428,6 +428,8 @@ fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result
         z: &'a [(String, String, f64)],
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         o: &'a [String],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        u: &'a [(String, f64)],
     }
     fn side(s: &SideRow) -> S<'_> {
         S {
@@ -449,6 +451,7 @@ fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result
             d: &s.diff,
             z: &s.fuzzy,
             o: &s.notes,
+            u: &s.unsupported,
         }
     }
     out.write_all(b"[")?;

@@ -190,6 +190,19 @@ fn side(out: &mut String, label: &str, s: &SideRow) {
         }
         None => out.push_str("> _(no answer)_\n\n"),
     }
+    if !s.unsupported.is_empty() {
+        let claims: Vec<String> = s
+            .unsupported
+            .iter()
+            .take(3)
+            .map(|(c, _)| esc(&cut(c, 160, 1)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "Not supported by the context: {}\n",
+            claims.join(" · ")
+        );
+    }
 }
 
 /// At most `chars` characters and `lines` lines, with an ellipsis when cut.

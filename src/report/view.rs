@@ -20,6 +20,8 @@ const UNCHANGED_ANSWER_CHARS: usize = 240;
 pub const UNCHANGED_ANSWERS_UP_TO: usize = 5_000;
 /// Answers of changed or failing items are cut here only to bound a pathological answer.
 const ANSWER_CHARS: usize = 4000;
+/// Unsupported claims are shown cut to this many characters.
+const CLAIM_CHARS: usize = 300;
 /// Word diffs of longer answers are skipped: the side-by-side view still shows both.
 const DIFF_MAX_CHARS: usize = 4000;
 
@@ -96,6 +98,8 @@ pub struct SideDetail {
     /// similarity below its threshold, a judge error.
     pub notes: Vec<String>,
     pub faithfulness: Option<f64>,
+    /// The answer's claims that the context does not support, with their support (0..1).
+    pub unsupported: Vec<(String, f64)>,
     /// The answer as word-diff runs against the other side: `(changed, text)`.
     pub diff: Vec<(bool, String)>,
 }
@@ -111,6 +115,7 @@ static NO_DETAIL: SideDetail = SideDetail {
     fuzzy: Vec::new(),
     notes: Vec::new(),
     faithfulness: None,
+    unsupported: Vec::new(),
     diff: Vec::new(),
 };
 
@@ -139,6 +144,24 @@ impl SideRow {
             trial: r.trial,
             detail: Some(Box::new(SideDetail {
                 cost_usd: r.cost_usd,
+                unsupported: r
+                    .faithfulness
+                    .as_ref()
+                    .map(|f| {
+                        f.details
+                            .iter()
+                            .filter(|c| !c.supported)
+                            .map(|c| {
+                                // A claim is a sentence of the answer; a pathological one is cut.
+                                let claim = match c.claim.char_indices().nth(CLAIM_CHARS) {
+                                    Some((i, _)) => format!("{}…", &c.claim[..i]),
+                                    None => c.claim.clone(),
+                                };
+                                (claim, (c.support * 100.0).round() / 100.0)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
                 faithfulness: r.faithfulness.map(|f| f.score),
                 error: r.error.map(|e| match e.status {
                     Some(status) => format!("{} ({status}): {}", e.kind.as_str(), e.message),
@@ -388,10 +411,14 @@ mod tests {
 
     #[test]
     fn word_diff_marks_only_changed_words() {
-        let mut a = SideRow::default();
-        a.answer = Some("Refunds take 5 days.".into());
-        let mut b = SideRow::default();
-        b.answer = Some("Refunds take 7 days.".into());
+        let side = |answer: &str| SideRow {
+            detail: Some(Box::new(SideDetail {
+                answer: Some(answer.into()),
+                ..SideDetail::default()
+            })),
+            ..SideRow::default()
+        };
+        let (mut a, mut b) = (side("Refunds take 5 days."), side("Refunds take 7 days."));
         word_diff(&mut a, &mut b);
         let changed = |r: &SideRow| -> String {
             r.diff

@@ -287,21 +287,32 @@ impl Scoring {
 }
 
 impl Faithfulness {
-    /// Faithfulness from a judge's verdicts, on the same 1–5 scale as the lexical scorer.
+    /// Faithfulness from a judge's verdicts, on the same 1–5 scale as the lexical scorer, each
+    /// statement recorded as a claim (support 1 or 0; the judge names no passage).
     pub fn from_verdicts(verdicts: &[(String, bool)]) -> Faithfulness {
         let claims = verdicts.len();
         let supported = verdicts.iter().filter(|v| v.1).count();
-        let score = if claims == 0 {
-            5.0
-        } else {
-            1.0 + 4.0 * supported as f64 / claims as f64
-        };
-        // Built through serde so that fields the lexical scorer adds keep their defaults.
-        serde_json::from_value(serde_json::json!({
-            "score": score,
-            "claims": claims,
-            "supported": supported,
-        }))
-        .expect("the faithfulness record accepts its three core fields")
+        Faithfulness {
+            score: if claims == 0 {
+                5.0
+            } else {
+                1.0 + 4.0 * supported as f64 / claims as f64
+            },
+            claims,
+            supported,
+            support: None,
+            details: verdicts
+                .iter()
+                .map(|(claim, ok)| faithfulness::ClaimSupport {
+                    claim: claim.clone(),
+                    support: if *ok { 1.0 } else { 0.0 },
+                    supported: *ok,
+                    passage: 0,
+                    window: String::new(),
+                    missing: Vec::new(),
+                    negation_mismatch: false,
+                })
+                .collect(),
+        }
     }
 }

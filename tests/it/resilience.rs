@@ -65,7 +65,11 @@ fn more_faults_each_end_in_exactly_one_classified_line() {
             .map(|r| (r["ok"].as_bool(), r["attempts"].as_u64()))
             .collect();
         attempts.sort();
-        assert_eq!(attempts, [(Some(true), Some(1)), (Some(true), Some(2))], "{id}");
+        assert_eq!(
+            attempts,
+            [(Some(true), Some(1)), (Some(true), Some(2))],
+            "{id}"
+        );
     }
     let big = get("q-big");
     assert_eq!(big["ok"], true);

@@ -45,6 +45,12 @@
     (s.z || []).forEach(function (z) { ev.appendChild(el("span", "fz", z[0] + " ≈ " + z[1] + " (" + z[2] + ")")); });
     if (ev.childNodes.length) box.appendChild(ev);
     (s.o || []).forEach(function (n) { box.appendChild(el("div", "notes", n)); });
+    if (s.u && s.u.length) {
+      var un = el("div", "unsup");
+      un.appendChild(el("span", "note", "not supported by the context: "));
+      s.u.forEach(function (c) { var x = el("span", "claim", c[0]); x.title = "support " + c[1]; un.appendChild(x); });
+      box.appendChild(un);
+    }
     return box;
   }
   function why(it) {
