@@ -89,3 +89,25 @@ pub fn redact(text: &str, secret: &str) -> String {
     }
     text.replace(secret, "[redacted]")
 }
+
+/// One attempt with the key scrubbed from whatever error it ends in: the adapters that hold a
+/// key all answer through this, so none can forget it.
+pub fn scrub_key<'a>(
+    attempt: impl std::future::Future<Output = Result<crate::provider::Completion, CallError>>
+    + Send
+    + 'a,
+    key: Option<&'a secrecy::SecretString>,
+) -> futures::future::BoxFuture<'a, Result<crate::provider::Completion, CallError>> {
+    use futures::FutureExt as _;
+    use secrecy::ExposeSecret as _;
+    attempt
+        .map(move |r| {
+            r.map_err(|mut e| {
+                if let Some(key) = key {
+                    e.message = redact(&e.message, key.expose_secret());
+                }
+                e
+            })
+        })
+        .boxed()
+}

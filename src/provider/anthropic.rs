@@ -2,7 +2,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -196,16 +195,7 @@ impl Provider for Anthropic {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.attempt(request)
-            .map(|r| {
-                r.map_err(|mut e| {
-                    if let Some(key) = &self.key {
-                        e.message = crate::http::redact(&e.message, key.expose_secret());
-                    }
-                    e
-                })
-            })
-            .boxed()
+        crate::http::scrub_key(self.attempt(request), self.key.as_ref())
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
@@ -168,16 +167,7 @@ impl Provider for Ollama {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.attempt(request)
-            .map(|r| {
-                r.map_err(|mut e| {
-                    if let Some(key) = &self.key {
-                        e.message = crate::http::redact(&e.message, key.expose_secret());
-                    }
-                    e
-                })
-            })
-            .boxed()
+        crate::http::scrub_key(self.attempt(request), self.key.as_ref())
     }
 
     fn endpoint(&self) -> Option<&str> {
