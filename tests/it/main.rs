@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod faults;
+mod gguf;
 mod reports;
 mod schema;
 mod scoring;
