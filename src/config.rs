@@ -280,6 +280,8 @@ pub enum ProviderKind {
     Command,
     /// Built-in deterministic extractive answerers (no network), for the shipped example and tests.
     Reference,
+    /// A GGUF model run in-process on the CPU (needs the `gguf` cargo feature).
+    Gguf,
 }
 
 impl ProviderKind {
@@ -291,6 +293,7 @@ impl ProviderKind {
             ProviderKind::Http => "http",
             ProviderKind::Command => "command",
             ProviderKind::Reference => "reference",
+            ProviderKind::Gguf => "gguf",
         }
     }
 }
@@ -328,6 +331,9 @@ pub struct ProviderConfig {
     /// Options of `kind = "command"`.
     #[serde(default)]
     pub command: Option<CommandOptions>,
+    /// Options of `kind = "gguf"`.
+    #[serde(default)]
+    pub gguf: Option<GgufOptions>,
 }
 
 /// `[http]`: any JSON endpoint. The request body is a tera template; the answer and the token
@@ -388,7 +394,7 @@ pub enum CommandOutput {
     Json,
 }
 
-/// USD per million tokens.
+/// USD per million tokens, and for a model on one's own machine, USD per hour of that machine.
 #[derive(Debug, Clone, Copy, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pricing {
@@ -396,6 +402,18 @@ pub struct Pricing {
     pub input: f64,
     #[serde(default)]
     pub output: f64,
+    /// A machine's cost per hour: a request costs `per_hour × its latency / 3600`, so cost per 1k
+    /// queries follows from measured throughput. Added to any token prices.
+    #[serde(default)]
+    pub per_hour: f64,
+}
+
+impl Pricing {
+    /// What one answered request cost.
+    pub fn cost(&self, input_tokens: u64, output_tokens: u64, latency: std::time::Duration) -> f64 {
+        (input_tokens as f64 * self.input + output_tokens as f64 * self.output) / 1e6
+            + self.per_hour * latency.as_secs_f64() / 3600.0
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -460,6 +478,26 @@ fn one_usize() -> usize {
     1
 }
 
+/// `[gguf]`: where the weights are and how to run them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GgufOptions {
+    /// The `.gguf` file. `~/` and `${VAR}` / `${VAR:-default}` are expanded; a relative path is
+    /// relative to the provider file.
+    pub path: String,
+    /// The file's SHA-256, checked when the model is loaded.
+    pub sha256: String,
+    /// The chat template; by default the file's architecture (Gemma) or its own template (ChatML) decides.
+    #[serde(default)]
+    pub template: Option<crate::provider::gguf::template::TemplateKind>,
+    /// Threads of one generation; by default candle's pool, one per core, shared by all models.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// The longest prompt + answer, in tokens (bounds memory); default the model's, at most 4096.
+    #[serde(default)]
+    pub context: Option<usize>,
+}
+
 impl Default for ReferenceOptions {
     fn default() -> Self {
         ReferenceOptions {
@@ -473,7 +511,15 @@ impl Default for ReferenceOptions {
 impl ProviderConfig {
     pub fn load(path: &Path) -> Result<ProviderConfig, Error> {
         let text = read_input(path, "the provider file")?;
-        let cfg: ProviderConfig = parse_toml(path, &text)?;
+        let mut cfg: ProviderConfig = parse_toml(path, &text)?;
+        // A local model runs one generation at a time unless told otherwise: on a small machine
+        // two at once only share the same cores.
+        if cfg.kind == ProviderKind::Gguf
+            && !toml::from_str::<toml::Table>(&text)
+                .is_ok_and(|t| t.get("limits").and_then(|l| l.get("concurrency")).is_some())
+        {
+            cfg.limits.concurrency = 1;
+        }
         cfg.check(path)?;
         Ok(cfg)
     }
@@ -502,11 +548,54 @@ impl ProviderConfig {
                 .fix("set timeout_s = 60"),
             );
         }
-        if self.pricing.input < 0.0 || self.pricing.output < 0.0 {
+        if self.pricing.input < 0.0 || self.pricing.output < 0.0 || self.pricing.per_hour < 0.0 {
             problems.push(
                 Problem::new(at().field("pricing"), "prices cannot be negative")
-                    .fix("give USD per million tokens, e.g. input = 2.50"),
+                    .fix("give USD per million tokens, e.g. input = 2.50, or USD per machine hour, e.g. per_hour = 0.10"),
             );
+        }
+        match (&self.gguf, self.kind) {
+            (Some(_), k) if k != ProviderKind::Gguf => problems.push(
+                Problem::new(
+                    at().field("gguf"),
+                    "the [gguf] table applies only to kind = \"gguf\"",
+                )
+                .fix("remove the table, or set kind = \"gguf\""),
+            ),
+            (None, ProviderKind::Gguf) => problems.push(
+                Problem::new(at().field("gguf"), "kind = \"gguf\" needs a [gguf] table")
+                    .fix("add [gguf] with path = \"….gguf\" and sha256 = \"…\""),
+            ),
+            (Some(g), _) => {
+                if !(g.sha256.len() == 64 && g.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
+                    problems.push(
+                        Problem::new(at().field("gguf.sha256"), "not a SHA-256 (64 hex digits)")
+                            .fix("write the output of `sha256sum FILE.gguf`"),
+                    );
+                }
+                if g.path.trim().is_empty() {
+                    problems.push(
+                        Problem::new(at().field("gguf.path"), "the path is empty")
+                            .fix("point it at the .gguf file"),
+                    );
+                }
+                if g.threads == Some(0) {
+                    problems.push(
+                        Problem::new(at().field("gguf.threads"), "must be at least 1")
+                            .fix("remove it to use one thread per core"),
+                    );
+                }
+                if g.context.is_some_and(|c| c < 16) {
+                    problems.push(
+                        Problem::new(
+                            at().field("gguf.context"),
+                            "too small for a prompt and an answer",
+                        )
+                        .fix("remove it, or give e.g. context = 2048"),
+                    );
+                }
+            }
+            (None, _) => {}
         }
         if self.reference.is_some() && self.kind != ProviderKind::Reference {
             problems.push(

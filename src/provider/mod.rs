@@ -8,6 +8,7 @@ mod anthropic;
 mod command;
 mod http_json;
 mod ollama;
+pub mod gguf;
 mod openai;
 mod reference;
 
@@ -206,6 +207,7 @@ impl Client {
             ProviderKind::Reference => {
                 Arc::new(Reference::new(cfg.reference.clone().unwrap_or_default()))
             }
+            ProviderKind::Gguf => gguf::provider(path, cfg)?,
         };
         Ok(Client::new(path, cfg, provider))
     }
@@ -266,7 +268,11 @@ impl Client {
             && let Some(hit) = cache.get(key)
         {
             return Outcome {
-                cost_usd: self.cost(hit.usage),
+                cost_usd: self.pricing.cost(
+                    hit.usage.input,
+                    hit.usage.output,
+                    Duration::from_secs_f64(hit.latency_ms / 1000.0),
+                ),
                 result: Ok(hit.text),
                 latency: Some(Duration::from_secs_f64(hit.latency_ms / 1000.0)),
                 ttft: hit.ttft_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
@@ -315,7 +321,7 @@ impl Client {
                     self.limiter
                         .settle(estimate, usage.input + usage.output)
                         .await;
-                    let cost_usd = self.cost(usage);
+                    let cost_usd = self.pricing.cost(usage.input, usage.output, latency);
                     if let (Some(cache), Some(key)) = (&self.cache, &key) {
                         cache.put(
                             key,
@@ -379,12 +385,6 @@ impl Client {
                 },
             }
         }
-    }
-}
-
-impl Client {
-    fn cost(&self, usage: Usage) -> f64 {
-        (usage.input as f64 * self.pricing.input + usage.output as f64 * self.pricing.output) / 1e6
     }
 }
 

@@ -350,11 +350,43 @@ fn shipped_example_runs_and_shows_regressions_and_improvements() {
     assert_eq!(code == 0, s["verdict"] == "pass");
 }
 
+/// Without the `gguf` feature, the local example is refused before anything runs, saying how to
+/// build a goldgate that runs it.
+#[cfg(not(feature = "gguf"))]
+#[test]
+fn local_example_without_the_gguf_feature_says_how_to_build() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = assert_cmd::Command::cargo_bin("goldgate")
+        .unwrap()
+        .current_dir(root)
+        .args(["validate", "-c", "examples/local/goldgate.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("providers/smollm2.toml") && err.contains("built without the gguf feature"),
+        "{err}"
+    );
+    assert!(
+        err.contains("cargo build --release --features gguf"),
+        "{err}"
+    );
+}
+
 /// Every shipped configuration file loads.
 #[test]
 fn every_shipped_provider_and_golden_set_loads() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for entry in std::fs::read_dir(root.join("providers")).unwrap() {
+    for eval in ["goldgate.toml", "examples/local/goldgate.toml"] {
+        goldgate::config::EvalConfig::load(&root.join(eval))
+            .unwrap_or_else(|e| panic!("{eval}: {e}"));
+    }
+    let example = root.join("examples/local/providers");
+    for entry in std::fs::read_dir(root.join("providers"))
+        .unwrap()
+        .chain(std::fs::read_dir(&example).unwrap())
+    {
         let path = entry.unwrap().path();
         goldgate::config::ProviderConfig::load(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod faults;
+mod gguf;
 mod providers;
 mod reports;
 mod resilience;
