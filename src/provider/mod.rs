@@ -6,9 +6,9 @@
 
 mod anthropic;
 mod command;
+pub mod gguf;
 mod http_json;
 mod ollama;
-pub mod gguf;
 mod openai;
 mod reference;
 
