@@ -30,13 +30,13 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             short(&gb.sha256)
         ));
     }
-    let ids_a: HashSet<&str> = a.items.iter().map(|i| i.id.as_str()).collect();
-    let items: Vec<_> = b
-        .items
-        .iter()
-        .filter(|i| ids_a.contains(i.id.as_str()))
-        .cloned()
-        .collect();
+    let ids_a: HashSet<&str> = a.items.ids().collect();
+    let mut items = crate::golden::Items::default();
+    for i in 0..b.items.len() {
+        if ids_a.contains(b.items.id(i)) {
+            items.push_from(&b.items, i);
+        }
+    }
     let only_a = a.items.len() - items.len();
     let only_b = b.items.len() - items.len();
     if only_a > 0 || only_b > 0 {
@@ -106,7 +106,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
     rundir::write_start(&dir, &manifest, &items)?;
 
     // Copy each side's lines, relabelled: A's chosen model becomes "current", B's "candidate".
-    let keep: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+    let keep: HashSet<&str> = items.ids().collect();
     let results = rundir::results_path(&dir);
     let file = std::fs::File::create_new(&results)
         .with_context(|| format!("cannot create {}", results.display()))?;

@@ -299,7 +299,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         Some(ref data) => (data.dir.clone(), data.manifest.clone(), data.items.clone()),
         None => {
             if let Some(shard) = args.shard {
-                eval.golden.items.retain(|i| shard.contains(&i.id));
+                eval.golden.items.retain_ids(|id| shard.contains(id));
             }
             if let Some(limit) = args.limit {
                 eval.golden
@@ -440,7 +440,7 @@ fn fingerprint(paths: &[&std::path::Path]) -> String {
 fn finish(
     dir: &std::path::Path,
     summary: &Summary,
-    items: &[golden::Item],
+    items: &golden::Items,
     item_tallies: &[runner::ItemTally],
     quiet: bool,
 ) -> anyhow::Result<Exit> {

@@ -60,12 +60,14 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
 
     let (run_id, dir) = rundir::create(&args.out, "-merged")?;
     let mut seen_items = HashSet::new();
-    let items: Vec<_> = runs
-        .iter()
-        .flat_map(|r| r.items.iter())
-        .filter(|i| seen_items.insert(i.id.clone()))
-        .cloned()
-        .collect();
+    let mut items = crate::golden::Items::default();
+    for run in &runs {
+        for i in 0..run.items.len() {
+            if seen_items.insert(run.items.id(i)) {
+                items.push_from(&run.items, i);
+            }
+        }
+    }
     let mut manifest = first.clone();
     manifest.run_id = run_id;
     manifest.started_at = runs

@@ -199,14 +199,14 @@ pub struct ModelTally {
 }
 
 impl ModelTally {
-    pub fn record(&mut self, tags: &[String], r: &ResultRecord) {
+    pub fn record<'t>(&mut self, tags: impl IntoIterator<Item = &'t str>, r: &ResultRecord) {
         self.all.record(r);
         for tag in tags {
             // Look up before inserting: a tag's tally exists after its first result, and cloning
             // the tag for every result would be an allocation per line.
             match self.by_tag.get_mut(tag) {
                 Some(t) => t.record(r),
-                None => self.by_tag.entry(tag.clone()).or_default().record(r),
+                None => self.by_tag.entry(tag.to_owned()).or_default().record(r),
             }
         }
     }

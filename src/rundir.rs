@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::gate::{Bound, Gate};
-use crate::golden::Item;
+use crate::golden::{Item, Items};
 use crate::metrics::ModelTally;
 use crate::record::{ReadStats, read_results};
 use crate::report::summary::{GoldenRef, Summary};
@@ -205,14 +205,14 @@ pub fn create(out: &Path, suffix: &str) -> anyhow::Result<(String, PathBuf)> {
 }
 
 /// Write the manifest and the items snapshot, before anything is run.
-pub fn write_start(dir: &Path, manifest: &Manifest, items: &[Item]) -> anyhow::Result<()> {
+pub fn write_start(dir: &Path, manifest: &Manifest, items: &Items) -> anyhow::Result<()> {
     write_json(&manifest_path(dir), manifest)?;
     let path = items_path(dir);
     let file = std::fs::File::create_new(&path)
         .with_context(|| format!("cannot create {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    for item in items {
-        serde_json::to_writer(&mut out, item)?;
+    for i in 0..items.len() {
+        out.write_all(items.json(i))?;
         out.write_all(b"\n")?;
     }
     out.flush()
@@ -232,7 +232,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
 pub struct RunData {
     pub dir: PathBuf,
     pub manifest: Manifest,
-    pub items: Vec<Item>,
+    pub items: Items,
     pub tallies: [ModelTally; 2],
     pub item_tallies: Vec<ItemTally>,
     /// Every (item index, model, trial) that has its result.
@@ -260,20 +260,19 @@ impl RunData {
         })?;
         let items_text =
             std::fs::read_to_string(items_path(dir)).map_err(|_| not_a_run("no items.jsonl"))?;
-        let items: Vec<Item> = items_text
+        let mut items = Items::default();
+        for (i, line) in items_text
             .lines()
             .filter(|l| !l.trim().is_empty())
             .enumerate()
-            .map(|(i, l)| {
-                serde_json::from_str(l)
-                    .with_context(|| format!("{}:{}", items_path(dir).display(), i + 1))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let index: HashMap<&str, usize> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.id.as_str(), i))
-            .collect();
+        {
+            let item: Item = serde_json::from_str(line)
+                .with_context(|| format!("{}:{}", items_path(dir).display(), i + 1))?;
+            items.push(&item);
+        }
+        drop(items_text);
+        items.shrink_to_fit();
+        let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
         let mut tallies = [ModelTally::default(), ModelTally::default()];
         let mut item_tallies = vec![ItemTally::default(); items.len()];
         // A (item, model, trial) answered twice counts once: the first answer.
@@ -286,7 +285,7 @@ impl RunData {
                 if !seen.insert((i, r.model, r.trial)) {
                     return;
                 }
-                tallies[r.model.index()].record(&items[i].tags, &r);
+                tallies[r.model.index()].record(items.tags(i), &r);
                 item_tallies[i].record(&r);
             })?
         } else {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use serde::Serialize;
 
-use crate::golden::Item;
+use crate::golden::{Item, Items};
 use crate::metrics::ModelTally;
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
@@ -65,7 +65,7 @@ pub struct RunOutput {
 
 /// What every trial needs, shared by the tasks that run them.
 pub struct Work {
-    pub items: Arc<Vec<Item>>,
+    pub items: Arc<Items>,
     pub clients: [Arc<Client>; 2],
     pub prompt: Arc<PromptTemplate>,
     pub system: Option<String>,
@@ -104,12 +104,21 @@ impl Runner<'_> {
         let repeats = self.repeats;
         let stop = stopping.clone();
         let done = self.done;
+        let store = self.work.items.clone();
+        // Items are parsed here, once each, as the pipeline reaches them; the trials of an item
+        // share it, and it is dropped with its last trial.
         let trials = (0..self.work.items.len())
             .flat_map(move |item| {
+                let store = store.clone();
+                let mut parsed: Option<Arc<Item>> = None;
                 (0..repeats)
                     .flat_map(move |trial| Side::BOTH.map(|side| Trial { item, trial, side }))
+                    .filter(move |t| done.is_none_or(|d| !d.contains(&(t.item, t.side, t.trial))))
+                    .map(move |t| {
+                        let item = parsed.get_or_insert_with(|| Arc::new(store.get(item)));
+                        (t, item.clone())
+                    })
             })
-            .filter(move |t| done.is_none_or(|d| !d.contains(&(t.item, t.side, t.trial))))
             // Checked each time the pipeline has room for more work: after an interrupt nothing new starts.
             .take_while(move |_| !stop.load(Ordering::SeqCst));
         // Results that are ready together are written together and flushed once: a syscall per
@@ -118,7 +127,7 @@ impl Runner<'_> {
         // Each trial is a task of its own: the runtime's threads share the work of requests and
         // scoring, and one slow scoring never delays noticing another request's last byte.
         let mut results = futures::stream::iter(trials)
-            .map(|t| tokio::spawn(self.work.clone().attempt(t)))
+            .map(|(t, item)| tokio::spawn(self.work.clone().attempt(t, item)))
             .buffer_unordered(self.concurrency)
             .ready_chunks(256);
 
@@ -132,8 +141,7 @@ impl Runner<'_> {
             let Some(batch) = next else { break };
             for joined in batch {
                 let (t, record) = joined.context("a trial's task failed")?;
-                let item = &self.work.items[t.item];
-                tallies[t.side.index()].record(&item.tags, &record);
+                tallies[t.side.index()].record(self.work.items.tags(t.item), &record);
                 items[t.item].record(&record);
                 line.clear();
                 serde_json::to_writer(&mut line, &record)?;
@@ -157,8 +165,8 @@ impl Runner<'_> {
 }
 
 impl Work {
-    async fn attempt(self: Arc<Self>, t: Trial) -> (Trial, ResultRecord) {
-        let item = &self.items[t.item];
+    async fn attempt(self: Arc<Self>, t: Trial, item: Arc<Item>) -> (Trial, ResultRecord) {
+        let item = &*item;
         let request = Request {
             system: self.system.clone(),
             prompt: self.prompt.render(item),

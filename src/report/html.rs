@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::view::{Group, ItemRow, SideRow};
+use super::view::{Group, ItemView, SideRow};
 use super::{Exporter, ReportInput, metric_rows};
 use crate::gate::{GateResult, MetricKind, MetricRef, Outcome, Verdict};
 use crate::metrics::{Metrics, decode_histogram};
@@ -47,7 +47,7 @@ impl Exporter for Html {
             .split_once(ITEMS_MARKER)
             .ok_or_else(|| anyhow::anyhow!("the report template lost its items marker"))?;
         out.write_all(before.as_bytes())?;
-        write_items(&input.view.rows, &mut ScriptSafe(out))?;
+        write_items(input.view, &mut ScriptSafe(out))?;
         out.write_all(after.as_bytes())?;
         Ok(())
     }
@@ -119,14 +119,8 @@ impl<'a> Page<'a> {
             }
         };
         let (cur, cand) = (&s.models.current.metrics, &s.models.candidate.metrics);
-        let mut all_tags: Vec<String> = input
-            .view
-            .rows
-            .iter()
-            .flat_map(|r| r.tags.iter().cloned())
-            .collect();
+        let mut all_tags: Vec<String> = input.view.items.tag_names().to_vec();
         all_tags.sort_unstable();
-        all_tags.dedup();
         Page {
             s,
             warnings: &s.warnings,
@@ -392,12 +386,12 @@ impl std::io::Write for ScriptSafe<'_> {
 }
 
 /// The items as compact JSON for the page's script, one at a time.
-fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result<()> {
+fn write_items(view: &ItemView, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
     #[derive(Serialize)]
     struct J<'a> {
         i: &'a str,
         q: &'a str,
-        t: &'a [String],
+        t: Vec<&'a str>,
         g: &'static str,
         c: S<'a>,
         k: S<'a>,
@@ -455,7 +449,7 @@ fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result
         }
     }
     out.write_all(b"[")?;
-    for (n, r) in rows.iter().enumerate() {
+    for (n, r) in view.rows.iter().enumerate() {
         if n > 0 {
             out.write_all(b",")?;
         }
@@ -463,8 +457,8 @@ fn write_items(rows: &[ItemRow], out: &mut dyn std::io::Write) -> anyhow::Result
             &mut *out,
             &J {
                 i: r.id,
-                q: r.question,
-                t: r.tags,
+                q: &view.items.question(r.index),
+                t: view.items.tags(r.index).collect(),
                 g: group_key(r.group),
                 c: side(&r.current),
                 k: side(&r.candidate),

@@ -104,7 +104,7 @@ impl Exporter for Junit {
         out.write_all(x.as_bytes())?;
         for row in rows {
             x.clear();
-            item(&mut x, row);
+            item(&mut x, row, input.view.items);
             out.write_all(x.as_bytes())?;
         }
         out.write_all(b"  </testsuite>\n</testsuites>\n")?;
@@ -112,7 +112,7 @@ impl Exporter for Junit {
     }
 }
 
-fn item(x: &mut String, row: &ItemRow) {
+fn item(x: &mut String, row: &ItemRow, items: &crate::golden::Items) {
     let time = row.candidate.latency_ms.unwrap_or(0.0) / 1000.0;
     let _ = write!(
         x,
@@ -124,7 +124,7 @@ fn item(x: &mut String, row: &ItemRow) {
             let why = row.candidate.failure();
             let body = format!(
                 "question: {}\ncurrent answer: {}\ncandidate answer: {}\n",
-                row.question,
+                items.question(row.index),
                 row.current.answer.as_deref().unwrap_or("(none)"),
                 row.candidate.answer.as_deref().unwrap_or("(none)"),
             );

@@ -146,7 +146,7 @@ fn regressions(out: &mut String, view: &ItemView, shown: usize) {
     }
     let _ = writeln!(out, "### Regressions ({total})\n");
     for row in view.group(Group::Regressed).take(shown) {
-        item(out, row);
+        item(out, row, view);
     }
     if total > shown {
         let _ = writeln!(
@@ -157,7 +157,7 @@ fn regressions(out: &mut String, view: &ItemView, shown: usize) {
     }
 }
 
-fn item(out: &mut String, row: &ItemRow) {
+fn item(out: &mut String, row: &ItemRow, view: &ItemView) {
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code> — {}</summary>\n",
@@ -167,7 +167,11 @@ fn item(out: &mut String, row: &ItemRow) {
     let _ = writeln!(
         out,
         "**Question:** {}\n",
-        esc(&cut(row.question, ANSWER_CHARS, ANSWER_LINES))
+        esc(&cut(
+            &view.items.question(row.index),
+            ANSWER_CHARS,
+            ANSWER_LINES
+        ))
     );
     side(out, "Current", &row.current);
     side(out, "Candidate", &row.candidate);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::golden::Item;
+use crate::golden::Items;
 use crate::record::{ResultHead, ResultRecord, read_lines};
 use crate::runner::ItemTally;
 use crate::score::Evidence;
@@ -256,10 +256,9 @@ impl SideRow {
 /// An item as shown. It borrows the item's own text: a 100,000-item report must not copy it.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemRow<'a> {
+    /// The item's place in the run's items.
+    pub index: usize,
     pub id: &'a str,
-    pub question: &'a str,
-    pub tags: &'a [String],
-    pub keywords: &'a [String],
     pub group: Group,
     pub current: SideRow,
     pub candidate: SideRow,
@@ -268,6 +267,9 @@ pub struct ItemRow<'a> {
 /// All items of a run, grouped, in golden-set order within each group.
 pub struct ItemView<'a> {
     pub rows: Vec<ItemRow<'a>>,
+    /// The run's items: a row's question and tags are read from here when it is rendered, so
+    /// the view holds no copy of them.
+    pub items: &'a Items,
     /// Whether unchanged items were stripped of their answers (a large run).
     pub unchanged_answers_omitted: bool,
 }
@@ -275,17 +277,13 @@ pub struct ItemView<'a> {
 impl<'a> ItemView<'a> {
     pub fn build(
         results: &Path,
-        items: &'a [Item],
+        items: &'a Items,
         tallies: &[ItemTally],
         repeats: u32,
     ) -> anyhow::Result<ItemView<'a>> {
         let groups: Vec<Group> = tallies.iter().map(|t| Group::of(t, repeats)).collect();
         let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
-        let index: HashMap<&str, usize> = items
-            .iter()
-            .enumerate()
-            .map(|(i, it)| (it.id.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
         // The lowest trial of each side represents it: trial 0 unless an interrupt lost it.
         let mut sides: Vec<[Option<SideRow>; 2]> = vec![[None, None]; items.len()];
         if results.exists() {
@@ -321,21 +319,20 @@ impl<'a> ItemView<'a> {
                 Ok(())
             })?;
         }
-        let mut rows: Vec<ItemRow> = items
-            .iter()
-            .zip(sides)
+        drop(index);
+        let mut rows: Vec<ItemRow> = sides
+            .into_iter()
             .zip(&groups)
-            .map(|((item, [cur, cand]), &group)| {
+            .enumerate()
+            .map(|(i, ([cur, cand], &group))| {
                 let mut current = cur.unwrap_or_default();
                 let mut candidate = cand.unwrap_or_default();
                 if group != Group::Unchanged {
                     word_diff(&mut current, &mut candidate);
                 }
                 ItemRow {
-                    id: &item.id,
-                    question: &item.question,
-                    tags: &item.tags,
-                    keywords: &item.keywords,
+                    index: i,
+                    id: items.id(i),
                     group,
                     current,
                     candidate,
@@ -345,6 +342,7 @@ impl<'a> ItemView<'a> {
         rows.sort_by_key(|r| r.group); // stable: golden-set order within a group
         Ok(ItemView {
             rows,
+            items,
             unchanged_answers_omitted: omit_unchanged,
         })
     }

@@ -207,15 +207,18 @@ impl Scoring {
     /// patterns were validated where they were written (golden set, evaluation file).
     pub fn new(
         config: &ScoringConfig,
-        items: &[Item],
+        items: &crate::golden::Items,
         judge: Option<Judge>,
     ) -> Result<Scoring, regex::Error> {
-        let patterns = Patterns::new(items.iter().flat_map(|i| &i.checks).chain(&config.checks))?;
-        let labels: BTreeSet<String> = items
-            .iter()
-            .filter_map(|i| i.label.as_deref())
-            .map(classification::normalise)
-            .collect();
+        let mut checks = Vec::new();
+        let mut labels = BTreeSet::new();
+        for item in items.iter() {
+            checks.extend(item.checks);
+            if let Some(label) = &item.label {
+                labels.insert(classification::normalise(label));
+            }
+        }
+        let patterns = Patterns::new(checks.iter().chain(&config.checks))?;
         let mut scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(KeywordScorer {
                 fuzzy: config.keywords.fuzzy,
