@@ -67,7 +67,7 @@ impl MatchMode {
 }
 
 /// One golden item. Field order is the canonical serialisation order the hash is taken over.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub id: String,
@@ -154,9 +154,13 @@ impl Items {
 
     /// Add an item whose canonical JSON is already at hand.
     fn push_parts(&mut self, item: &Item, json: &[u8]) {
+        self.push_raw(json, &item.id, item.tags.iter().map(String::as_str));
+    }
+
+    fn push_raw<'t>(&mut self, json: &[u8], id: &str, tags: impl Iterator<Item = &'t str>) {
         self.json.extend_from_slice(json);
-        self.ids.push_str(&item.id);
-        for tag in &item.tags {
+        self.ids.push_str(id);
+        for tag in tags {
             let index = self.intern(tag);
             self.tags.push(index);
         }
@@ -226,17 +230,7 @@ impl Items {
 
     /// Copy item `i` of `other` to the end, as it is.
     pub fn push_from(&mut self, other: &Items, i: usize) {
-        self.json.extend_from_slice(other.json(i));
-        self.ids.push_str(other.id(i));
-        for tag in other.tags(i) {
-            let index = self.intern(tag);
-            self.tags.push(index);
-        }
-        self.ends.push(ItemEnd {
-            json: self.json.len(),
-            id: self.ids.len(),
-            tags: self.tags.len(),
-        });
+        self.push_raw(other.json(i), other.id(i), other.tags(i));
     }
 
     /// Keep the items whose id `keep` accepts, in order.
@@ -253,18 +247,13 @@ impl Items {
 
     /// Keep the first `n` items.
     pub fn truncate(&mut self, n: usize) {
+        let mut seen = 0;
         if n < self.len() {
-            self.retain_first(n);
+            self.retain_ids(|_| {
+                seen += 1;
+                seen <= n
+            });
         }
-    }
-
-    fn retain_first(&mut self, n: usize) {
-        let mut kept = Items::default();
-        for i in 0..n {
-            kept.push_from(self, i);
-        }
-        kept.shrink_to_fit();
-        *self = kept;
     }
 
     pub fn shrink_to_fit(&mut self) {
@@ -809,6 +798,47 @@ fn rewrite_lock_fields(text: &str, version: u64, sha256: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn items_store_gives_back_what_was_pushed() {
+        let item = |id: &str, q: &str, tags: &[&str]| Item {
+            id: id.into(),
+            question: q.into(),
+            tags: tags.iter().map(|t| (*t).to_owned()).collect(),
+            keywords: vec!["30 days".into()],
+            ..parse_item(r#"{"id": "x", "question": "y"}"#).unwrap()
+        };
+        let all = [
+            item("a", "Plain?", &["billing"]),
+            item(
+                "b",
+                "A \"quoted\" question\nover two lines?",
+                &["returns", "billing"],
+            ),
+            item("c", "Untagged?", &[]),
+        ];
+        let mut items: Items = all.iter().cloned().collect();
+        assert_eq!(items.len(), 3);
+        for (i, it) in all.iter().enumerate() {
+            assert_eq!(items.get(i), *it);
+            assert_eq!(items.id(i), it.id);
+            assert_eq!(items.question(i), it.question);
+            assert_eq!(items.tags(i).collect::<Vec<_>>(), it.tags);
+            assert_eq!(items.json(i), serde_json::to_vec(it).unwrap());
+        }
+        assert_eq!(items.tag_names(), ["billing", "returns"]);
+
+        let mut copy = Items::default();
+        copy.push_from(&items, 1);
+        assert_eq!(copy.get(0), all[1]);
+        assert_eq!(copy.tag_names(), ["returns", "billing"]);
+
+        items.retain_ids(|id| id != "b");
+        assert_eq!(items.ids().collect::<Vec<_>>(), ["a", "c"]);
+        assert_eq!(items.get(1), all[2]);
+        items.truncate(1);
+        assert_eq!(items.iter().collect::<Vec<_>>(), [all[0].clone()]);
+    }
 
     fn write_set(dir: &Path, items: &str) {
         std::fs::write(dir.join("golden.toml"), "name = \"t\"\nversion = 1\n").unwrap();
