@@ -31,12 +31,8 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         ));
     }
     let ids_a: HashSet<&str> = a.items.ids().collect();
-    let mut items = crate::golden::Items::default();
-    for i in 0..b.items.len() {
-        if ids_a.contains(b.items.id(i)) {
-            items.push_from(&b.items, i);
-        }
-    }
+    let mut items = b.items.clone();
+    items.retain_ids(|id| ids_a.contains(id));
     let only_a = a.items.len() - items.len();
     let only_b = b.items.len() - items.len();
     if only_a > 0 || only_b > 0 {

@@ -253,7 +253,8 @@ impl SideRow {
     }
 }
 
-/// An item as shown. It borrows the item's own text: a 100,000-item report must not copy it.
+/// An item as shown. It borrows the item's id and reads its question and tags from the run's
+/// items when rendered: a 100,000-item report must not copy them.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemRow<'a> {
     /// The item's place in the run's items.
@@ -319,7 +320,7 @@ impl<'a> ItemView<'a> {
                 Ok(())
             })?;
         }
-        drop(index);
+        drop(index); // freed before the rows are built: the peak of a large report is here
         let mut rows: Vec<ItemRow> = sides
             .into_iter()
             .zip(&groups)

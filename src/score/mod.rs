@@ -210,9 +210,16 @@ impl Scoring {
         items: &crate::golden::Items,
         judge: Option<Judge>,
     ) -> Result<Scoring, regex::Error> {
+        #[derive(serde::Deserialize)]
+        struct LabelAndChecks {
+            label: Option<String>,
+            #[serde(default)]
+            checks: Vec<CheckSpec>,
+        }
         let mut checks = Vec::new();
         let mut labels = BTreeSet::new();
-        for item in items.iter() {
+        for i in 0..items.len() {
+            let item: LabelAndChecks = items.get_as(i);
             checks.extend(item.checks);
             if let Some(label) = &item.label {
                 labels.insert(classification::normalise(label));
