@@ -77,6 +77,14 @@ pub struct RunArgs {
     /// (item, model, trial). The evaluation recorded in the run is used.
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["golden", "current", "candidate", "limit", "repeat"])]
     pub resume: Option<PathBuf>,
+    /// Re-run only the items that regressed in RUN_DIR (see --rerun-only), with the evaluation it
+    /// recorded (--golden, --current and --candidate still override it). With --repeat, this tells
+    /// a real regression from noise.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
+    pub rerun: Option<PathBuf>,
+    /// Which items of the --rerun run to take.
+    #[arg(long, value_enum, default_value_t = crate::rundir::RerunOnly::Regressed)]
+    pub rerun_only: crate::rundir::RerunOnly,
     /// Serve repeated requests from the response cache (<out>/.cache/responses.redb), and store new answers in it.
     #[arg(long, env = "GOLDGATE_CACHE", overrides_with = "no_cache")]
     pub cache: bool,

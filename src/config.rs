@@ -86,6 +86,10 @@ pub struct ScoringConfig {
     /// Checks applied to every item, besides the item's own `checks`.
     #[serde(default)]
     pub checks: Vec<crate::score::CheckSpec>,
+    /// Accept items with no check at all (they pass whenever answered; faithfulness and
+    /// similarity are still measured). Off by default: such an item is usually a mistake.
+    #[serde(default)]
+    pub allow_unchecked: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -98,6 +98,8 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         source: None,
         shard: None,
         merged_from: Vec::new(),
+        rerun_of: None,
+        machine: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

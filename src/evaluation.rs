@@ -60,6 +60,9 @@ impl Evaluation {
             config_path,
             PromptTemplate::new(config.prompt(), config_path),
         );
+        if let Some(g) = &golden {
+            problems.extend(unchecked_items(g, &config.scoring));
+        }
         let gates = golden.as_ref().and_then(|g| {
             keep(
                 &mut problems,
@@ -134,6 +137,48 @@ impl Evaluation {
             .unwrap_or_else(|| self.clients.iter().map(|c| c.concurrency).sum())
             .max(1)
     }
+}
+
+/// An item that no check applies to passes whenever it is answered: accuracy would count it as
+/// correct whatever the model says. That is an error unless the evaluation opts in.
+fn unchecked_items(golden: &GoldenSet, scoring: &crate::config::ScoringConfig) -> Vec<Problem> {
+    /// Enough to show the pattern; the rest are counted.
+    const SHOWN: usize = 10;
+    if scoring.allow_unchecked || !scoring.checks.is_empty() {
+        return Vec::new();
+    }
+    let similarity = scoring.similarity.is_some();
+    let bad: Vec<_> = golden
+        .unchecked
+        .iter()
+        .filter(|u| !(similarity && u.has_expected))
+        .collect();
+    let path = GoldenSet::items_path(&golden.dir);
+    let mut problems: Vec<Problem> = bad
+        .iter()
+        .take(SHOWN)
+        .map(|u| {
+            Problem::new(
+                crate::error::Location::file(&path).line(u.line),
+                format!(
+                    "item `{}` has no check, so it would pass whenever the model answers anything",
+                    u.id
+                ),
+            )
+            .fix(if u.has_expected {
+                "give it `keywords`, `forbidden`, `label` or `checks`, or make `expected` a check with `[scoring] similarity = { threshold = 0.5 }`; to accept unchecked items, set `allow_unchecked = true` under [scoring] in goldgate.toml"
+            } else {
+                "give it `keywords`, `forbidden`, `label` or `checks`; to accept unchecked items, set `allow_unchecked = true` under [scoring] in goldgate.toml"
+            })
+        })
+        .collect();
+    if bad.len() > SHOWN {
+        problems.push(Problem::new(
+            crate::error::Location::file(&path),
+            format!("… and {} more item(s) with no check", bad.len() - SHOWN),
+        ));
+    }
+    problems
 }
 
 /// Keep a loaded part, or collect its problems so every file's are reported together.

@@ -348,10 +348,26 @@ impl GateResult {
 pub enum Verdict {
     Pass,
     Fail,
+    /// The data cannot decide: a run that did not complete (interrupted, or a model answered
+    /// nothing) never passes, whatever its partial gates say.
+    Inconclusive,
 }
 
-pub fn verdict(results: &[GateResult]) -> Verdict {
-    if results.iter().all(|r| r.pass) {
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+/// The verdict of a run: only a complete run can pass or fail by its gates.
+pub fn verdict(results: &[GateResult], status: crate::runner::Status) -> Verdict {
+    if status != crate::runner::Status::Complete {
+        Verdict::Inconclusive
+    } else if results.iter().all(|r| r.pass) {
         Verdict::Pass
     } else {
         Verdict::Fail
@@ -469,7 +485,14 @@ mod tests {
         assert!(!by("accuracy").pass);
         assert!(!by("latency_p95_ms").pass);
         assert!(!by("error_rate").pass);
-        assert_eq!(verdict(&results), Verdict::Fail);
+        assert_eq!(
+            verdict(&results, crate::runner::Status::Complete),
+            Verdict::Fail
+        );
+        assert_eq!(
+            verdict(&results, crate::runner::Status::Interrupted),
+            Verdict::Inconclusive
+        );
     }
 
     #[test]

@@ -322,6 +322,28 @@ pub struct GoldenSet {
     pub items: Items,
     /// The canonical hash of the items as they are now.
     pub sha256: String,
+    /// Items that carry no check of their own (no keywords, forbidden, label or checks): unless
+    /// the evaluation adds one, such an item passes whenever it is answered.
+    pub unchecked: Vec<UncheckedItem>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UncheckedItem {
+    pub id: String,
+    /// 1-based line in items.jsonl.
+    pub line: usize,
+    /// `expected` becomes a check when the evaluation sets `[scoring] similarity`.
+    pub has_expected: bool,
+}
+
+impl Item {
+    /// Whether the item carries a pass/fail check of its own.
+    pub fn has_own_check(&self) -> bool {
+        !(self.keywords.is_empty()
+            && self.forbidden.is_empty()
+            && self.label.is_none()
+            && self.checks.is_empty())
+    }
 }
 
 impl GoldenSet {
@@ -336,12 +358,13 @@ impl GoldenSet {
     /// Load and validate a golden set directory. Every problem found (up to a cap) is reported at once.
     pub fn load(dir: &Path) -> Result<GoldenSet, Error> {
         let meta = load_meta(dir)?;
-        let (items, sha256) = load_items(&Self::items_path(dir))?;
+        let (items, sha256, unchecked) = load_items(&Self::items_path(dir))?;
         Ok(GoldenSet {
             dir: dir.to_path_buf(),
             meta,
             items,
             sha256,
+            unchecked,
         })
     }
 
@@ -396,7 +419,7 @@ impl GoldenSet {
             s.with_forbidden += usize::from(!item.forbidden.is_empty());
             s.with_expected += usize::from(item.expected.is_some());
             s.with_label += usize::from(item.label.is_some());
-            s.without_checks += usize::from(item.keywords.is_empty() && item.forbidden.is_empty());
+            s.without_checks += usize::from(!item.has_own_check());
             for tag in &item.tags {
                 *s.tags.entry(tag.clone()).or_default() += 1;
             }
@@ -462,7 +485,7 @@ fn load_meta(dir: &Path) -> Result<GoldenMeta, Error> {
 ///
 /// The canonical hash does not depend on key order, whitespace or line order: each item is
 /// re-serialised in a fixed field order, hashed, and the per-item hashes are hashed in id order.
-fn load_items(path: &Path) -> Result<(Items, String), Error> {
+fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>), Error> {
     let file = File::open(path).map_err(|e| {
         Error::input(
             Location::file(path),
@@ -475,6 +498,7 @@ fn load_items(path: &Path) -> Result<(Items, String), Error> {
     // (index into `items`, hash of the item): sorted by id at the end.
     let mut item_hashes: Vec<(usize, [u8; 32])> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
+    let mut unchecked = Vec::new();
     let mut problems = Vec::new();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -538,6 +562,13 @@ fn load_items(path: &Path) -> Result<(Items, String), Error> {
             continue;
         }
         first_line.insert(item.id.clone(), line_no);
+        if !item.has_own_check() {
+            unchecked.push(UncheckedItem {
+                id: item.id.clone(),
+                line: line_no,
+                has_expected: item.expected.is_some(),
+            });
+        }
         let canonical = serde_json::to_vec(&item).expect("items always serialise");
         item_hashes.push((items.len(), Sha256::digest(&canonical).into()));
         items.push_parts(&item, &canonical);
@@ -563,7 +594,7 @@ fn load_items(path: &Path) -> Result<(Items, String), Error> {
     for (_, h) in &item_hashes {
         set_hash.update(h);
     }
-    Ok((items, hex(&set_hash.finalize())))
+    Ok((items, hex(&set_hash.finalize()), unchecked))
 }
 
 pub fn hex(bytes: &[u8]) -> String {

@@ -75,11 +75,7 @@ pub async fn read_body(
 pub fn snippet(bytes: &[u8]) -> String {
     const MAX: usize = 200;
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX * 4)]);
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    match one_line.char_indices().nth(MAX) {
-        Some((i, _)) => format!("{}…", &one_line[..i]),
-        None => one_line,
-    }
+    crate::text::ellipsize(&text, MAX)
 }
 
 /// Remove a secret from text that came back from a server (some APIs echo the key in errors).

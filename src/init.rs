@@ -51,6 +51,9 @@ model = "best-sentence"
 
 [reference]
 sentences = 1
+# A simulated service time, so the latency gate compares two real durations. At 0 ms it would
+# compare scheduler noise (microseconds) and fail at random.
+base_ms = 200
 
 [pricing]   # USD per million tokens
 input = 0.15
@@ -68,6 +71,7 @@ model = "best-two-sentences"
 
 [reference]
 sentences = 2
+base_ms = 200
 
 [pricing]   # USD per million tokens
 input = 0.15

@@ -90,33 +90,7 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         eval.gates.len()
     )?;
     if args.check_reachable {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")?;
-        let mut problems = Vec::new();
-        for client in &eval.clients {
-            let Some(url) = client.endpoint() else {
-                writeln!(out, "  {}: no endpoint to check", client.label)?;
-                continue;
-            };
-            match runtime.block_on(probe(url)) {
-                Ok(status) => writeln!(out, "  {}: {url} answers (HTTP {status})", client.label)?,
-                Err(e) => problems.push(
-                    error::Problem::new(
-                        error::Location::file(&client.config_path).field(
-                            if client.kind == config::ProviderKind::Http {
-                                "http.url"
-                            } else {
-                                "base_url"
-                            },
-                        ),
-                        format!("{url} is unreachable: {e}"),
-                    )
-                    .fix("check base_url and that the server is running (and reachable from here)"),
-                ),
-            }
-        }
+        let problems = check_reachable(&eval, &mut out)?;
         if !problems.is_empty() {
             return Err(error::Error::Input(problems).into());
         }
@@ -124,15 +98,123 @@ fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Pass)
 }
 
-/// One cheap request: any HTTP answer, even 401 or 404, means the endpoint is there. No key is sent.
-async fn probe(url: &str) -> Result<u16, String> {
-    let client = http::client_builder(Duration::from_secs(5), 1)
+/// `validate --check-reachable`: one real, minimal call per model — the first item's prompt, a
+/// few output tokens, no retry — through the same client a run uses. A wrong path (404), a
+/// refused key (401/403), an unknown model or an answer in another API's shape fails here, with
+/// the fix, instead of failing every request of the run.
+fn check_reachable(eval: &Evaluation, out: &mut dyn Write) -> anyhow::Result<Vec<error::Problem>> {
+    /// Enough for any model to answer something, little enough to cost nothing.
+    const PROBE_TOKENS: u32 = 8;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    match client.get(url).send().await {
-        Ok(r) => Ok(r.status().as_u16()),
-        Err(e) => Err(http::classify(e).message),
+        .context("cannot start the async runtime")?;
+    let item = eval.golden.items.get(0);
+    let request = provider::Request {
+        system: eval.config.system.clone(),
+        prompt: eval.prompt.render(&item),
+        question: item.question.clone(),
+        context: item.context.clone(),
+        trial: 0,
+    };
+    let mut problems = Vec::new();
+    for (cfg, client) in eval.providers.iter().zip(&eval.clients) {
+        let mut probe_cfg = cfg.clone();
+        probe_cfg.max_tokens = Some(cfg.max_tokens.map_or(PROBE_TOKENS, |m| m.min(PROBE_TOKENS)));
+        probe_cfg.limits.retries = 0;
+        let probe = provider::Client::from_config(&client.config_path, &probe_cfg)?;
+        let outcome = runtime.block_on(probe.call(&request));
+        let ms = outcome.latency.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+        match outcome.result {
+            Ok(text) => writeln!(
+                out,
+                "  {}: {} answered a test call in {ms:.0} ms: \"{}\"",
+                client.label,
+                client.model,
+                text::ellipsize(&text, 60)
+            )?,
+            // The endpoint, the key and the model are all there; only the pace is limited.
+            Err(e) if e.kind == provider::ErrorKind::RateLimited => writeln!(
+                out,
+                "  {}: {} is rate-limited right now (HTTP 429), so the endpoint, key and model answered; mind [limits] requests_per_minute",
+                client.label, client.model
+            )?,
+            Err(e) => problems.push(unreachable_problem(cfg, client, &e)),
+        }
     }
+    Ok(problems)
+}
+
+/// Where a failed test call points in the provider file, and how to fix it.
+fn unreachable_problem(
+    cfg: &config::ProviderConfig,
+    client: &provider::Client,
+    e: &provider::CallError,
+) -> error::Problem {
+    use config::ProviderKind as K;
+    use provider::ErrorKind as E;
+    let key_var = cfg.api_key_env.as_deref();
+    let (field, fix) = match (e.kind, e.status) {
+        (_, Some(404)) => (
+            "base_url",
+            "the server has no such route or model: check that base_url ends where the API's routes start (e.g. http://host:8000/v1 for an OpenAI-compatible server, https://api.anthropic.com/v1, http://host:11434 for Ollama) and that `model` names a model the server serves".to_owned(),
+        ),
+        (_, Some(401 | 403)) => (
+            "api_key_env",
+            match key_var {
+                Some(var) => format!("the server refused the key: check that {var} holds a valid key for this server and model"),
+                None => "the server wants a key: set api_key_env = \"NAME_OF_THE_VARIABLE\" and export that variable".to_owned(),
+            },
+        ),
+        (E::HttpStatus, Some(s)) if s < 500 => (
+            "model",
+            "the server rejected the request: read its message; check `model` and the parameters sent (temperature, max_tokens, seed)".to_owned(),
+        ),
+        (E::HttpStatus, _) => (
+            "base_url",
+            "the server failed: check its logs, then try again".to_owned(),
+        ),
+        (E::Timeout, _) => (
+            "limits.timeout_s",
+            format!(
+                "no answer within timeout_s = {}: check the server is not overloaded, or raise [limits] timeout_s",
+                cfg.limits.timeout_s
+            ),
+        ),
+        (E::BadResponse, _) => (
+            "kind",
+            format!(
+                "something answered, but not in the shape of the `{}` kind's API: check `kind` and base_url (an HTML page, or another API)",
+                cfg.kind.as_str()
+            ),
+        ),
+        _ => (
+            "base_url",
+            "check base_url and that the server is running (and reachable from here)".to_owned(),
+        ),
+    };
+    let field = match (cfg.kind, field) {
+        (K::Http, "base_url") => "http.url",
+        (K::Command, "base_url") => "command.argv",
+        (K::Gguf, "base_url") => "gguf.path",
+        (_, f) => f,
+    };
+    let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+    error::Problem::new(
+        error::Location::file(&client.config_path).field(field),
+        format!(
+            "a test call to {} {}failed{status}: {}: {}",
+            client.model,
+            client
+                .endpoint()
+                .map(|u| format!("at {u} "))
+                .unwrap_or_default(),
+            e.kind.as_str(),
+            e.message
+        ),
+    )
+    .fix(fix)
 }
 
 fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
@@ -165,7 +247,22 @@ fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
                     "{}@{}  sha256 {}",
                     set.meta.name, set.meta.version, set.sha256
                 )?;
-                writeln!(out, "lock: {:?}", set.lock_state())?;
+                let lock = match set.lock_state() {
+                    golden::LockState::Locked => {
+                        format!("locked at version {}", set.meta.version)
+                    }
+                    golden::LockState::Unlocked => format!(
+                        "never locked (run `goldgate golden lock {}`)",
+                        dir.display()
+                    ),
+                    golden::LockState::Mismatch { locked } => format!(
+                        "items changed since version {} was locked at {} (run `goldgate golden lock {}`)",
+                        set.meta.version,
+                        golden::short(&locked),
+                        dir.display()
+                    ),
+                };
+                writeln!(out, "lock: {lock}")?;
                 writeln!(out, "items: {}", s.items)?;
                 writeln!(out, "  with context:   {}", s.with_context)?;
                 writeln!(
@@ -209,8 +306,27 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         .as_deref()
         .map(rundir::RunData::load)
         .transpose()?;
-    let (config_path, overrides) = match &resumed {
-        Some(data) => {
+    // A re-run takes its evaluation from the earlier run, and only the items it selects.
+    let rerun = args
+        .rerun
+        .as_deref()
+        .map(|dir| rerun_selection(dir, args.rerun_only))
+        .transpose()?;
+    let (config_path, overrides) = match (&resumed, &rerun) {
+        (None, Some(rerun)) => {
+            let src = &rerun.source;
+            let overrides = Overrides {
+                golden: Some(args.golden.clone().unwrap_or_else(|| src.golden.clone())),
+                current: Some(args.current.clone().unwrap_or_else(|| src.current.clone())),
+                candidate: Some(
+                    args.candidate
+                        .clone()
+                        .unwrap_or_else(|| src.candidate.clone()),
+                ),
+            };
+            (src.config.clone(), overrides)
+        }
+        (Some(data), _) => {
             let src = data.manifest.source.as_ref().ok_or_else(|| {
                 error::Error::Usage(format!(
                     "{} records no evaluation to resume (it was made by `goldgate diff`)",
@@ -224,7 +340,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
             };
             (src.config.clone(), overrides)
         }
-        None => (
+        (None, None) => (
             args.config.clone(),
             Overrides {
                 golden: args.golden.clone(),
@@ -298,6 +414,27 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let (run_dir, manifest, items) = match resumed {
         Some(ref data) => (data.dir.clone(), data.manifest.clone(), data.items.clone()),
         None => {
+            if let Some(rerun) = &rerun {
+                eval.golden.items.retain_ids(|id| rerun.ids.contains(id));
+                let missing = rerun.ids.len() - eval.golden.items.len();
+                if missing > 0 {
+                    eprintln!(
+                        "warning: {missing} of the {} {} item(s) of run {} are no longer in the golden set; re-running the other {}",
+                        rerun.ids.len(),
+                        rerun.of.only.as_str(),
+                        rerun.of.run_id,
+                        eval.golden.items.len()
+                    );
+                }
+                if eval.golden.items.is_empty() {
+                    return Err(error::Error::Usage(format!(
+                        "none of the {} item(s) selected in run {} is in the golden set any more: nothing to re-run",
+                        rerun.of.only.as_str(),
+                        rerun.of.run_id
+                    ))
+                    .into());
+                }
+            }
             if let Some(shard) = args.shard {
                 eval.golden.items.retain_ids(|id| shard.contains(id));
             }
@@ -344,6 +481,8 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
                 }),
                 shard: args.shard,
                 merged_from: Vec::new(),
+                rerun_of: rerun.as_ref().map(|r| r.of.clone()),
+                machine: Some(rundir::Machine::now()),
             };
             rundir::write_start(&run_dir, &manifest, &eval.golden.items)?;
             let items = std::mem::take(&mut eval.golden.items);
@@ -424,6 +563,51 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
+/// The items `--rerun` takes from an earlier run, and the evaluation that run recorded.
+struct RerunSelection {
+    source: rundir::RunSource,
+    ids: std::collections::HashSet<String>,
+    of: rundir::RerunOf,
+}
+
+fn rerun_selection(
+    dir: &std::path::Path,
+    only: rundir::RerunOnly,
+) -> anyhow::Result<RerunSelection> {
+    let data = rundir::RunData::load(dir)?;
+    let source = data.manifest.source.clone().ok_or_else(|| {
+        error::Error::Usage(format!(
+            "{} records no evaluation to re-run (it was made by `goldgate diff`); re-run one of the runs it compares",
+            dir.display()
+        ))
+    })?;
+    let repeats = data.manifest.repeats;
+    let ids: std::collections::HashSet<String> = data
+        .item_tallies
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| only.selects(t, repeats))
+        .map(|(i, _)| data.items.id(i).to_owned())
+        .collect();
+    if ids.is_empty() {
+        return Err(error::Error::Usage(format!(
+            "no item {} in {}: nothing to re-run (--rerun-only regressed|failed|changed chooses which items)",
+            only.as_str(),
+            dir.display()
+        ))
+        .into());
+    }
+    Ok(RerunSelection {
+        source,
+        of: rundir::RerunOf {
+            run_id: data.manifest.run_id.clone(),
+            only,
+            items: ids.len(),
+        },
+        ids,
+    })
+}
+
 /// SHA-256 over the given files' contents (a missing file hashes as empty).
 fn fingerprint(paths: &[&std::path::Path]) -> String {
     use sha2::Digest;
@@ -468,6 +652,16 @@ fn finish(
     if !quiet {
         let mut out = std::io::stdout().lock();
         report::terminal::print(&mut out, summary, &view, report::terminal::use_colour())?;
+        // What a person does next when a gate failed: see whether the regressions are real.
+        if summary.items.regressed > 0 && summary.diff_of.is_none() {
+            writeln!(
+                out,
+                "re-run the {} regressed item(s): goldgate run --rerun {} --repeat 5",
+                summary.items.regressed,
+                dir.display()
+            )?;
+        }
+        writeln!(out, "report: {}", dir.join("report.html").display())?;
     }
     Ok(exit_for_summary(summary))
 }

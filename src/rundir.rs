@@ -53,6 +53,90 @@ pub struct Manifest {
     /// For a `goldgate merge`, the runs it combines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<String>,
+    /// For `goldgate run --rerun`, the run whose items it re-runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<RerunOf>,
+    /// The machine when the run started: latency measures everything else it was doing too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// Which items of an earlier run `goldgate run --rerun` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RerunOnly {
+    /// The candidate passed fewer trials than the current model.
+    Regressed,
+    /// The candidate failed at least one trial (or did not finish it).
+    Failed,
+    /// The two models passed a different number of trials (regressed or improved).
+    Changed,
+}
+
+impl RerunOnly {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RerunOnly::Regressed => "regressed",
+            RerunOnly::Failed => "failed",
+            RerunOnly::Changed => "changed",
+        }
+    }
+
+    /// Whether an item of a run with `repeats` trials per model belongs to this selection.
+    pub fn selects(self, t: &ItemTally, repeats: u32) -> bool {
+        let complete = t.done == [repeats, repeats];
+        let [cur, cand] = t.passed;
+        match self {
+            RerunOnly::Regressed => complete && cand < cur,
+            RerunOnly::Failed => cand < repeats,
+            RerunOnly::Changed => complete && cand != cur,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RerunOf {
+    pub run_id: String,
+    pub only: RerunOnly,
+    /// Items selected in that run (those still in the golden set are run).
+    pub items: usize,
+}
+
+/// What a latency figure depends on besides the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    /// 1-, 5- and 15-minute load averages (where the OS reports them: Linux's /proc/loadavg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_avg: Option<[f64; 3]>,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Machine {
+    pub fn now() -> Machine {
+        let load_avg = std::fs::read_to_string("/proc/loadavg").ok().and_then(|t| {
+            let mut f = t.split_whitespace().map(|v| v.parse::<f64>().ok());
+            Some([f.next()??, f.next()??, f.next()??])
+        });
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            load_avg,
+            os: std::env::consts::OS.to_owned(),
+            arch: std::env::consts::ARCH.to_owned(),
+        }
+    }
+
+    /// `2 CPUs, load average 1.52 0.80 0.40`.
+    pub fn describe(&self) -> String {
+        match self.load_avg {
+            Some([a, b, c]) => format!(
+                "{} CPUs, load average {a:.2} {b:.2} {c:.2} at the start",
+                self.cpus
+            ),
+            None => format!("{} CPUs", self.cpus),
+        }
+    }
 }
 
 /// Shard `index` (1-based) of `count`: the items whose id hashes to it.

@@ -401,9 +401,66 @@ pub fn clauses(sentence: &str, min_substance: usize) -> Vec<&str> {
     out
 }
 
+/// `text` on one line (whitespace runs and control characters folded) in at most `max` characters,
+/// cut at a word boundary with an ellipsis: a message cut mid-word ("Connectio…") reads as another
+/// word, or as none.
+pub fn ellipsize(text: &str, max: usize) -> String {
+    let flat = one_line(text);
+    let Some((end, _)) = flat.char_indices().nth(max) else {
+        return flat;
+    };
+    let head = &flat[..end];
+    // Back to the last space, unless that would throw away most of the room (one very long word).
+    let head = match head.rfind(' ') {
+        Some(i) if i >= end / 2 => &head[..i],
+        _ => head,
+    };
+    format!("{}…", head.trim_end_matches([' ', ',', ';', ':']))
+}
+
+/// The end of `text` on one line in at most `max` characters, cut at a word boundary: the end of a
+/// program's stderr is where the cause is.
+pub fn ellipsize_start(text: &str, max: usize) -> String {
+    let flat = one_line(text);
+    let chars = flat.chars().count();
+    if chars <= max {
+        return flat;
+    }
+    let start = flat.char_indices().nth(chars - max).map_or(0, |(i, _)| i);
+    let tail = &flat[start..];
+    let tail = match tail.find(' ') {
+        Some(i) if i < tail.len() / 2 => &tail[i + 1..],
+        _ => tail,
+    };
+    format!("…{tail}")
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_are_cut_between_words() {
+        let msg = "request failed: connect: Connection refused (os error 111)";
+        assert_eq!(ellipsize(msg, 200), msg);
+        assert_eq!(ellipsize(msg, 30), "request failed: connect…");
+        assert_eq!(ellipsize("a\nb\t c", 10), "a b c");
+        // One long word has no boundary to go back to: it is cut where the room ends.
+        assert_eq!(ellipsize("abcdefghijklmnop", 5), "abcde…");
+        assert_eq!(
+            ellipsize_start("Traceback: error in module x: the real cause", 20),
+            "…x: the real cause"
+        );
+    }
 
     #[test]
     fn stopwords_are_sorted_for_binary_search() {

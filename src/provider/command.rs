@@ -348,20 +348,12 @@ async fn read_tail(stderr: Option<impl AsyncRead + Unpin>) -> Vec<u8> {
 
 /// The end of stderr, one line, at most ~500 characters.
 fn stderr_excerpt(stderr: &[u8]) -> String {
-    let text = String::from_utf8_lossy(stderr);
-    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.is_empty() {
+    let excerpt =
+        crate::text::ellipsize_start(&String::from_utf8_lossy(stderr), STDERR_MESSAGE_CHARS);
+    if excerpt.is_empty() {
         return "(empty)".to_owned();
     }
-    let chars = one_line.chars().count();
-    if chars <= STDERR_MESSAGE_CHARS {
-        return one_line;
-    }
-    let start = one_line
-        .char_indices()
-        .nth(chars - STDERR_MESSAGE_CHARS)
-        .map_or(0, |(i, _)| i);
-    format!("…{}", &one_line[start..])
+    excerpt
 }
 
 #[cfg(test)]

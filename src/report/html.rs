@@ -56,6 +56,8 @@ impl Exporter for Html {
 #[derive(Serialize)]
 struct Page<'a> {
     s: &'a super::Summary,
+    /// What the two compared sides are called: `current`/`candidate`, or a diff's runs.
+    names: [String; 2],
     warnings: &'a [String],
     verdict_class: &'static str,
     verdict_text: String,
@@ -110,6 +112,10 @@ impl<'a> Page<'a> {
             (Status::Interrupted, _) => ("warn", "INTERRUPTED — partial results".to_owned()),
             (Status::Failed, _) => ("fail", "RUN FAILED — a model answered nothing".to_owned()),
             (_, Verdict::Pass) => ("pass", "PASS — every gate passed".to_owned()),
+            (_, Verdict::Inconclusive) => (
+                "warn",
+                "INCONCLUSIVE — the data could not decide every gate".to_owned(),
+            ),
             (_, Verdict::Fail) => {
                 let n = s.gates.iter().filter(|g| !g.pass).count();
                 (
@@ -119,10 +125,12 @@ impl<'a> Page<'a> {
             }
         };
         let (cur, cand) = (&s.models.current.metrics, &s.models.candidate.metrics);
+        let names = s.side_names();
         let mut all_tags: Vec<String> = input.view.items.tag_names().to_vec();
         all_tags.sort_unstable();
         Page {
             s,
+            names: names.clone(),
             warnings: &s.warnings,
             verdict_class,
             verdict_text,
@@ -131,9 +139,9 @@ impl<'a> Page<'a> {
             metrics: metric_rows(cur, cand),
             tags: tag_rows(cur, cand),
             chart: Chart::new(cur, cand),
-            classification: [("current", cur), ("candidate", cand)]
+            classification: [(0, cur), (1, cand)]
                 .into_iter()
-                .filter_map(|(side, m)| ClassView::new(side, m))
+                .filter_map(|(side, m)| ClassView::new(names[side].clone(), m))
                 .collect(),
             groups: Group::ALL
                 .iter()
@@ -228,7 +236,7 @@ fn tag_rows(cur: &Metrics, cand: &Metrics) -> Vec<TagRow> {
 /// One model's classification results: per-class table and confusion matrix.
 #[derive(Serialize)]
 struct ClassView {
-    side: &'static str,
+    side: String,
     macro_f1: String,
     accuracy: String,
     classes: Vec<(String, String, String, String, u64)>,
@@ -237,7 +245,7 @@ struct ClassView {
 }
 
 impl ClassView {
-    fn new(side: &'static str, m: &Metrics) -> Option<ClassView> {
+    fn new(side: String, m: &Metrics) -> Option<ClassView> {
         let c = m.classification.as_ref()?;
         let f = |v: f64| format!("{v:.3}");
         Some(ClassView {

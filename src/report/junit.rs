@@ -53,10 +53,7 @@ impl Exporter for Junit {
             attr(&s.golden.sha256),
             attr(&s.models.current.model),
             attr(&s.models.candidate.model),
-            match s.verdict {
-                crate::gate::Verdict::Pass => "pass",
-                crate::gate::Verdict::Fail => "fail",
-            },
+            s.verdict.as_str(),
         );
         for g in &s.gates {
             let name = format!("{}: {}", g.metric, g.rule);

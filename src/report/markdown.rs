@@ -42,13 +42,25 @@ fn render(input: &ReportInput, shown: usize) -> String {
         (crate::runner::Status::Failed, _) => "❌ RUN FAILED",
         (_, Verdict::Pass) => "✅ PASS",
         (_, Verdict::Fail) => "❌ FAIL",
+        (_, Verdict::Inconclusive) => "⚠️ INCONCLUSIVE",
     };
+    let names = s.side_names();
     let _ = writeln!(
         out,
-        "## goldgate: {verdict} — candidate `{}` vs current `{}`\n",
+        "## goldgate: {verdict} — {} `{}` vs {} `{}`\n",
+        names[1],
         code(&s.models.candidate.model),
+        names[0],
         code(&s.models.current.model)
     );
+    if let Some(d) = &s.diff_of {
+        let _ = writeln!(
+            out,
+            "A comparison of stored runs: A = run `{}` (the baseline), B = run `{}`.\n",
+            code(&d.a),
+            code(&d.b)
+        );
+    }
     let _ = writeln!(
         out,
         "Golden set **{}@{}** ({} items, `{}`{}) · run `{}` · {} trial(s) per item · goldgate {}\n",
@@ -65,12 +77,27 @@ fn render(input: &ReportInput, shown: usize) -> String {
         s.repeats,
         esc(&s.goldgate_version),
     );
+    if let Some(r) = &s.rerun_of {
+        let _ = writeln!(
+            out,
+            "A re-run of the {} {} item(s) of run `{}`.\n",
+            r.items,
+            r.only.as_str(),
+            code(&r.run_id)
+        );
+    }
+    if let Some(m) = &s.machine {
+        let _ = writeln!(out, "Machine: {}.\n", esc(&m.describe()));
+    }
     for w in &s.warnings {
         let _ = writeln!(out, "> [!WARNING]\n> {}\n", esc(w));
     }
 
-    out.push_str(
-        "| Gate | Rule | Current | Candidate | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
+    let _ = write!(
+        out,
+        "| Gate | Rule | {} | {} | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
+        capitalized(&names[0]),
+        capitalized(&names[1])
     );
     for g in &s.gates {
         let result = match g.outcome {
@@ -89,14 +116,19 @@ fn render(input: &ReportInput, shown: usize) -> String {
         );
     }
 
-    out.push_str("\n| Metric | Current | Candidate |\n|---|--:|--:|\n");
+    let _ = write!(
+        out,
+        "\n| Metric | {} | {} |\n|---|--:|--:|\n",
+        capitalized(&names[0]),
+        capitalized(&names[1])
+    );
     for (name, cur, cand) in metric_rows(&s.models.current.metrics, &s.models.candidate.metrics) {
         let _ = writeln!(out, "| {name} | {cur} | {cand} |");
     }
 
     for (side, m) in [
-        ("current", &s.models.current.metrics),
-        ("candidate", &s.models.candidate.metrics),
+        (&names[0], &s.models.current.metrics),
+        (&names[1], &s.models.candidate.metrics),
     ] {
         if let Some(c) = &m.classification {
             let _ = writeln!(
@@ -135,18 +167,18 @@ fn render(input: &ReportInput, shown: usize) -> String {
             n => format!(", {n} incomplete"),
         }
     );
-    regressions(&mut out, view, shown);
+    regressions(&mut out, view, shown, &names);
     out
 }
 
-fn regressions(out: &mut String, view: &ItemView, shown: usize) {
+fn regressions(out: &mut String, view: &ItemView, shown: usize, names: &[String; 2]) {
     let total = view.count(Group::Regressed);
     if total == 0 {
         return;
     }
     let _ = writeln!(out, "### Regressions ({total})\n");
     for row in view.group(Group::Regressed).take(shown) {
-        item(out, row, view);
+        item(out, row, view, names);
     }
     if total > shown {
         let _ = writeln!(
@@ -157,7 +189,7 @@ fn regressions(out: &mut String, view: &ItemView, shown: usize) {
     }
 }
 
-fn item(out: &mut String, row: &ItemRow, view: &ItemView) {
+fn item(out: &mut String, row: &ItemRow, view: &ItemView, names: &[String; 2]) {
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code> — {}</summary>\n",
@@ -173,8 +205,8 @@ fn item(out: &mut String, row: &ItemRow, view: &ItemView) {
             ANSWER_LINES
         ))
     );
-    side(out, "Current", &row.current);
-    side(out, "Candidate", &row.candidate);
+    side(out, &capitalized(&names[0]), &row.current);
+    side(out, &capitalized(&names[1]), &row.candidate);
     out.push_str("</details>\n\n");
 }
 
@@ -214,7 +246,12 @@ fn cut(text: &str, chars: usize, lines: usize) -> String {
     let mut out: String = text.lines().take(lines).collect::<Vec<_>>().join("\n");
     let mut cut = out.len() < text.trim_end().len();
     if let Some((i, _)) = out.char_indices().nth(chars) {
-        out.truncate(i);
+        // Back to a word boundary, as everywhere a person reads a cut text.
+        let end = out[..i]
+            .rfind(char::is_whitespace)
+            .filter(|&b| b >= i / 2)
+            .unwrap_or(i);
+        out.truncate(end);
         cut = true;
     }
     if cut {
@@ -246,6 +283,14 @@ fn html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// `current` → `Current`, as a heading reads.
+fn capitalized(name: &str) -> String {
+    let mut chars = name.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 fn code(text: &str) -> String {

@@ -27,6 +27,15 @@ pub struct Summary {
     pub verdict: Verdict,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Set by `goldgate diff`: the two stored runs compared, so every view names them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_of: Option<crate::rundir::DiffOf>,
+    /// Set by `goldgate run --rerun`: the run whose items this one re-runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<crate::rundir::RerunOf>,
+    /// The machine when the run started (CPUs, load average).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<crate::rundir::Machine>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,7 +107,7 @@ impl Summary {
     ) -> Summary {
         let [cur, cand] = tallies.each_ref().map(ModelTally::metrics);
         let results: Vec<GateResult> = gates.iter().map(|g| g.evaluate(&cur, &cand)).collect();
-        let verdict = crate::gate::verdict(&results);
+        let verdict = crate::gate::verdict(&results, status);
         let model = |r: &crate::rundir::ModelRef, metrics| ModelSummary {
             provider: r.provider.clone(),
             kind: r.kind,
@@ -122,6 +131,21 @@ impl Summary {
             gates: results,
             verdict,
             warnings: manifest.warnings.clone(),
+            diff_of: manifest.diff_of.clone(),
+            rerun_of: manifest.rerun_of.clone(),
+            machine: manifest.machine.clone(),
+        }
+    }
+
+    /// What the views call the two compared sides: the two models of a run, or for a diff the
+    /// model of run A (the baseline) and of run B.
+    pub fn side_names(&self) -> [String; 2] {
+        match &self.diff_of {
+            Some(d) => [
+                format!("A: {}", d.a_side.as_str()),
+                format!("B: {}", d.b_side.as_str()),
+            ],
+            None => ["current".to_owned(), "candidate".to_owned()],
         }
     }
 

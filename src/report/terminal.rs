@@ -55,10 +55,35 @@ pub fn print(
         if s.golden.locked { "" } else { ", UNLOCKED" },
         s.repeats
     )?;
-    writeln!(out, "  current    {}  ({})", cur.model, cur.provider)?;
-    writeln!(out, "  candidate  {}  ({})", cand.model, cand.provider)?;
+    if let Some(r) = &s.rerun_of {
+        writeln!(
+            out,
+            "  a re-run of the {} {} item(s) of run {}",
+            r.items,
+            r.only.as_str(),
+            r.run_id
+        )?;
+    }
+    if let Some(m) = &s.machine {
+        writeln!(out, "  machine    {}", m.describe())?;
+    }
+    let names = s.side_names();
+    if let Some(d) = &s.diff_of {
+        writeln!(out, "  A = run {} (the baseline), B = run {}", d.a, d.b)?;
+    }
+    let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    writeln!(
+        out,
+        "  {:<name_width$}  {}  ({})",
+        names[0], cur.model, cur.provider
+    )?;
+    writeln!(
+        out,
+        "  {:<name_width$}  {}  ({})",
+        names[1], cand.model, cand.provider
+    )?;
     writeln!(out)?;
-    metrics_table(out, &cur.metrics, &cand.metrics)?;
+    metrics_table(out, &names, &cur.metrics, &cand.metrics)?;
     writeln!(out)?;
     let d = &s.items;
     writeln!(
@@ -91,7 +116,7 @@ pub fn print(
                 out,
                 "  {:<width$}  {}",
                 r.id,
-                one_line(&r.candidate.failure(), 100)
+                crate::text::ellipsize(&r.candidate.failure(), 100)
             )?;
         }
         if d.regressed > TOP {
@@ -114,30 +139,32 @@ pub fn print(
             "FAIL ({failed} of {} gates failed)",
             s.gates.len()
         )),
+        (Verdict::Inconclusive, _) => p.red("INCONCLUSIVE"),
     };
     writeln!(out, "verdict: {verdict}")?;
     Ok(())
 }
 
-/// A single line of at most `max` characters: model output may hold newlines and escapes.
-fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .chars()
-        .filter(|c| !c.is_control())
-        .collect();
-    match flat.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &flat[..i]),
-        None => flat,
-    }
-}
-
-fn metrics_table(out: &mut dyn Write, cur: &Metrics, cand: &Metrics) -> io::Result<()> {
-    writeln!(out, "{:<18} {:>22}   candidate", "", "current")?;
-    for (name, c, k) in super::metric_rows(cur, cand) {
-        writeln!(out, "{name:<18} {c:>22}   {k}")?;
+/// Two right-aligned value columns under the sides' names, the row names padded to the longest.
+fn metrics_table(
+    out: &mut dyn Write,
+    names: &[String; 2],
+    cur: &Metrics,
+    cand: &Metrics,
+) -> io::Result<()> {
+    let rows = super::metric_rows(cur, cand);
+    let width = |col: fn(&(&str, String, String)) -> usize, head: &str| {
+        rows.iter()
+            .map(col)
+            .chain([head.chars().count()])
+            .max()
+            .unwrap_or(0)
+    };
+    let name_w = width(|r| r.0.chars().count(), "");
+    let cur_w = width(|r| r.1.chars().count(), &names[0]);
+    writeln!(out, "{:<name_w$}  {:>cur_w$}   {}", "", names[0], names[1])?;
+    for (name, c, k) in &rows {
+        writeln!(out, "{name:<name_w$}  {c:>cur_w$}   {k}")?;
     }
     Ok(())
 }

@@ -153,10 +153,7 @@ impl SideRow {
                             .filter(|c| !c.supported)
                             .map(|c| {
                                 // A claim is a sentence of the answer; a pathological one is cut.
-                                let claim = match c.claim.char_indices().nth(CLAIM_CHARS) {
-                                    Some((i, _)) => format!("{}…", &c.claim[..i]),
-                                    None => c.claim.clone(),
-                                };
+                                let claim = crate::text::ellipsize(&c.claim, CLAIM_CHARS);
                                 (claim, (c.support * 100.0).round() / 100.0)
                             })
                             .collect()

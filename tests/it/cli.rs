@@ -261,6 +261,9 @@ fn first_interrupt_keeps_partial_results_and_exits_130() {
     assert_eq!(run.code(), 130, "{}", run.stderr());
     let s = run.summary();
     assert_eq!(s["status"], "interrupted");
+    // Every request that ran answered "ok": the partial gates would pass, but a run that did not
+    // finish must never say so.
+    assert_eq!(s["verdict"], "inconclusive");
     let results = run.results();
     assert!(
         results.len() >= 4 && results.len() < 80,
@@ -300,16 +303,30 @@ fn init_scaffolds_an_evaluation_that_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = assert_cmd::Command::cargo_bin("goldgate")
-        .unwrap()
-        .current_dir(&target)
-        .args(["run"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let run = Run::new(&target, out);
-    assert!(matches!(run.code(), 0 | 1), "{}", run.stderr());
-    assert_eq!(run.summary()["golden"]["items"], 5);
+    // The first thing a new user runs must pass its own gates every time: its latency gate
+    // compares two simulated service times, not scheduler noise. Fifty runs, each in a fresh
+    // output directory, while the other tests load the machine.
+    for attempt in 0..50 {
+        let out_dir = target.join(format!("reports-{attempt}"));
+        let out = assert_cmd::Command::cargo_bin("goldgate")
+            .unwrap()
+            .current_dir(&target)
+            .args(["run", "--quiet", "--out"])
+            .arg(&out_dir)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let run = Run::new(&out_dir, out);
+        let summary = run.summary();
+        assert_eq!(
+            run.code(),
+            0,
+            "run {attempt} of the untouched scaffold did not pass: {}\n{}",
+            run.stderr(),
+            summary["gates"]
+        );
+        assert_eq!(summary["golden"]["items"], 5);
+    }
     // A second init refuses to overwrite.
     let out = assert_cmd::Command::cargo_bin("goldgate")
         .unwrap()

@@ -137,6 +137,7 @@ fn report_after_a_crash() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["status"], "interrupted");
+    assert_eq!(summary["verdict"], "inconclusive");
     assert_eq!(summary["models"]["current"]["metrics"]["requests"], 6);
     assert_eq!(summary["models"]["candidate"]["metrics"]["requests"], 5);
     assert!(summary["items"]["incomplete"].as_u64().unwrap() >= 1);

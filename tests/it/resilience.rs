@@ -374,7 +374,17 @@ fn validate_checks_reachability_when_asked() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("answers (HTTP"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("answered a test call"), "{stdout}");
+    // A real call of the evaluation's first item, with few output tokens and the model named.
+    let sent = server.seen();
+    assert_eq!(sent.len(), 2, "one test call per model");
+    assert!(sent.iter().all(|s| s.path.ends_with("/chat/completions")));
+    assert!(
+        sent.iter().all(|s| s.json()["max_tokens"] == 8),
+        "{:?}",
+        sent[0].json()
+    );
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -391,10 +401,90 @@ fn validate_checks_reachability_when_asked() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("providers/candidate.toml: field `base_url`") && err.contains("unreachable"),
+        err.contains("providers/candidate.toml: field `base_url`")
+            && err.contains("failed: connect")
+            && err.contains("that the server is running"),
         "{err}"
     );
     // Without the flag nothing is sent and the file is fine.
     let out = project.cmd().arg("validate").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// A server that is there but would fail every request of the run fails the check: a wrong
+/// path (404), a refused key (401/403), an answer in another API's shape. Each names the field
+/// to fix; a 429 means everything is right but the pace.
+#[test]
+fn check_reachable_fails_on_what_would_fail_the_run() {
+    let cases: [(Reply, &str, &str); 4] = [
+        (
+            Reply::Status {
+                code: 404,
+                retry_after: None,
+                body: "404 page not found".into(),
+            },
+            "field `base_url`",
+            "ends where the API's routes start",
+        ),
+        (
+            Reply::Status {
+                code: 401,
+                retry_after: None,
+                body: r#"{"error": {"message": "Incorrect API key provided"}}"#.into(),
+            },
+            "field `api_key_env`",
+            "the server wants a key",
+        ),
+        (
+            Reply::Status {
+                code: 403,
+                retry_after: None,
+                body: "forbidden".into(),
+            },
+            "field `api_key_env`",
+            "the server wants a key",
+        ),
+        (
+            Reply::Json {
+                code: 200,
+                headers: vec![("content-type".into(), "text/html".into())],
+                body: "<html><body>Welcome to nginx!</body></html>".into(),
+                delay: std::time::Duration::ZERO,
+            },
+            "field `kind`",
+            "not in the shape of the `openai` kind's API",
+        ),
+    ];
+    for (reply, field, fix) in cases {
+        let server = MockServer::start(move |_| reply.clone());
+        let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+        let out = project
+            .cmd()
+            .args(["validate", "--check-reachable"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains(&format!("providers/current.toml: {field}"))
+                && err.contains(&format!("providers/candidate.toml: {field}"))
+                && err.contains(fix),
+            "{err}"
+        );
+        // One attempt per model: a check must not retry its way past a broken endpoint.
+        assert_eq!(server.seen().len(), 2, "{err}");
+    }
+    let server = MockServer::start(|_| Reply::Status {
+        code: 429,
+        retry_after: Some("30".into()),
+        body: "slow down".into(),
+    });
+    let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+    let out = project
+        .cmd()
+        .args(["validate", "--check-reachable"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rate-limited right now"));
 }

@@ -1,6 +1,7 @@
 (function () {
   "use strict";
   var PAGE = 100;
+  var names = document.querySelector("main").dataset;
   var items = JSON.parse(document.getElementById("gg-items").textContent);
   var filterBox = document.getElementById("filter");
   var tagBox = document.getElementById("tag-filter");
@@ -55,11 +56,11 @@
   }
   function why(it) {
     var k = it.k;
-    if (k.e) return "candidate: request failed";
+    if (k.e) return names.candidate + ": request failed";
     var parts = [];
     if (k.f && k.f.length) parts.push("forbidden: " + k.f.join(", "));
     if (k.s && k.s.length && k.p < k.n) parts.push("missing: " + k.s.join(", "));
-    return parts.length ? "candidate " + parts.join("; ") : "";
+    return parts.length ? names.candidate + " " + parts.join("; ") : "";
   }
   function row(it) {
     var art = el("article", "item");
@@ -74,8 +75,8 @@
     art.appendChild(head);
     art.appendChild(el("p", "question", it.q));
     var sides = el("div", "sides");
-    sides.appendChild(side("current", it.c, "current"));
-    sides.appendChild(side("candidate", it.k, "candidate"));
+    sides.appendChild(side(names.current, it.c, "current"));
+    sides.appendChild(side(names.candidate, it.k, "candidate"));
     art.appendChild(sides);
     return art;
   }
