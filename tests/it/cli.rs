@@ -415,3 +415,145 @@ fn every_shipped_provider_and_golden_set_loads() {
         set.require_locked().unwrap();
     }
 }
+
+/// After a failed gate, `--rerun` runs just the items that regressed, with more trials, under the
+/// evaluation the run recorded; the new run says what it re-ran.
+#[test]
+fn rerun_takes_only_the_regressed_items() {
+    let server = MockServer::start(|seen| {
+        if seen.model == "candidate" && (seen.prompt == "q1" || seen.prompt == "q3") {
+            Reply::answer("no idea")
+        } else {
+            Reply::answer("it is ok")
+        }
+    });
+    let items: Vec<_> = (0..6)
+        .map(|i| item(&format!("i{i}"), &format!("q{i}"), &["ok"]))
+        .collect();
+    let project = Project::openai(&server.base_url(), &items, "");
+    let first = project.run(&[]);
+    assert_eq!(first.code(), 1, "{}", first.stderr());
+    let dir = first.dir.clone().unwrap();
+    // The terminal says where the report is and how to re-run; the run directory stays last.
+    let stdout = first.stdout();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[lines.len() - 2].ends_with("report.html")
+            && lines[lines.len() - 2].starts_with("report: "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("re-run the 2 regressed item(s): goldgate run --rerun"),
+        "{stdout}"
+    );
+    let seen_before = server.seen().len();
+    assert_eq!(seen_before, 12);
+
+    let rerun = project.run(&["--rerun", dir.to_str().unwrap(), "--repeat", "3"]);
+    assert_eq!(rerun.code(), 1, "{}", rerun.stderr());
+    let s = rerun.summary();
+    assert_eq!(s["golden"]["items"], 2);
+    assert_eq!(s["repeats"], 3);
+    assert_eq!(s["rerun_of"]["run_id"], first.summary()["run_id"]);
+    assert_eq!(s["rerun_of"]["only"], "regressed");
+    let mut ids: Vec<String> = rerun
+        .results()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids, ["i1", "i3"]);
+    assert_eq!(server.seen().len() - seen_before, 2 * 3 * 2);
+    assert!(
+        rerun
+            .stdout()
+            .contains("a re-run of the 2 regressed item(s)")
+    );
+
+    // Nothing improved in the first run: `changed` is the two regressions, `failed` the same.
+    let changed = project.run(&["--rerun", dir.to_str().unwrap(), "--rerun-only", "changed"]);
+    assert_eq!(changed.summary()["golden"]["items"], 2);
+    // A run with nothing to re-run says so (exit 2), and so does a diff directory.
+    let clean = MockServer::start(|_| Reply::answer("it is ok"));
+    let ok_project = Project::openai(&clean.base_url(), &items, "");
+    let ok = ok_project.run(&["--quiet"]);
+    assert_eq!(ok.code(), 0, "{}", ok.stderr());
+    let none = ok_project.run(&["--rerun", ok.dir.as_ref().unwrap().to_str().unwrap()]);
+    assert_eq!(none.code(), 2);
+    assert!(
+        none.stderr().contains("no item regressed"),
+        "{}",
+        none.stderr()
+    );
+}
+
+/// An item no check applies to would pass whatever the model said: an error naming its line,
+/// unless the evaluation opts in.
+#[test]
+fn an_item_with_no_check_is_an_error_unless_allowed() {
+    let project = Project::openai("http://127.0.0.1:9/v1", &[item("a", "q", &["ok"])], "");
+    project.golden(&[
+        item("a", "q", &["ok"]),
+        serde_json::json!({"id": "b", "question": "q2", "context": "some text"}),
+        serde_json::json!({"id": "c", "question": "q3", "expected": "an answer"}),
+    ]);
+    let out = project.cmd().arg("validate").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("items.jsonl:2: item `b` has no check")
+            && err.contains("items.jsonl:3: item `c` has no check")
+            && err.contains("allow_unchecked = true"),
+        "{err}"
+    );
+    // `run` refuses it the same way, before anything is sent.
+    assert_eq!(project.run(&[]).code(), 2);
+    // `expected` is a check once similarity has a threshold; the other item still needs one.
+    project.write(
+        "goldgate.toml",
+        &crate::support::eval_toml("[scoring]\nsimilarity = { threshold = 0.5 }\n"),
+    );
+    let out = project.cmd().arg("validate").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("item `b`") && !err.contains("item `c`"),
+        "{err}"
+    );
+    project.write(
+        "goldgate.toml",
+        &crate::support::eval_toml("[scoring]\nallow_unchecked = true\n"),
+    );
+    let out = project.cmd().arg("validate").output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A latency gate measures the whole machine: every run records what the machine was doing.
+#[test]
+fn run_records_the_machine_and_golden_stats_reads_plainly() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
+    let run = project.run(&["--quiet"]);
+    let dir = run.dir.as_ref().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    assert!(manifest["machine"]["cpus"].as_u64().unwrap() >= 1);
+    if cfg!(target_os = "linux") {
+        let load = manifest["machine"]["load_avg"].as_array().unwrap();
+        assert_eq!(load.len(), 3);
+        assert!(load.iter().all(|l| l.as_f64().unwrap() >= 0.0));
+    }
+    assert_eq!(run.summary()["machine"], manifest["machine"]);
+    let out = project
+        .cmd()
+        .args(["golden", "stats", "goldens/set"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("lock: locked at version 1"), "{stdout}");
+}

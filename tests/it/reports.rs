@@ -226,6 +226,30 @@ fn diff_compares_two_stored_runs() {
         diff.stdout()
     );
     assert!(diff.stdout().contains("i1"), "{}", diff.stdout());
+    // A diff names what it compares: the two runs, not "current" and "candidate".
+    let (run_a, run_b) = (
+        a.summary()["run_id"].as_str().unwrap().to_owned(),
+        b.summary()["run_id"].as_str().unwrap().to_owned(),
+    );
+    assert!(
+        diff.stdout()
+            .contains(&format!("A = run {run_a} (the baseline), B = run {run_b}")),
+        "{}",
+        diff.stdout()
+    );
+    assert!(
+        diff.stdout().contains("A: candidate   B: candidate"),
+        "{}",
+        diff.stdout()
+    );
+    let md = std::fs::read_to_string(diff.dir.as_ref().unwrap().join("report.md")).unwrap();
+    assert!(
+        md.contains("| Metric | A: candidate | B: candidate |"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("A = run `{run_a}`")), "{md}");
+    let html = std::fs::read_to_string(diff.dir.as_ref().unwrap().join("report.html")).unwrap();
+    assert!(html.contains(r#"data-current="A: candidate""#), "{html}");
     assert!(
         !diff.stderr().contains("WARNING"),
         "same golden set: no warning"
