@@ -23,9 +23,10 @@ test-gguf:
 demo:
     bash scripts/demo.sh
 
-# The deterministic example: two built-in extractive answerers, seconds, no download.
+# The deterministic example: two built-in extractive answerers, seconds, no download. Built with
+# the gguf feature, so it never replaces the binary `just demo` built.
 demo-reference:
-    cargo run --release -- run
+    cargo run --release --features gguf -- run
 
 # Fetch and verify the local models' weights.
 models:
@@ -33,7 +34,7 @@ models:
 
 # Validate the shipped evaluation without running it.
 validate:
-    cargo run --release -- validate
+    cargo run --release --features gguf -- validate
 
 # The benchmark: N items against a local server answering in LATENCY_MS, per-provider concurrency CONC.
 bench N="2000" LATENCY_MS="50" CONC="64":
