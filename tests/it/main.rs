@@ -1,6 +1,7 @@
 //! Integration tests: the real binary, against real HTTP servers on loopback.
 //! One test binary, so linking stays cheap.
 
+mod action;
 mod browser;
 mod cli;
 mod faults;
