@@ -55,11 +55,14 @@ impl Exporter for Junit {
             attr(&s.models.candidate.model),
             s.verdict.as_str(),
         );
+        let names = s.side_names();
         for g in &s.gates {
             let name = format!("{}: {}", g.metric, g.rule);
             let numbers = format!(
-                "current {} -> candidate {} (limit {})",
+                "{} {} -> {} {} (limit {})",
+                names[0],
                 g.format(g.current),
+                names[1],
                 g.format(g.candidate),
                 g.format(g.limit)
             );

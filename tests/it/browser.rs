@@ -121,6 +121,11 @@ fn html_report_renders_gates_groups_and_filters_in_chromium() {
         page.contains("<span class=\"chg\"> Ask for code GW-50.</span>"),
         "word diff"
     );
+    // Each side is headed by its name, read from the page (a diff names its runs there).
+    assert!(
+        page.contains("<h4>current — pass") && page.contains("<h4>candidate — fail"),
+        "side headings"
+    );
     // The latency chart is an inline SVG with both curves.
     assert!(
         page.contains("<polyline class=\"current\"")
