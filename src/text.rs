@@ -20,33 +20,38 @@ pub fn is_stopword(word: &str) -> bool {
 /// Split text into sentences at `.`, `!` or `?` followed by whitespace, and at line breaks.
 /// Decimal points (`2.5`) and abbreviations without a following space stay inside.
 pub fn sentences(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start = 0;
+    sentence_iter(text).collect()
+}
+
+/// [`sentences`], one at a time.
+fn sentence_iter(text: &str) -> impl Iterator<Item = &str> {
     let bytes = text.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        let boundary = match b {
-            b'\n' => Some(i),
-            b'.' | b'!' | b'?' => bytes
-                .get(i + 1)
-                .is_some_and(|n| n.is_ascii_whitespace())
-                .then_some(i + 1),
-            _ => None,
-        };
-        if let Some(end) = boundary
-            && end > start
-        {
-            let s = text[start..end].trim();
-            if !s.is_empty() {
-                out.push(s);
+    let (mut start, mut i) = (0, 0);
+    std::iter::from_fn(move || {
+        while i < bytes.len() {
+            let boundary = match bytes[i] {
+                b'\n' => Some(i),
+                b'.' | b'!' | b'?' => bytes
+                    .get(i + 1)
+                    .is_some_and(|n| n.is_ascii_whitespace())
+                    .then_some(i + 1),
+                _ => None,
+            };
+            i += 1;
+            if let Some(end) = boundary
+                && end > start
+            {
+                let s = text[start..end].trim();
+                start = end;
+                if !s.is_empty() {
+                    return Some(s);
+                }
             }
-            start = end;
         }
-    }
-    let tail = text[start..].trim();
-    if !tail.is_empty() {
-        out.push(tail);
-    }
-    out
+        let tail = text[start..].trim();
+        start = text.len();
+        (!tail.is_empty()).then_some(tail)
+    })
 }
 
 /// Lower-cased alphanumeric words, with a light plural strip so "refunds" meets "refund".
@@ -343,6 +348,318 @@ pub fn substance(text: &str) -> usize {
     words + negations(text).len()
 }
 
+/// How a [`FRAMING`] phrase may end.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Ends {
+    /// Before anything but "of": "Based on the context we ship ..." frames "we ship ...", but
+    /// "based on the context of the war" is no opener.
+    Word,
+    /// Only before punctuation or the end: "Sure!" is framing, "Sure enough, it rained" is not.
+    Punct,
+    /// With the rest of its sentence: "Let me know if you have any other questions."
+    Sentence,
+}
+
+/// What an opener calls the answer's source: "based on <source>" is "based on the provided
+/// context", "based on the passage above", ...
+const SOURCE: &str = concat!(
+    "the provided|given|above? ",
+    "context|passage|passages|text|information|document|documents|excerpt|snippet ",
+    "provided|given|above?",
+);
+
+/// Conversational framing: what an answer says about itself, its source or the exchange rather
+/// than about the world. Openers that cite the source or announce the answer ("Based on the
+/// context,", "Here's what I found:"), assent and praise of the question ("Sure!", "Great
+/// question!") and closers that offer more help ("Let me know if ..."). Each is matched at the
+/// start of a sentence or of a piece of one set off by ",", ":" or ";" (see [`unframed`]). Words
+/// are lower case without apostrophes ("heres" is "here's", "Here 's" and "Heres"); "a|b" is
+/// either word, a trailing "?" makes a word optional, "<source>" stands for [`SOURCE`].
+///
+/// Deliberately absent: hedges and other marks of the speaker's stance ("I think", "it seems",
+/// "as far as I know", "probably", "well", "honestly"). They are what the speaker says about a
+/// claim, and human raters of attribution count them against an answer: on the BEGIN Wizard of
+/// Wikipedia sample, every dev response with "I think" (14 of 14) is labelled not fully
+/// attributable, and cutting hedges or discourse particles as framing lowered ROC-AUC on the
+/// held-out split. Also absent: hedges that deny what follows ("I don't think X" says not-X),
+/// attributions to another source ("according to the census"), "yes"/"no" (an answer), and the
+/// [`DISCLAIMERS`], which are kept apart.
+const FRAMING: &[(&str, Ends)] = &[
+    // Openers.
+    ("according to <source>", Ends::Word),
+    ("based on <source>", Ends::Word),
+    ("as per <source>", Ends::Word),
+    ("from|per <source>", Ends::Word),
+    (
+        "as stated|mentioned|described|noted|shown|explained|said in <source>",
+        Ends::Word,
+    ),
+    (
+        "<source> says|states|mentions|notes|indicates|explains that?",
+        Ends::Word,
+    ),
+    ("heres|here is? what i found|know", Ends::Word),
+    ("heres|here is? the answer", Ends::Word),
+    ("the answer is", Ends::Word),
+    ("sure|certainly", Ends::Punct),
+    ("great|good|excellent|interesting question", Ends::Punct),
+    // Closers.
+    ("let me know", Ends::Sentence),
+    ("feel free to ask", Ends::Sentence),
+    ("dont hesitate to ask", Ends::Sentence),
+    ("is there anything else", Ends::Sentence),
+    (
+        "if you have any? more|other|further? questions|question",
+        Ends::Sentence,
+    ),
+    ("i hope this|that|it helps", Ends::Sentence),
+    ("hope this|that|it helps", Ends::Sentence),
+    ("happy|glad to help", Ends::Sentence),
+    ("im happy|glad to help", Ends::Sentence),
+    ("i am happy|glad to help", Ends::Sentence),
+];
+
+/// Professed ignorance, matched as [`FRAMING`] is. Unlike framing it is a statement, about the
+/// speaker, and stays one: "I'm not sure, but refunds take 5 days" presents the refund as a guess.
+/// [`unframed`] hands a disclaimer back apart from the rest, so that its negation ("not sure",
+/// "don't know") is not read as a negation of the claim, and so that an answer that only
+/// disclaims ("I don't know.") can be told from one that claims something.
+const DISCLAIMERS: &[&str] = &[
+    "im not sure|certain",
+    "i am not sure|certain",
+    "i dont know",
+    "i do not know",
+    "i have no idea",
+];
+
+/// A [`FRAMING`] or [`DISCLAIMERS`] phrase, parsed: per word its alternatives and whether it may
+/// be missing.
+struct Phrase {
+    words: Vec<(Vec<&'static str>, bool)>,
+    ends: Ends,
+    disclaimer: bool,
+}
+
+/// Words that may join a phrase to what came before ("..., but I hope this helps").
+const CONJUNCTIONS: &[&str] = &["and", "but", "so", "yet"];
+
+fn phrases() -> &'static [Phrase] {
+    static PHRASES: std::sync::OnceLock<Vec<Phrase>> = std::sync::OnceLock::new();
+    PHRASES.get_or_init(|| {
+        let disclaimers = DISCLAIMERS.iter().map(|&p| (p, Ends::Word, true));
+        FRAMING
+            .iter()
+            .map(|&(p, ends)| (p, ends, false))
+            .chain(disclaimers)
+            .map(|(pattern, ends, disclaimer)| Phrase {
+                words: pattern
+                    .split_whitespace()
+                    .flat_map(|w| match w {
+                        "<source>" => SOURCE.split_whitespace().collect(),
+                        _ => vec![w],
+                    })
+                    .map(|w| {
+                        let (w, optional) = match w.strip_suffix('?') {
+                            Some(w) => (w, true),
+                            None => (w, false),
+                        };
+                        (w.split('|').collect(), optional)
+                    })
+                    .collect(),
+                ends,
+                disclaimer,
+            })
+            .collect()
+    })
+}
+
+/// Enough words for a conjunction, the longest phrase and the word after it.
+const FRAME_WORDS: usize = 12;
+
+/// The first words of `text` (at most `max`, at most [`FRAME_WORDS`]) for matching [`FRAMING`],
+/// as byte ranges, and how many there are. A contraction a tokeniser split off is joined back to
+/// its word ("I 'm", "do n't"); [`is_word`] compares them.
+fn frame_words(text: &str, max: usize) -> ([(usize, usize); FRAME_WORDS], usize) {
+    let mut out = [(0, 0); FRAME_WORDS];
+    let max = max.min(FRAME_WORDS);
+    let mut n = 0;
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), ' ')))
+    {
+        let inside = c.is_alphanumeric() || is_apostrophe(c);
+        match (inside, start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                start = None;
+                let raw = &text[s..i];
+                if !raw.contains(char::is_alphanumeric) {
+                    continue;
+                }
+                let glued = raw.starts_with(is_apostrophe) || (is_word(raw, "nt") && raw.len() > 2);
+                if glued && n > 0 {
+                    out[n - 1].1 = i;
+                } else if n == max {
+                    break;
+                } else {
+                    out[n] = (s, i);
+                    n += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+    (out, n)
+}
+
+/// Whether a word of [`frame_words`] is `w`: ignoring case, apostrophes and the space before a
+/// split-off contraction ("I 'm" is "im").
+fn is_word(raw: &str, w: &str) -> bool {
+    raw.chars()
+        .filter(|&c| !is_apostrophe(c) && !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .eq(w.chars())
+}
+
+/// How many of `words` (of `text`) the phrase words `p` match, trying an optional word before
+/// skipping it.
+fn match_phrase(p: &[(Vec<&str>, bool)], text: &str, words: &[(usize, usize)]) -> Option<usize> {
+    let Some(((alts, optional), rest)) = p.split_first() else {
+        return Some(0);
+    };
+    if let Some(&(a, b)) = words.first()
+        && alts.iter().any(|w| is_word(&text[a..b], w))
+        && let Some(n) = match_phrase(rest, text, &words[1..])
+    {
+        return Some(n + 1);
+    }
+    if *optional {
+        match_phrase(rest, text, words)
+    } else {
+        None
+    }
+}
+
+/// The byte length of the framing that `part` (a sentence, or a piece of one set off by
+/// punctuation) starts with, and whether a closer took the rest of the sentence. Phrases may
+/// follow each other ("Sure, based on the context, ...") and a conjunction ("..., but I hope this
+/// helps"); the [`DISCLAIMERS`] among them are pushed to `disclaimers`.
+fn leading_framing<'a>(part: &'a str, disclaimers: &mut Vec<&'a str>) -> (usize, bool) {
+    let mut pos = 0;
+    loop {
+        let Some(skip) = part[pos..].find(|c: char| c.is_alphanumeric()) else {
+            return (pos, false);
+        };
+        let from = pos + skip;
+        let rest = &part[from..];
+        // Most parts start with no phrase's first word: look no further then.
+        let (first, n) = frame_words(rest, 2);
+        let first = &first[..n];
+        let lead = usize::from(
+            first
+                .first()
+                .is_some_and(|&(a, b)| CONJUNCTIONS.iter().any(|w| is_word(&rest[a..b], w))),
+        );
+        let Some(&(a, b)) = first.get(lead) else {
+            return (pos, false);
+        };
+        let mut candidates = phrases()
+            .iter()
+            .filter(|p| p.words[0].0.iter().any(|w| is_word(&rest[a..b], w)))
+            .peekable();
+        if candidates.peek().is_none() {
+            return (pos, false);
+        }
+        let (words, n) = frame_words(rest, FRAME_WORDS);
+        let words = &words[..n];
+        let best = candidates
+            .filter_map(|p| {
+                let n = match_phrase(&p.words, rest, &words[lead..]).filter(|&n| n > 0)?;
+                let end = from + words[lead + n - 1].1;
+                let ok = match p.ends {
+                    Ends::Word => words
+                        .get(lead + n)
+                        .is_none_or(|&(a, b)| !is_word(&rest[a..b], "of")),
+                    Ends::Punct => !part[end..].trim_start().starts_with(char::is_alphanumeric),
+                    Ends::Sentence => true,
+                };
+                ok.then_some((end, p))
+            })
+            .max_by_key(|&(end, _)| end);
+        match best {
+            Some((_, p)) if p.ends == Ends::Sentence => return (part.len(), true),
+            Some((end, p)) => {
+                if p.disclaimer {
+                    let start = if lead == 1 { from + words[1].0 } else { from };
+                    disclaimers.push(&part[start..end]);
+                }
+                pos = end;
+            }
+            None => return (pos, false),
+        }
+    }
+}
+
+/// `text` without its conversational [`FRAMING`]: the openers and closers at the start of each
+/// sentence or of each piece of one set off by ",", ":" or ";", so that a piece or a sentence that
+/// is framing alone goes whole. "Based on the context: We ship to Austria." is "We ship to
+/// Austria."; "Sure!" is empty. Only whole phrases are taken, never a content word alone, so a
+/// sentence that merely starts like one ("Based in Vienna, ...") keeps its words. Kept pieces are
+/// joined by ", ", sentences by " "; text without framing is returned as it is. The
+/// [`DISCLAIMERS`] are cut too, and returned apart, in order, as slices of `text` ("I'm not sure,
+/// but refunds take 5 days." is "but refunds take 5 days." and "I'm not sure").
+pub fn unframed(text: &str) -> (std::borrow::Cow<'_, str>, Vec<&str>) {
+    let mut disclaimers = Vec::new();
+    // Most text has no framing: find that out without allocating.
+    let framed = sentence_iter(text)
+        .flat_map(pieces)
+        .any(|piece| leading_framing(piece, &mut disclaimers).0 > 0);
+    if !framed {
+        return (std::borrow::Cow::Borrowed(text), disclaimers);
+    }
+    disclaimers.clear();
+    let mut out: Vec<String> = Vec::new();
+    for sentence in sentence_iter(text) {
+        let mut kept: Vec<&str> = Vec::new();
+        for piece in pieces(sentence) {
+            let (skip, to_end) = leading_framing(piece, &mut disclaimers);
+            let piece = piece[skip..].trim();
+            if piece.contains(char::is_alphanumeric) {
+                kept.push(piece);
+            }
+            if to_end {
+                break;
+            }
+        }
+        if !kept.is_empty() {
+            out.push(kept.join(", "));
+        }
+    }
+    (std::borrow::Cow::Owned(out.join(" ")), disclaimers)
+}
+
+/// The pieces of a sentence set off by ",", ":" or ";" before a space.
+fn pieces(sentence: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(sentence);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        let cut = r.char_indices().find(|&(i, c)| {
+            matches!(c, ',' | ':' | ';') && r[i + 1..].starts_with(char::is_whitespace)
+        });
+        match cut {
+            Some((i, _)) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
 /// Split a sentence into clauses at boundaries between independent statements: ";", "but",
 /// ", and", ", while", ", whereas", ", although", ", though", ", yet", ", so", and a comma or "and"
 /// before a subject pronoun ("..., they are ..."). A boundary is only taken when both sides keep
@@ -560,6 +877,93 @@ mod tests {
             clauses("I'm not sure but his books sold well", 2),
             vec!["I'm not sure", "but his books sold well"]
         );
+    }
+
+    #[test]
+    fn framing_is_cut_and_claims_are_kept() {
+        // Every phrase starts with a word it needs: parts are only searched by their first word.
+        assert!(
+            phrases()
+                .iter()
+                .all(|p| !p.words.is_empty() && !p.words[0].1)
+        );
+        for (framed, claim) in [
+            (
+                "Based on the context: We ship to Austria.",
+                "We ship to Austria.",
+            ),
+            (
+                "Sure! Based on the provided context, we ship to Austria. \
+                 Let me know if you need anything else.",
+                "we ship to Austria.",
+            ),
+            (
+                "According to the passage, we ship to Austria.",
+                "we ship to Austria.",
+            ),
+            (
+                "Here 's what I found : we ship to Austria .",
+                "we ship to Austria .",
+            ),
+            ("The answer is: we ship to Austria.", "we ship to Austria."),
+            (
+                "The text says that we ship to Austria.",
+                "we ship to Austria.",
+            ),
+            (
+                "We ship to Austria, but I hope this helps.",
+                "We ship to Austria",
+            ),
+            (
+                "Refunds take 5 days. Great question!",
+                "Refunds take 5 days.",
+            ),
+            ("Sure!", ""),
+            ("Is there anything else I can help you with?", ""),
+        ] {
+            assert_eq!(unframed(framed), (claim.into(), vec![]), "{framed}");
+        }
+        // A disclaimer is cut from the rest and handed back on its own.
+        for (framed, claim, disclaimer) in [
+            (
+                "I\u{2019}m not sure, but refunds take 5 days.",
+                "but refunds take 5 days.",
+                "I\u{2019}m not sure",
+            ),
+            (
+                "I 'm not sure refunds take 5 days .",
+                "refunds take 5 days .",
+                "I 'm not sure",
+            ),
+            (
+                "Refunds take 5 days, but I don't know about exchanges.",
+                "Refunds take 5 days, about exchanges.",
+                "I don't know",
+            ),
+            ("Sure, I don't know.", "", "I don't know"),
+        ] {
+            assert_eq!(
+                unframed(framed),
+                (claim.into(), vec![disclaimer]),
+                "{framed}"
+            );
+        }
+        // Words that merely start like framing, hedges and other marks of stance stay.
+        for kept in [
+            "Based in Vienna, we ship to Austria.",
+            "Based on the context of the war, prices rose.",
+            "According to the census, 5 million people live there.",
+            "Sure enough, it rained.",
+            "Thanks to the new law, refunds take 5 days.",
+            "Feel free to return items within 30 days.",
+            "Certainly the largest city is Vienna.",
+            "I do know that refunds take 5 days.",
+            "I don't think we ship to Austria.",
+            "I think we ship to Austria.",
+            "Well, it seems that we probably ship to Austria.",
+        ] {
+            assert_eq!(unframed(kept), (kept.into(), vec![]));
+        }
     }
 
     #[test]

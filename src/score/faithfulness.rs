@@ -2,7 +2,13 @@
 //!
 //! Claims are the answer's sentences, split again at clause boundaries (";", "but", ", and", ...)
 //! where both sides still say something; a sentence too small to be a claim ("Sure!") joins the
-//! next. A claim's support (0..1) is the share of its content words, weighted by rarity in the
+//! next. Conversational framing is no claim: openers ("Based on the context:", "Sure!") and
+//! closers ("Let me know if ...") are cut from a claim before its words and negations are read
+//! (see [`text::unframed`]); a clause that is only framing joins the next claim (or the last one)
+//! as a tiny sentence does, so the record still shows it. A disclaimer ("I'm not sure", "I don't
+//! know") stays part of its claim, but its negation is not read as the claim's. An answer of
+//! framing and disclaimers alone ("Sure!", "I don't know.") makes no claim. A claim's support
+//! (0..1) is the share of its content words, weighted by rarity in the
 //! context, found in the best window of a few consecutive context sentences. Words meet by a light
 //! stem, or failing that by Jaro-Winkler similarity for variants and typos, which then earn their
 //! similarity as partial credit. Words found only outside the window earn part of the credit: a
@@ -12,6 +18,7 @@
 //! halve the support. Score: 1 + 4 × supported / claims on the spec's 1–5 scale; `support` is the
 //! continuous value for ranking. Deterministic and offline.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
@@ -85,7 +92,7 @@ pub fn lexical_faithfulness(answer: &str, context: &[String]) -> Option<Faithful
     let ctx = Context::new(context);
     let details: Vec<ClaimSupport> = claims
         .into_iter()
-        .map(|(claim, keys)| ctx.support(claim, &keys))
+        .map(|(claim, content)| ctx.support(claim, &content))
         .collect();
     let claims = details.len();
     let supported = details.iter().filter(|d| d.supported).count();
@@ -100,14 +107,59 @@ pub fn lexical_faithfulness(answer: &str, context: &[String]) -> Option<Faithful
     })
 }
 
-/// The answer's claims with their keys; claims without a content word or number are dropped.
-fn claims(answer: &str) -> Vec<(&str, Vec<Key>)> {
-    statements(answer)
+/// What a claim says: its keys, and the text its negations are read from (without framing and
+/// disclaimers: "I'm not sure, but ..." denies nothing of the claim).
+struct Content<'a> {
+    text: Cow<'a, str>,
+    keys: Vec<Key>,
+    /// The claim says nothing but a disclaimer ("I'm not sure").
+    disclaimer: bool,
+}
+
+/// The answer's claims, each with what it says. A clause without a content word or number once
+/// its framing is cut ("Let me know if you have any other questions.") is no claim: it joins the
+/// next claim, or the last one at the end, so the record shows it. An answer whose claims are all
+/// disclaimers makes no claim.
+fn claims(answer: &str) -> Vec<(&str, Content<'_>)> {
+    let offset = |s: &str| s.as_ptr() as usize - answer.as_ptr() as usize;
+    let mut out: Vec<(&str, Content)> = Vec::new();
+    let mut pending: Option<usize> = None;
+    for clause in statements(answer)
         .into_iter()
         .flat_map(|s| text::clauses(s, MIN_CLAIM_SUBSTANCE))
-        .map(|c| (c, claim_keys(c)))
-        .filter(|(_, keys)| !keys.is_empty())
-        .collect()
+    {
+        let (text, disclaimers) = text::unframed(clause);
+        let mut keys = claim_keys(&text);
+        let disclaimer = keys.is_empty() && !disclaimers.is_empty();
+        if !disclaimers.is_empty() {
+            // A disclaimer's words are the claim's as before; only its negation is set apart.
+            let mut all = claim_keys(&disclaimers.join(" "));
+            all.retain(|k| !keys.iter().any(|c| c.key == k.key));
+            all.append(&mut keys);
+            keys = all;
+        }
+        if keys.is_empty() {
+            pending.get_or_insert(offset(clause));
+            continue;
+        }
+        let start = pending.take().unwrap_or_else(|| offset(clause));
+        let claim = &answer[start..offset(clause) + clause.len()];
+        let content = Content {
+            text,
+            keys,
+            disclaimer,
+        };
+        out.push((claim, content));
+    }
+    if pending.is_some()
+        && let Some((last, _)) = out.last_mut()
+    {
+        *last = &answer[offset(last)..answer.trim_end().len()];
+    }
+    if out.iter().all(|(_, c)| c.disclaimer) {
+        out.clear();
+    }
+    out
 }
 
 /// The answer's sentences, each too small to be a claim ("Sure!", "I agree.") joined to the next
@@ -230,7 +282,8 @@ impl<'a> Context<'a> {
         1.0 + (self.sentences.len().max(1) as f64 / df as f64).ln()
     }
 
-    fn support(&self, claim: &str, keys: &[Key]) -> ClaimSupport {
+    fn support(&self, claim: &str, content: &Content) -> ClaimSupport {
+        let keys = &content.keys;
         let n = self.sentences.len();
         // credit[k * n + s]: how well sentence s carries key k (1 exact, the similarity when
         // fuzzy, else 0).
@@ -321,7 +374,8 @@ impl<'a> Context<'a> {
         // the sentence the claim restates (claim side) or in the claim (context side). "Cannot be
         // returned" contradicts "can be returned", but a "not" elsewhere in a long sentence says
         // nothing about the claim. Either side's negation, however phrased, answers the other's.
-        let claim_scopes = text::negations(claim);
+        // The claim's framing is no part of it: "I'm not sure, but ..." denies nothing.
+        let claim_scopes = text::negations(&content.text);
         let focus_text = self.sentences[focus].text;
         let focus_scopes = text::negations(focus_text);
         let focus_has = |w: &String| {
@@ -385,13 +439,14 @@ mod tests {
         claims(answer).into_iter().map(|(c, _)| c).collect()
     }
 
-    /// Rows of the BEGIN fixture: (knowledge, response, fully attributable).
-    fn begin_rows() -> Vec<(String, String, bool)> {
-        let tsv = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/faithfulness/begin_dev_wow.tsv"
-        ))
-        .expect("the BEGIN fixture is readable");
+    /// Rows of a BEGIN fixture file: (knowledge, response, fully attributable).
+    fn begin_rows(file: &str) -> Vec<(String, String, bool)> {
+        let path = format!(
+            "{}/tests/fixtures/faithfulness/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let tsv = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("the BEGIN fixture {path} is readable: {e}"));
         let mut lines = tsv.lines();
         let header: Vec<&str> = lines
             .next()
@@ -450,7 +505,7 @@ mod tests {
 
     #[test]
     fn begin_wow_auc_beats_the_baseline() {
-        let rows = begin_rows();
+        let rows = begin_rows("begin_dev_wow.tsv");
         assert_eq!(rows.len(), 430);
         let mut scored = Vec::new();
         let mut base = Vec::new();
@@ -464,6 +519,44 @@ mod tests {
         println!("BEGIN WoW dev: ROC-AUC {auc:.4}, baseline {base_auc:.4}");
         assert!(auc >= 0.95, "ROC-AUC {auc:.4} < 0.95");
         assert!(auc > base_auc, "ROC-AUC {auc:.4} <= baseline {base_auc:.4}");
+    }
+
+    /// ROC-AUCs on a BEGIN file: (support, score, baseline). An answer without a claim supports
+    /// nothing: it ranks lowest, as the baseline does.
+    fn begin_aucs(rows: &[(String, String, bool)]) -> (f64, f64, f64) {
+        let (mut support, mut score, mut base) = (Vec::new(), Vec::new(), Vec::new());
+        for (knowledge, response, label) in rows {
+            let f = lexical_faithfulness(response, std::slice::from_ref(knowledge));
+            support.push((f.as_ref().and_then(|f| f.support).unwrap_or(0.0), *label));
+            score.push((f.map_or(0.0, |f| f.score), *label));
+            base.push((baseline(response, knowledge), *label));
+        }
+        (roc_auc(&support), roc_auc(&score), roc_auc(&base))
+    }
+
+    /// The BEGIN Wizard-of-Wikipedia test split (3,607 rows) is held out: no constant, rule or word
+    /// list of the scorer is chosen by looking at it; it is only checked, here, so that a change
+    /// which helps on the dev split but does not carry over shows. Floors: the figures measured
+    /// when conversational framing was first cut (support 0.93314, score 0.87451). The scorer
+    /// before that change measured 0.93323 and 0.87472: BEGIN's raters count conversational
+    /// matter against attribution, so cutting it cost a little agreement with them.
+    #[test]
+    fn begin_wow_test_split_held_out() {
+        let rows = begin_rows("begin_test_wow.tsv");
+        assert_eq!(rows.len(), 3607);
+        let (support, score, base) = begin_aucs(&rows);
+        println!(
+            "BEGIN WoW test (held out): ROC-AUC support {support:.4}, score {score:.4}, \
+             baseline {base:.4}"
+        );
+        assert!(
+            support >= 0.9331,
+            "held-out support ROC-AUC {support:.4} < 0.9331"
+        );
+        assert!(
+            score >= 0.8745,
+            "held-out score ROC-AUC {score:.4} < 0.8745"
+        );
     }
 
     #[test]
@@ -520,6 +613,110 @@ mod tests {
             claim_texts("Refunds take 5 days. Thanks!"),
             vec!["Refunds take 5 days. Thanks!"]
         );
+    }
+
+    #[test]
+    fn conversational_framing_is_no_claim() {
+        let c = ctx(&["We ship to Austria."]);
+        let f = lexical_faithfulness("Based on the context: We ship to Austria.", &c).unwrap();
+        assert_eq!((f.score, f.claims, f.supported), (5.0, 1, 1));
+        assert_eq!(f.support, Some(1.0));
+        // The framing stays in the record, but its words are not missing from the context.
+        assert_eq!(
+            f.details[0].claim,
+            "Based on the context: We ship to Austria."
+        );
+        assert!(f.details[0].missing.is_empty());
+        for answer in [
+            "According to the provided context, we ship to Austria.",
+            "According to the information provided, we ship to Austria.",
+            "Sure! We ship to Austria.",
+            "Certainly. We ship to Austria.",
+            "Great question! We ship to Austria.",
+            "Here's what I found: we ship to Austria.",
+            "The answer is: we ship to Austria.",
+            "As stated in the context, we ship to Austria.",
+            "From the context, we ship to Austria.",
+            "The passage says that we ship to Austria.",
+            "Sure, based on the context, we ship to Austria.",
+            "We ship to Austria. Let me know if you have any other questions.",
+            "We ship to Austria. I hope this helps!",
+            "We ship to Austria. Feel free to ask if anything else comes up.",
+            "We ship to Austria. Is there anything else I can help with?",
+            "Great question! Based on the context, we ship to Austria. I hope this helps!",
+        ] {
+            let f = lexical_faithfulness(answer, &c).unwrap();
+            assert_eq!(
+                (f.score, f.support, f.claims),
+                (5.0, Some(1.0), 1),
+                "{answer}: {:?}",
+                f.details
+            );
+            assert_eq!(f.details[0].claim, answer);
+        }
+    }
+
+    #[test]
+    fn framing_does_not_excuse_an_invented_claim() {
+        let c = ctx(&["We ship to Austria."]);
+        let f =
+            lexical_faithfulness("Based on the context, we ship to Mars for free.", &c).unwrap();
+        assert_eq!(f.score, 1.0);
+        assert_eq!(f.details[0].missing, vec!["mars", "free"]);
+        let f = lexical_faithfulness("Sure! We also ship to Mars. I hope this helps!", &c).unwrap();
+        assert_eq!(f.score, 1.0);
+        assert_eq!(f.details[0].missing, vec!["mars"]);
+        // A hedge that denies is no framing: "I don't think X" does not claim X.
+        let f = lexical_faithfulness("I don't think we ship to Austria.", &c).unwrap();
+        assert_eq!(f.score, 1.0);
+        // Nor is a sentence that merely starts with an opener's word.
+        let f = lexical_faithfulness("Based in Vienna, we ship to Austria.", &c).unwrap();
+        assert_eq!((f.claims, f.supported), (2, 1));
+        assert_eq!(f.details[0].claim, "Based in Vienna");
+        assert_eq!(f.details[0].missing, vec!["based", "vienna"]);
+    }
+
+    #[test]
+    fn a_negation_inside_a_disclaimer_is_no_negation_of_the_claim() {
+        let c = ctx(&["Refunds take 5 days."]);
+        // The disclaimer is a statement about the speaker, which the context does not carry; the
+        // claim beside it is supported, and not denied.
+        for answer in [
+            "I'm not sure, but refunds take 5 days.",
+            "I 'm not sure but refunds take 5 days .",
+            "I don't know much about it, but refunds take 5 days.",
+        ] {
+            let f = lexical_faithfulness(answer, &c).unwrap();
+            assert_eq!((f.claims, f.supported), (2, 1), "{answer}: {:?}", f.details);
+            let d = &f.details[1];
+            assert_eq!(d.support, 1.0, "{answer}: {d:?}");
+            assert!(!d.negation_mismatch, "{answer}: {d:?}");
+        }
+        // In one clause, "not sure" does not deny "refunds take 5 days" either.
+        let f = lexical_faithfulness("I'm not sure refunds take 5 days.", &c).unwrap();
+        assert!(!f.details[0].negation_mismatch, "{:?}", f.details);
+        assert_eq!(f.details[0].missing, vec!["sure"]);
+        assert_eq!(f.score, 5.0);
+    }
+
+    #[test]
+    fn an_answer_that_is_only_framing_makes_no_claim() {
+        let c = ctx(&["Refunds are issued within 5 business days."]);
+        for answer in [
+            "Sure!",
+            "Certainly.",
+            "I don't know.",
+            "I'm not sure.",
+            "I 'm not sure .",
+            "Great question!",
+            "Let me know if you have any other questions.",
+            "Sure, I don't know. I hope this helps!",
+        ] {
+            assert!(lexical_faithfulness(answer, &c).is_none(), "{answer}");
+        }
+        // A disclaimer beside a claim is a statement like any other.
+        let f = lexical_faithfulness("I don't know. Refunds take 5 days.", &c).unwrap();
+        assert_eq!((f.claims, f.supported), (2, 1));
     }
 
     #[test]
