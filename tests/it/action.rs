@@ -546,12 +546,18 @@ fn docs_ci_md_shows_every_example_verbatim() {
         );
         assert!(doc.contains(&format!("`{rel}`")), "docs/ci.md names {rel}");
     }
-    // And the other way: every YAML block of the page is one of those files.
-    for block in doc.split("```yaml\n").skip(1) {
+    // And the other way: every YAML block of the page, and of the README's CI section, is one of
+    // those files: a recipe a person copies is one the tests and actionlint have seen.
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    for block in doc
+        .split("```yaml\n")
+        .skip(1)
+        .chain(readme.split("```yaml\n").skip(1))
+    {
         let block = &block[..block.find("```").expect("a closed fence")];
         assert!(
             contents.iter().any(|c| c == block),
-            "a workflow in docs/ci.md that is not a file of docs/examples/:\n{block}"
+            "a workflow in docs/ci.md or README.md that is not a file of docs/examples/:\n{block}"
         );
     }
 }
