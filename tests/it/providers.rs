@@ -646,3 +646,76 @@ fn kind_specific_options_are_checked_at_load() {
         assert!(msg.contains(expected), "case {i}: {msg}");
     }
 }
+
+/// `validate --check-reachable` makes the same real call as a run, whatever the kind: a wrong
+/// path fails with the field to fix in each kind's own terms, and a right one answers.
+#[test]
+fn check_reachable_calls_every_http_kind() {
+    let server = MockServer::start(|seen| match seen.path.as_str() {
+        "/v1/messages" => Reply::json(serde_json::json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": seen.model,
+            "content": [{"type": "text", "text": "ok"}],
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 3, "output_tokens": 1}
+        })),
+        _ => Reply::Status {
+            code: 404,
+            retry_after: None,
+            body: "404 page not found".into(),
+        },
+    });
+    let items = [item("a", "q", &["ok"])];
+    let good = format!("http://{}/v1", server.addr);
+    let wrong = format!("http://{}/wrong", server.addr);
+    let kinds: [(String, &str); 3] = [
+        (
+            format!(
+                "kind = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{wrong}\"\napi_key_env = \"GG_KEY\"\n"
+            ),
+            "field `base_url`",
+        ),
+        (
+            format!("kind = \"ollama\"\nmodel = \"m\"\nbase_url = \"{wrong}\"\n"),
+            "field `base_url`",
+        ),
+        (
+            format!(
+                "kind = \"http\"\nmodel = \"m\"\n[http]\nurl = \"{wrong}/x\"\nbody = '{{\"q\": {{{{ prompt | json }}}}}}'\nanswer = \"/out\"\n"
+            ),
+            "field `http.url`",
+        ),
+    ];
+    for (provider, field) in &kinds {
+        let project = project(&items, "", |_| provider.clone());
+        let out = project
+            .cmd()
+            .env("GG_KEY", "k-123")
+            .args(["validate", "--check-reachable"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{provider}: {err}");
+        assert!(
+            err.contains(&format!("providers/candidate.toml: {field}")) && err.contains("404"),
+            "{provider}: {err}"
+        );
+    }
+    let project = project(&items, "", |_| {
+        format!(
+            "kind = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{good}\"\napi_key_env = \"GG_KEY\"\n"
+        )
+    });
+    let out = project
+        .cmd()
+        .env("GG_KEY", "k-123")
+        .args(["validate", "--check-reachable"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("answered a test call"));
+}

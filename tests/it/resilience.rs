@@ -359,15 +359,19 @@ fn keys_never_leak_into_files_or_logs() {
     );
 }
 
+fn check_reachable(project: &Project) -> std::process::Output {
+    project
+        .cmd()
+        .args(["validate", "--check-reachable"])
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn validate_checks_reachability_when_asked() {
     let server = MockServer::start(|_| Reply::answer("ok"));
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-    let out = project
-        .cmd()
-        .args(["validate", "--check-reachable"])
-        .output()
-        .unwrap();
+    let out = check_reachable(&project);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -393,11 +397,7 @@ fn validate_checks_reachability_when_asked() {
         "providers/candidate.toml",
         &format!("kind = \"openai\"\nmodel = \"c\"\nbase_url = \"http://{dead}/v1\"\n"),
     );
-    let out = project
-        .cmd()
-        .args(["validate", "--check-reachable"])
-        .output()
-        .unwrap();
+    let out = check_reachable(&project);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -458,11 +458,7 @@ fn check_reachable_fails_on_what_would_fail_the_run() {
     for (reply, field, fix) in cases {
         let server = MockServer::start(move |_| reply.clone());
         let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-        let out = project
-            .cmd()
-            .args(["validate", "--check-reachable"])
-            .output()
-            .unwrap();
+        let out = check_reachable(&project);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
@@ -480,11 +476,7 @@ fn check_reachable_fails_on_what_would_fail_the_run() {
         body: "slow down".into(),
     });
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-    let out = project
-        .cmd()
-        .args(["validate", "--check-reachable"])
-        .output()
-        .unwrap();
+    let out = check_reachable(&project);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("rate-limited right now"));
 }
