@@ -687,12 +687,7 @@ fn check_reachable_calls_every_http_kind() {
     ];
     for (provider, field) in &kinds {
         let project = project(&items, "", |_| provider.clone());
-        let out = project
-            .cmd()
-            .env("GG_KEY", "k-123")
-            .args(["validate", "--check-reachable"])
-            .output()
-            .unwrap();
+        let out = project.check_reachable(&[("GG_KEY", "k-123")]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{provider}: {err}");
         assert!(
@@ -705,12 +700,7 @@ fn check_reachable_calls_every_http_kind() {
             "kind = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{good}\"\napi_key_env = \"GG_KEY\"\n"
         )
     });
-    let out = project
-        .cmd()
-        .env("GG_KEY", "k-123")
-        .args(["validate", "--check-reachable"])
-        .output()
-        .unwrap();
+    let out = project.check_reachable(&[("GG_KEY", "k-123")]);
     assert_eq!(
         out.status.code(),
         Some(0),

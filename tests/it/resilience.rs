@@ -359,19 +359,11 @@ fn keys_never_leak_into_files_or_logs() {
     );
 }
 
-fn check_reachable(project: &Project) -> std::process::Output {
-    project
-        .cmd()
-        .args(["validate", "--check-reachable"])
-        .output()
-        .unwrap()
-}
-
 #[test]
 fn validate_checks_reachability_when_asked() {
     let server = MockServer::start(|_| Reply::answer("ok"));
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-    let out = check_reachable(&project);
+    let out = project.check_reachable(&[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -397,7 +389,7 @@ fn validate_checks_reachability_when_asked() {
         "providers/candidate.toml",
         &format!("kind = \"openai\"\nmodel = \"c\"\nbase_url = \"http://{dead}/v1\"\n"),
     );
-    let out = check_reachable(&project);
+    let out = project.check_reachable(&[]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -458,7 +450,7 @@ fn check_reachable_fails_on_what_would_fail_the_run() {
     for (reply, field, fix) in cases {
         let server = MockServer::start(move |_| reply.clone());
         let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-        let out = check_reachable(&project);
+        let out = project.check_reachable(&[]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(
@@ -476,7 +468,7 @@ fn check_reachable_fails_on_what_would_fail_the_run() {
         body: "slow down".into(),
     });
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
-    let out = check_reachable(&project);
+    let out = project.check_reachable(&[]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("rate-limited right now"));
 }

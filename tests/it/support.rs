@@ -90,6 +90,17 @@ impl Project {
         c
     }
 
+    /// `goldgate validate --check-reachable` with these extra environment variables.
+    pub fn check_reachable(&self, env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.cmd();
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.args(["validate", "--check-reachable"])
+            .output()
+            .unwrap()
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         let output = self.cmd().arg("run").args(args).output().unwrap();
         Run::new(self.path(), output)
