@@ -39,3 +39,8 @@ validate:
 # The benchmark: N items against a local server answering in LATENCY_MS, per-provider concurrency CONC.
 bench N="2000" LATENCY_MS="50" CONC="64":
     bash scripts/bench.sh {{N}} {{LATENCY_MS}} {{CONC}}
+
+# Interop against llama.cpp's real server (llama-cpp-python from PyPI, built once, ~9 min): streamed
+# and not, above the server's slots; `just interop --record` re-records the replayed transcripts.
+interop *ARGS:
+    bash scripts/interop.sh {{ARGS}}

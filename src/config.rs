@@ -338,6 +338,28 @@ pub struct ProviderConfig {
     /// Options of `kind = "gguf"`.
     #[serde(default)]
     pub gguf: Option<GgufOptions>,
+    /// `kind = "openai"`: count tokens with the server's own tokenizer when an answer comes
+    /// without usage (llama.cpp's Python server streams none).
+    #[serde(default)]
+    pub tokenize: Option<TokenizeOptions>,
+}
+
+/// `[tokenize]`: a server endpoint that counts tokens with the model's own tokenizer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenizeOptions {
+    /// The full URL, e.g. `http://127.0.0.1:8000/extras/tokenize/count`.
+    pub url: String,
+    /// The request body's text field: `input` (llama-cpp-python), `content` (llama.cpp's
+    /// `llama-server`), `prompt` (vLLM).
+    #[serde(default = "TokenizeOptions::default_field")]
+    pub field: String,
+}
+
+impl TokenizeOptions {
+    fn default_field() -> String {
+        "input".to_owned()
+    }
 }
 
 /// `[http]`: any JSON endpoint. The request body is a tera template; the answer and the token
@@ -429,13 +451,14 @@ pub struct Limits {
     /// Per-attempt timeout, seconds.
     #[serde(default = "Limits::default_timeout")]
     pub timeout_s: f64,
-    /// Retries after the first attempt on 408, 429, 5xx, timeouts and connection errors.
+    /// Retries after the first attempt on 408, 429, 5xx, timeouts, connection errors and answers
+    /// the server never finished.
     #[serde(default = "Limits::default_retries")]
     pub retries: u32,
-    /// Reserved for the rate limiter; accepted so spec-shaped files load, not yet enforced.
+    /// Requests per minute to this provider, enforced by the client's rate limiter.
     #[serde(default)]
     pub requests_per_minute: Option<u32>,
-    /// Reserved for the rate limiter; accepted so spec-shaped files load, not yet enforced.
+    /// Tokens (input + output) per minute, estimated before a call and settled from its usage.
     #[serde(default)]
     pub tokens_per_minute: Option<u32>,
 }
@@ -673,6 +696,24 @@ impl ProviderConfig {
         };
         misplaced("http", self.http.is_some(), ProviderKind::Http);
         misplaced("command", self.command.is_some(), ProviderKind::Command);
+        misplaced("tokenize", self.tokenize.is_some(), ProviderKind::Openai);
+        if let Some(t) = &self.tokenize {
+            if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+                problems.push(
+                    Problem::new(at("tokenize.url"), format!("`{}` is not an http(s) URL", t.url))
+                        .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8000/extras/tokenize/count\""),
+                );
+            }
+            if !matches!(t.field.as_str(), "input" | "content" | "prompt") {
+                problems.push(
+                    Problem::new(
+                        at("tokenize.field"),
+                        format!("`{}` is not a tokenize body field goldgate knows", t.field),
+                    )
+                    .fix("use \"input\" (llama-cpp-python), \"content\" (llama.cpp's llama-server) or \"prompt\" (vLLM)"),
+                );
+            }
+        }
         if self.stream && self.kind != ProviderKind::Openai {
             problems.push(
                 Problem::new(

@@ -49,6 +49,17 @@ pub fn classify(err: reqwest::Error) -> CallError {
     e
 }
 
+/// A failure while reading a body whose headers had arrived: the answer was cut off (a reset, a
+/// close before the end, a broken chunk), which another attempt may well fix. A timeout stays a
+/// timeout.
+pub fn body_error(err: reqwest::Error) -> CallError {
+    let err = classify(err);
+    if err.kind == ErrorKind::Timeout {
+        return err;
+    }
+    CallError::incomplete(format!("the body was cut off: {}", err.message))
+}
+
 /// Read a response body, refusing anything over `limit` bytes.
 pub async fn read_body(
     mut response: reqwest::Response,
@@ -59,7 +70,7 @@ pub async fn read_body(
             .content_length()
             .map_or(4096, |n| n.min(limit as u64) as usize),
     );
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+    while let Some(chunk) = response.chunk().await.map_err(body_error)? {
         if body.len() + chunk.len() > limit {
             return Err(CallError::new(
                 ErrorKind::BadResponse,

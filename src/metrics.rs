@@ -30,6 +30,8 @@ pub struct Tally {
     pub errors_by_kind: BTreeMap<ErrorKind, u64>,
     pub passed: u64,
     pub answered: u64,
+    /// Answered, with nothing (or only whitespace) in the answer.
+    pub empty: u64,
     pub latency_us: Histogram<u64>,
     pub ttft_us: Histogram<u64>,
     pub tokens_input: u64,
@@ -62,6 +64,7 @@ impl Default for Tally {
             errors_by_kind: BTreeMap::new(),
             passed: 0,
             answered: 0,
+            empty: 0,
             latency_us: new_histogram(),
             ttft_us: new_histogram(),
             tokens_input: 0,
@@ -88,6 +91,7 @@ impl Tally {
         self.cached += u64::from(r.cached);
         if r.ok {
             self.answered += 1;
+            self.empty += u64::from(r.answer.as_deref().is_none_or(|a| a.trim().is_empty()));
             if let Some(us) = r.latency_us() {
                 self.latency_us
                     .record(us)
@@ -148,6 +152,7 @@ impl Tally {
                 })
                 .collect(),
             retries: self.retries,
+            empty_answers: self.empty,
             cached: self.cached,
             accuracy: ratio(self.passed, self.requests),
             passed: self.passed,
@@ -284,6 +289,10 @@ pub struct Metrics {
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Attempts beyond the first, summed: how hard the provider made us work.
     pub retries: u64,
+    /// Answers that say nothing although the server called them complete. Older summaries
+    /// have no such count: read as 0.
+    #[serde(default)]
+    pub empty_answers: u64,
     /// Answers served from the response cache.
     #[serde(default)]
     pub cached: u64,

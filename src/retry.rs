@@ -26,12 +26,13 @@ impl RetryPolicy {
     }
 
     /// Whether an error is worth another attempt: 408, 429, 5xx, timeouts, connection errors and
-    /// cut-off bodies are; client errors (400/401/403/404…) and unparseable answers are not.
+    /// answers the server never finished are; client errors (400/401/403/404…) and answers that
+    /// are complete but unreadable are not.
     pub fn is_retryable(err: &CallError) -> bool {
         match err.kind {
             ErrorKind::Timeout | ErrorKind::RateLimited | ErrorKind::Connect => true,
             ErrorKind::HttpStatus => matches!(err.status, Some(408 | 425 | 500..=599)),
-            ErrorKind::BadResponse => false,
+            ErrorKind::BadResponse => err.transient,
         }
     }
 
@@ -64,6 +65,7 @@ mod tests {
             status,
             message: String::new(),
             retry_after: None,
+            transient: false,
         }
     }
 
@@ -92,6 +94,11 @@ mod tests {
         assert!(
             p.next_delay(1, &err(ErrorKind::BadResponse, None))
                 .is_none()
+        );
+        assert!(
+            p.next_delay(1, &CallError::incomplete("the stream ended early"))
+                .is_some(),
+            "an answer the server never finished is worth another attempt"
         );
     }
 

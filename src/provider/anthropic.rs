@@ -57,6 +57,9 @@ struct MessagesResponse {
     content: Vec<ContentBlock>,
     #[serde(default)]
     usage: Option<ApiUsage>,
+    /// `end_turn`, `max_tokens`, …: Anthropic's word that the message is complete.
+    #[serde(default)]
+    stop_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -163,14 +166,13 @@ impl Anthropic {
                 ),
             )
         })?;
-        if parsed.content.is_empty() {
-            return Err(CallError::new(
-                ErrorKind::BadResponse,
-                format!(
-                    "the message has no content; body: {}",
-                    crate::http::snippet(&bytes)
-                ),
-            ));
+        // A message without a stop_reason was stopped part-way (a proxy that cut it, a
+        // server that gave up). With one, even empty content is the model's real answer.
+        if parsed.stop_reason.is_none() {
+            return Err(CallError::incomplete(format!(
+                "the message has no stop_reason, so it is not complete; body: {}",
+                crate::http::snippet(&bytes)
+            )));
         }
         // Only text blocks are the answer (tool use and thinking blocks are not).
         let text: String = parsed

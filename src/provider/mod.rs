@@ -120,6 +120,10 @@ pub struct CallError {
     /// What the server asked us to wait before the next attempt (`Retry-After`).
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// A broken answer that another attempt may well fix: a body or stream cut off before the
+    /// server said the answer was complete. Such an answer is `bad_response`, yet retried.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 impl CallError {
@@ -129,6 +133,16 @@ impl CallError {
             status: None,
             message: message.into(),
             retry_after: None,
+            transient: false,
+        }
+    }
+
+    /// An answer the server never finished (an interrupted stream, a cut-off body): recorded as
+    /// `bad_response`, and retried like a dropped connection.
+    pub fn incomplete(message: impl Into<String>) -> Self {
+        CallError {
+            transient: true,
+            ..CallError::new(ErrorKind::BadResponse, message)
         }
     }
 }
@@ -141,6 +155,17 @@ pub trait Provider: Send + Sync {
     /// The URL `validate --check-reachable` probes; `None` for providers with no endpoint.
     fn endpoint(&self) -> Option<&str> {
         None
+    }
+
+    /// Token counts from the server's own tokenizer, for an answer that came without usage.
+    /// Asked after the latency was taken, so counting never shows as the model's time. The
+    /// counts leave out the chat template's tokens, so they are still marked estimated.
+    fn count_tokens<'a>(
+        &'a self,
+        _request: &'a Request,
+        _answer: &'a str,
+    ) -> BoxFuture<'a, Option<Usage>> {
+        Box::pin(std::future::ready(None))
     }
 }
 
@@ -219,6 +244,7 @@ impl Client {
         shape.pricing = Pricing::default();
         shape.limits = crate::config::Limits::default();
         shape.api_key_env = None;
+        shape.tokenize = None;
         Client {
             limiter: crate::ratelimit::Limiter::new(
                 cfg.limits.requests_per_minute,
@@ -301,14 +327,27 @@ impl Client {
                     .await
                     .expect("the semaphore is never closed");
                 let started = Instant::now();
-                let result = self.provider.complete(request).await;
-                result.map(|c| (c, started, started.elapsed()))
+                match self.provider.complete(request).await {
+                    Ok(completion) => {
+                        let latency = started.elapsed();
+                        // Counting asks the server too: still under the permit, so that at
+                        // concurrency 1 it cannot overlap (and on llama-cpp-python interrupt)
+                        // the next answer.
+                        let counted = match completion.usage {
+                            Some(_) => None,
+                            None => self.provider.count_tokens(request, &completion.text).await,
+                        };
+                        Ok((completion, counted, started, latency))
+                    }
+                    Err(e) => Err(e),
+                }
             };
             match result {
-                Ok((completion, started, latency)) => {
-                    let (usage, estimated) = match completion.usage {
-                        Some(u) => (u, false),
-                        None => (
+                Ok((completion, counted, started, latency)) => {
+                    let (usage, estimated) = match (completion.usage, counted) {
+                        (Some(u), _) => (u, false),
+                        (None, Some(u)) => (u, true),
+                        (None, None) => (
                             Usage {
                                 input: crate::tokens::count(
                                     request.system.as_deref().unwrap_or_default(),

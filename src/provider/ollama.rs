@@ -59,6 +59,9 @@ struct ChatResponse {
     /// Nanoseconds, load and prompt evaluation included.
     #[serde(default)]
     total_duration: Option<u64>,
+    /// Ollama's word that the answer is complete.
+    #[serde(default)]
+    done: bool,
 }
 
 #[derive(Deserialize)]
@@ -142,6 +145,12 @@ impl Ollama {
                 ),
             )
         })?;
+        if !parsed.done {
+            return Err(CallError::incomplete(format!(
+                "the response is not marked done, so the answer is not complete; body: {}",
+                crate::http::snippet(&bytes)
+            )));
+        }
         let Some(message) = parsed.message else {
             return Err(CallError::new(
                 ErrorKind::BadResponse,

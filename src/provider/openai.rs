@@ -25,6 +25,7 @@ pub struct OpenAi {
     max_tokens: Option<u32>,
     seed: Option<u64>,
     stream: bool,
+    tokenize: Option<crate::config::TokenizeOptions>,
     /// Kept only to scrub the key from error bodies that echo it back.
     key: Option<SecretString>,
 }
@@ -63,11 +64,17 @@ struct ChatResponse {
     choices: Vec<Choice>,
     #[serde(default)]
     usage: Option<ApiUsage>,
+    /// llama.cpp's server reports its token counts here, and not always in `usage`.
+    #[serde(default)]
+    timings: Option<Timings>,
 }
 
 #[derive(Deserialize)]
 struct Choice {
     message: ChoiceMessage,
+    /// `stop`, `length`, …: the server's word that the answer is complete.
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +90,8 @@ struct ChunkEvent {
     choices: Vec<ChunkChoice>,
     #[serde(default)]
     usage: Option<ApiUsage>,
+    #[serde(default)]
+    timings: Option<Timings>,
     /// Servers that fail after the headers were sent report it in an event.
     #[serde(default)]
     error: Option<serde_json::Value>,
@@ -92,6 +101,8 @@ struct ChunkEvent {
 struct ChunkChoice {
     #[serde(default)]
     delta: Option<ChoiceMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +112,40 @@ struct ApiUsage {
     #[serde(default)]
     completion_tokens: u64,
 }
+
+impl From<ApiUsage> for Usage {
+    fn from(u: ApiUsage) -> Usage {
+        Usage {
+            input: u.prompt_tokens,
+            output: u.completion_tokens,
+        }
+    }
+}
+
+/// llama.cpp's own account of a completion (`llama-server`'s `timings`): the prompt tokens it
+/// evaluated, those it reused from its prompt cache, and the tokens it generated. Kept as raw
+/// JSON: the server writes -1 for a count it does not know, and an odd field here must never
+/// cost a whole answer.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Timings(serde_json::Value);
+
+impl Timings {
+    fn usage(&self) -> Option<Usage> {
+        let count = |key: &str| self.0[key].as_u64();
+        Some(Usage {
+            input: count("prompt_n")? + count("cache_n").unwrap_or(0),
+            output: count("predicted_n")?,
+        })
+    }
+}
+
+/// What the server says when an answer it sent cannot be taken as complete; the likely cause
+/// comes first, since that is what the reader has to change.
+const NO_FINISH_REASON: &str = "the server did not say the answer was complete (no choice carried a finish_reason), \
+     so it was stopped part-way. llama.cpp's Python server stops a running stream whenever another \
+     request arrives unless it is started with --interrupt_requests False; a proxy or load balancer \
+     that closes idle streams does the same";
 
 impl OpenAi {
     pub fn new(
@@ -128,8 +173,41 @@ impl OpenAi {
             max_tokens: cfg.max_tokens,
             seed: cfg.seed,
             stream: cfg.stream,
+            tokenize: cfg.tokenize.clone(),
             key,
         })
+    }
+
+    /// One text's token count from the server's tokenizer endpoint: `{"count": n}` or
+    /// `{"tokens": [...]}`. `None` on any failure: the caller then estimates.
+    async fn server_count(
+        &self,
+        tokenize: &crate::config::TokenizeOptions,
+        text: &str,
+    ) -> Option<u64> {
+        if text.is_empty() {
+            return Some(0);
+        }
+        let mut body = serde_json::Map::new();
+        body.insert("model".to_owned(), self.model.clone().into());
+        body.insert(tokenize.field.clone(), text.into());
+        let response = self
+            .http
+            .post(&tokenize.url)
+            .json(&body)
+            .send()
+            .await
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let bytes = crate::http::read_body(response, MAX_BODY_BYTES)
+            .await
+            .ok()?;
+        let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        value["count"]
+            .as_u64()
+            .or_else(|| value["tokens"].as_array().map(|t| t.len() as u64))
     }
 
     async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
@@ -191,12 +269,18 @@ impl OpenAi {
                 "the response has no choices",
             ));
         };
+        if choice.finish_reason.is_none() {
+            return Err(CallError::incomplete(format!(
+                "{NO_FINISH_REASON}; body: {}",
+                crate::http::snippet(&bytes)
+            )));
+        }
         Ok(Completion::text(
             choice.message.content.unwrap_or_default(),
-            parsed.usage.map(|u| Usage {
-                input: u.prompt_tokens,
-                output: u.completion_tokens,
-            }),
+            parsed
+                .usage
+                .map(Usage::from)
+                .or_else(|| parsed.timings.and_then(|t| t.usage())),
         ))
     }
 }
@@ -211,6 +295,24 @@ impl Provider for OpenAi {
 
     fn endpoint(&self) -> Option<&str> {
         Some(&self.url)
+    }
+
+    fn count_tokens<'a>(
+        &'a self,
+        request: &'a Request,
+        answer: &'a str,
+    ) -> BoxFuture<'a, Option<Usage>> {
+        Box::pin(async move {
+            let tokenize = self.tokenize.as_ref()?;
+            let system = match &request.system {
+                Some(system) => self.server_count(tokenize, system).await?,
+                None => 0,
+            };
+            Some(Usage {
+                input: system + self.server_count(tokenize, &request.prompt).await?,
+                output: self.server_count(tokenize, answer).await?,
+            })
+        })
     }
 }
 
@@ -244,13 +346,23 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 /// Read a streamed chat completion (server-sent events) to its `[DONE]`: the deltas' content
 /// concatenated, the usage of the final chunk, and the moment the first content arrived.
 ///
-/// A stream that ends before `[DONE]` was cut off (`connect`, retried); an event that is not
-/// JSON is a broken answer (`bad_response`).
+/// The answer is complete only if a choice carried a `finish_reason`: a stream that ends
+/// without one — with `[DONE]` or without — was stopped part-way (`bad_response`, retried). An
+/// event that is not JSON is a broken answer (`bad_response`, not retried).
 async fn read_stream(mut response: reqwest::Response) -> Result<Completion, CallError> {
     let mut parser = SseParser::default();
     let mut state = StreamState::default();
     let mut total = 0usize;
-    while let Some(chunk) = response.chunk().await.map_err(crate::http::classify)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| {
+        let mut err = crate::http::body_error(e);
+        if err.kind == ErrorKind::BadResponse {
+            err.message = format!(
+                "the stream was cut off after {} event(s) without a finish_reason: {}",
+                state.events, err.message
+            );
+        }
+        err
+    })? {
         total += chunk.len();
         if total > MAX_BODY_BYTES {
             return Err(CallError::new(
@@ -260,7 +372,7 @@ async fn read_stream(mut response: reqwest::Response) -> Result<Completion, Call
         }
         for data in parser.push(&chunk) {
             if state.event(&data)? {
-                return Ok(state.finish());
+                return state.finish(true);
             }
         }
     }
@@ -268,15 +380,9 @@ async fn read_stream(mut response: reqwest::Response) -> Result<Completion, Call
     if let Some(data) = parser.finish()
         && state.event(&data)?
     {
-        return Ok(state.finish());
+        return state.finish(true);
     }
-    Err(CallError::new(
-        ErrorKind::Connect,
-        format!(
-            "the stream ended before [DONE] after {} events",
-            state.events
-        ),
-    ))
+    state.finish(false)
 }
 
 #[derive(Default)]
@@ -285,6 +391,8 @@ struct StreamState {
     usage: Option<Usage>,
     first_token: Option<std::time::Instant>,
     events: usize,
+    /// The first `finish_reason` any choice carried.
+    finish_reason: Option<String>,
 }
 
 impl StreamState {
@@ -329,33 +437,51 @@ impl StreamState {
             err.status = code;
             return Err(err);
         }
-        if let Some(content) = chunk
-            .choices
-            .into_iter()
-            .next()
-            .and_then(|c| c.delta)
-            .and_then(|d| d.content)
-            && !content.is_empty()
-        {
-            self.first_token.get_or_insert_with(std::time::Instant::now);
-            self.text.push_str(&content);
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(content) = choice.delta.and_then(|d| d.content)
+                && !content.is_empty()
+            {
+                self.first_token.get_or_insert_with(std::time::Instant::now);
+                self.text.push_str(&content);
+            }
+            if self.finish_reason.is_none() {
+                self.finish_reason = choice.finish_reason;
+            }
         }
+        // `usage` is the API's own; llama.cpp's `timings` stand in where a stream has none.
         if let Some(u) = chunk.usage {
-            self.usage = Some(Usage {
-                input: u.prompt_tokens,
-                output: u.completion_tokens,
-            });
+            self.usage = Some(u.into());
+        } else if let Some(u) = chunk.timings.and_then(|t| t.usage())
+            && self.usage.is_none()
+        {
+            self.usage = Some(u);
         }
         Ok(false)
     }
 
-    fn finish(self) -> Completion {
-        Completion {
+    /// The answer, if the stream said it was complete. `done`: the stream ended with `[DONE]`
+    /// rather than with the end of the body.
+    fn finish(self, done: bool) -> Result<Completion, CallError> {
+        if self.finish_reason.is_none() {
+            let end = if done {
+                "[DONE]"
+            } else {
+                "the end of the body"
+            };
+            return Err(CallError::incomplete(format!(
+                "the stream ended ({end}) after {} event(s) and {} byte(s) of answer: {NO_FINISH_REASON}",
+                self.events,
+                self.text.len()
+            )));
+        }
+        // A finish_reason then a cut-off body: the answer is whole, only the usage chunk after
+        // it may be missing (then the tokens are estimated).
+        Ok(Completion {
             text: self.text,
             usage: self.usage,
             first_token: self.first_token,
             server_ms: None,
-        }
+        })
     }
 }
 
@@ -551,12 +677,13 @@ mod tests {
             r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#,
             r#"{"choices":[{"delta":{"content":"Hel"}}]}"#,
             r#"{"choices":[{"delta":{"content":"lo"}}],"usage":null}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
             r#"{"choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2}}"#,
         ] {
             assert!(!s.event(data).unwrap());
         }
         assert!(s.event("[DONE]").unwrap());
-        let c = s.finish();
+        let c = s.finish(true).unwrap();
         assert_eq!(c.text, "Hello");
         assert_eq!(
             c.usage,
@@ -569,5 +696,82 @@ mod tests {
         let mut s = StreamState::default();
         let e = s.event("{\"choices\": [").unwrap_err();
         assert_eq!(e.kind, ErrorKind::BadResponse);
+    }
+
+    /// What llama.cpp's Python server sends to a stream it interrupts: the role, then `[DONE]`.
+    #[test]
+    fn a_stream_without_a_finish_reason_is_incomplete_and_retried() {
+        let mut s = StreamState::default();
+        let role = r#"{"choices":[{"index":0,"delta":{"role":"assistant"},"finish_reason":null}]}"#;
+        assert!(!s.event(role).unwrap());
+        assert!(s.event("[DONE]").unwrap());
+        let e = s.finish(true).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadResponse);
+        assert!(e.transient, "{e:?}");
+        assert!(
+            e.message.contains("--interrupt_requests False"),
+            "{}",
+            e.message
+        );
+
+        // Content but no finish_reason, and the body simply ends: still not an answer.
+        let mut s = StreamState::default();
+        assert!(
+            !s.event(r#"{"choices":[{"delta":{"content":"Par"}}]}"#)
+                .unwrap()
+        );
+        let e = s.finish(false).unwrap_err();
+        assert!(e.message.contains("end of the body"), "{}", e.message);
+
+        // A finish_reason, then the body ends before the usage chunk and [DONE]: a whole answer.
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"content":"Paris"}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"length"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        let c = s.finish(false).unwrap();
+        assert_eq!((c.text.as_str(), c.usage), ("Paris", None));
+
+        // A model that really says nothing: a finish_reason and no content is a valid, empty answer.
+        let mut s = StreamState::default();
+        assert!(
+            !s.event(r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#)
+                .unwrap()
+        );
+        assert_eq!(s.finish(true).unwrap().text, "");
+    }
+
+    #[test]
+    fn llama_cpp_timings_stand_in_for_a_missing_usage() {
+        let mut s = StreamState::default();
+        let last = r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"timings":{"prompt_n":3,"cache_n":40,"predicted_n":9,"predicted_ms":12.5}}"#;
+        assert!(!s.event(last).unwrap());
+        assert_eq!(
+            s.finish(true).unwrap().usage,
+            Some(Usage {
+                input: 43,
+                output: 9
+            })
+        );
+        // -1 is llama.cpp's "not known": no usage from it, and the answer still stands.
+        let mut s = StreamState::default();
+        let unknown = r#"{"choices":[{"delta":{"content":"x"},"finish_reason":"stop"}],"timings":{"prompt_n":-1,"cache_n":-1,"predicted_n":-1}}"#;
+        assert!(!s.event(unknown).unwrap());
+        let c = s.finish(true).unwrap();
+        assert_eq!((c.text.as_str(), c.usage), ("x", None));
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[],"usage":{"prompt_tokens":50,"completion_tokens":9}}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}],"timings":{"prompt_n":3,"predicted_n":9}}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert_eq!(
+            s.finish(true).unwrap().usage.map(|u| u.input),
+            Some(50),
+            "usage wins over timings"
+        );
     }
 }

@@ -162,6 +162,13 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             f(MetricKind::MacroF1.value(cand), MetricKind::MacroF1),
         ));
     }
+    if cur.empty_answers > 0 || cand.empty_answers > 0 {
+        rows.push((
+            "empty answers",
+            format!("{} of {}", cur.empty_answers, cur.requests),
+            format!("{} of {}", cand.empty_answers, cand.requests),
+        ));
+    }
     if cur.cached > 0 || cand.cached > 0 {
         rows.push((
             "cached answers",

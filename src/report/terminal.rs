@@ -84,6 +84,19 @@ pub fn print(
     )?;
     writeln!(out)?;
     metrics_table(out, &names, &cur.metrics, &cand.metrics)?;
+    for (name, m) in names.iter().zip([&cur.metrics, &cand.metrics]) {
+        if m.empty_answers > 0 {
+            writeln!(
+                out,
+                "{} {} of {} {name} answers are empty (results.jsonl has them); the usual causes \
+                 are a max_tokens too small for a model that thinks first, a prompt format the \
+                 model does not follow, or a server that ends answers early",
+                p.red("warning:"),
+                m.empty_answers,
+                m.requests - m.errors,
+            )?;
+        }
+    }
     writeln!(out)?;
     let d = &s.items;
     writeln!(

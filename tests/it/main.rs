@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod faults;
 mod gguf;
+mod interop;
 mod providers;
 mod reports;
 mod resilience;

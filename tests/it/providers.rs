@@ -101,6 +101,18 @@ fn anthropic_messages_request_usage_and_error_kinds() {
                 &format!("invalid x-api-key {KEY}"),
                 vec![],
             ),
+            // Stopped part-way (no stop_reason), and a real, empty answer (one, no content).
+            "q-unfinished" => Reply::json(json!({
+                "id": "msg_2", "type": "message", "role": "assistant", "model": seen.model,
+                "content": [{"type": "text", "text": "The answer"}],
+                "stop_reason": null,
+                "usage": {"input_tokens": 11, "output_tokens": 2}
+            })),
+            "q-empty" => Reply::json(json!({
+                "id": "msg_3", "type": "message", "role": "assistant", "model": seen.model,
+                "content": [], "stop_reason": "end_turn",
+                "usage": {"input_tokens": 11, "output_tokens": 0}
+            })),
             _ => Reply::json(json!({
                 "id": "msg_1", "type": "message", "role": "assistant", "model": seen.model,
                 "content": [
@@ -114,7 +126,15 @@ fn anthropic_messages_request_usage_and_error_kinds() {
         }
     });
     let base = format!("http://{}/v1", server.addr);
-    let ids = ["q-ok", "q-ok-2", "q-overloaded", "q-429", "q-401"];
+    let ids = [
+        "q-ok",
+        "q-ok-2",
+        "q-overloaded",
+        "q-429",
+        "q-401",
+        "q-unfinished",
+        "q-empty",
+    ];
     let items: Vec<_> = ids.iter().map(|q| item(q, q, &["forty-two"])).collect();
     let project = project(&items, "system = \"Answer briefly.\"", |side| {
         format!(
@@ -157,9 +177,24 @@ fn anthropic_messages_request_usage_and_error_kinds() {
         r["tokens"],
         json!({"input": 11, "output": 7, "estimated": false})
     );
-    // Two answered items per model, usage counted exactly.
-    assert_eq!(tokens(&run, "candidate"), (22, 14, false));
-    assert_eq!(tokens(&run, "current"), (22, 14, false));
+    // Three answered items per model (one of them empty), usage counted exactly.
+    assert_eq!(tokens(&run, "candidate"), (33, 14, false));
+    assert_eq!(tokens(&run, "current"), (33, 14, false));
+    let r = run.result("q-unfinished", "candidate");
+    let (kind, _, message) = error_of(&r);
+    assert_eq!(kind, "bad_response", "{r}");
+    assert!(message.contains("no stop_reason"), "{message}");
+    assert_eq!(r["attempts"], 2, "an unfinished message is retried");
+    let r = run.result("q-empty", "candidate");
+    assert_eq!(
+        (r["ok"].as_bool(), r["answer"].as_str()),
+        (Some(true), Some("")),
+        "{r}"
+    );
+    assert_eq!(
+        run.summary()["models"]["candidate"]["metrics"]["empty_answers"],
+        1
+    );
 
     let r = run.result("q-overloaded", "candidate");
     let (kind, status, message) = error_of(&r);
@@ -583,8 +618,11 @@ fn openai_streaming_records_time_to_first_token_and_classifies_broken_streams() 
     assert_eq!(r["attempts"], 1);
     let r = run.result("q-cut", "candidate");
     let (kind, _, message) = error_of(&r);
-    assert_eq!(kind, "connect", "{r}");
-    assert!(message.contains("before [DONE]"), "{message}");
+    assert_eq!(kind, "bad_response", "{r}");
+    assert!(
+        message.contains("end of the body") && message.contains("finish_reason"),
+        "{message}"
+    );
     assert_eq!(r["attempts"], 2, "a cut-off stream is retried");
     let r = run.result("q-error-event", "candidate");
     let (kind, status, message) = error_of(&r);
@@ -617,6 +655,14 @@ fn kind_specific_options_are_checked_at_load() {
         (
             "kind = \"anthropic\"\nmodel = \"m\"\n",
             "field `api_key_env`",
+        ),
+        (
+            "kind = \"ollama\"\nmodel = \"m\"\n[tokenize]\nurl = \"http://x/tokenize\"\n",
+            "field `tokenize`",
+        ),
+        (
+            "kind = \"openai\"\nmodel = \"m\"\nbase_url = \"http://x\"\n[tokenize]\nurl = \"http://x/tokenize\"\nfield = \"text\"\n",
+            "field `tokenize.field`",
         ),
         ("kind = \"http\"\nmodel = \"m\"\n", "field `http`"),
         (

@@ -52,6 +52,16 @@ pub enum Reply {
     /// 200 `text/event-stream`: each chunk is sent `gap` after the previous one (the first too),
     /// then the body ends cleanly.
     Stream { chunks: Vec<String>, gap: Duration },
+    /// A recorded response replayed byte for byte: status, headers, and the body in the chunks
+    /// it arrived in, `gap` apart (the first too); `cut`: the connection then dies inside the
+    /// body, as it did when recorded.
+    Raw {
+        code: u16,
+        headers: Vec<(String, String)>,
+        chunks: Vec<Vec<u8>>,
+        gap: Duration,
+        cut: bool,
+    },
 }
 
 impl Reply {
@@ -73,8 +83,8 @@ impl Reply {
         }
     }
 
-    /// An OpenAI chat-completion stream: one content delta per piece, then a usage chunk and
-    /// `[DONE]`, `gap` apart.
+    /// An OpenAI chat-completion stream: one content delta per piece, a `finish_reason`, then a
+    /// usage chunk and `[DONE]`, `gap` apart.
     pub fn sse(pieces: &[&str], usage: (u64, u64), gap: Duration) -> Reply {
         let mut chunks = vec![
             r#"data: {"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]}"#
@@ -85,6 +95,10 @@ impl Reply {
             let v = serde_json::json!({"choices": [{"index": 0, "delta": {"content": piece}}]});
             chunks.push(format!("data: {v}\n\n"));
         }
+        chunks.push(
+            r#"data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#.to_owned()
+                + "\n\n",
+        );
         let v = serde_json::json!({"choices": [], "usage": {"prompt_tokens": usage.0, "completion_tokens": usage.1}});
         chunks.push(format!("data: {v}\n\n"));
         chunks.push("data: [DONE]\n\n".to_owned());
@@ -362,7 +376,7 @@ async fn respond(reply: Reply) -> Response<Body> {
         Reply::NoChoices => json(200, "{\"choices\": []}".to_owned()),
         Reply::Big(n) => {
             let v = serde_json::json!({
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "x".repeat(n)}}],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "x".repeat(n)}, "finish_reason": "length"}],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 5},
             });
             json(200, v.to_string())
@@ -371,7 +385,7 @@ async fn respond(reply: Reply) -> Response<Body> {
             .status(200)
             .header("content-type", "application/json")
             .body(full(
-                &b"{\"choices\": [{\"message\": {\"content\": \"\xff\xfe\"}}]}"[..],
+                &b"{\"choices\": [{\"message\": {\"content\": \"\xff\xfe\"}, \"finish_reason\": \"stop\"}]}"[..],
             ))
             .unwrap(),
         Reply::Hang(d) => {
@@ -379,17 +393,21 @@ async fn respond(reply: Reply) -> Response<Body> {
             json(200, "{}".to_owned())
         }
         Reply::DropMidBody => {
-            let chunks: Vec<Result<Frame<Bytes>, std::io::Error>> = vec![
-                Ok(Frame::data(Bytes::from_static(b"{\"choices\": [{\"mess"))),
-                Err(std::io::Error::other(
-                    "connection dropped by the test server",
-                )),
-            ];
+            // The pause lets the headers and the first bytes reach the client before the
+            // connection dies: a cut inside the body, not a refused request.
+            let chunks = futures::StreamExt::then(futures::stream::iter([true, false]), |first| async move {
+                if first {
+                    Ok(Frame::data(Bytes::from_static(b"{\"choices\": [{\"mess")))
+                } else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err(std::io::Error::other("connection dropped by the test server"))
+                }
+            });
             Response::builder()
                 .status(200)
                 .header("content-type", "application/json")
                 .header("content-length", "500")
-                .body(StreamBody::new(futures::stream::iter(chunks)).boxed())
+                .body(StreamBody::new(chunks).boxed())
                 .unwrap()
         }
         Reply::Json {
@@ -410,6 +428,29 @@ async fn respond(reply: Reply) -> Response<Body> {
                 r = r.header(n, v);
             }
             r.body(full(body)).unwrap()
+        }
+        Reply::Raw {
+            code,
+            headers,
+            chunks,
+            gap,
+            cut,
+        } => {
+            let data = futures::StreamExt::then(futures::stream::iter(chunks), move |chunk| async move {
+                tokio::time::sleep(gap).await;
+                Ok::<_, std::io::Error>(Frame::data(Bytes::from(chunk)))
+            });
+            // The wait lets the last chunk reach the wire before the connection dies.
+            let end = futures::StreamExt::then(futures::stream::iter(cut.then_some(())), move |()| async move {
+                tokio::time::sleep(gap).await;
+                Err(std::io::Error::other("connection closed inside the body, as recorded"))
+            });
+            let frames = futures::StreamExt::chain(data, end);
+            let mut r = Response::builder().status(StatusCode::from_u16(code).unwrap());
+            for (n, v) in headers {
+                r = r.header(n, v);
+            }
+            r.body(StreamBody::new(frames).boxed()).unwrap()
         }
         Reply::Stream { chunks, gap } => {
             let frames =
