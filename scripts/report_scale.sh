@@ -16,7 +16,10 @@ echo '<html><body>empty</body></html>' > "$work/empty.html"
 load "file://$work/empty.html"   # warm the profile
 t0=$(date +%s.%N); load "file://$work/empty.html"; t1=$(date +%s.%N)
 base=$(echo "$t1 - $t0" | bc)
-for n in "${@:-100 10000 100000}"; do
+# The sizes to try: the arguments, or these three (a quoted "${@:-…}" would be one word).
+sizes=("$@")
+[ ${#sizes[@]} -gt 0 ] || sizes=(100 10000 100000)
+for n in "${sizes[@]}"; do
   dir="$work/run-$n"; mkdir -p "$dir"
   python3 - "$n" "$dir" <<'PY'
 import json, sys, random

@@ -71,7 +71,7 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScoringConfig {
     #[serde(default)]
@@ -90,6 +90,30 @@ pub struct ScoringConfig {
     /// similarity are still measured). Off by default: such an item is usually a mistake.
     #[serde(default)]
     pub allow_unchecked: bool,
+    /// The echo guard: an answer that repeats the prompt's instructions or the whole context
+    /// fails its item, whatever else it matches, and is not scored for faithfulness. On by default.
+    #[serde(default = "ScoringConfig::echo_default")]
+    pub echo: bool,
+}
+
+impl ScoringConfig {
+    fn echo_default() -> bool {
+        true
+    }
+}
+
+impl Default for ScoringConfig {
+    fn default() -> Self {
+        ScoringConfig {
+            keywords: KeywordScoring::default(),
+            faithfulness: FaithfulnessConfig::default(),
+            similarity: None,
+            classification: ClassificationConfig::default(),
+            checks: Vec::new(),
+            allow_unchecked: false,
+            echo: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

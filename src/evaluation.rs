@@ -114,7 +114,11 @@ impl Evaluation {
                 Some(cc),
                 Some(kc),
             ) if problems.is_empty() => {
-                let scoring = Scoring::new(&config.scoring, &golden.items, judge)
+                let echo = config.scoring.echo.then(|| crate::score::EchoScorer {
+                    prompt: prompt.clone(),
+                    system: config.system.clone(),
+                });
+                let scoring = Scoring::new(&config.scoring, &golden.items, judge, echo)
                     .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?;
                 Ok(Evaluation {
                     config_path: config_path.to_path_buf(),

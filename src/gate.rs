@@ -25,10 +25,12 @@ pub enum MetricKind {
     CostPer1k,
     MacroF1,
     Similarity,
+    FaithfulnessSupport,
+    ForbiddenRate,
 }
 
 impl MetricKind {
-    const ALL: [(&'static str, MetricKind); 10] = [
+    const ALL: [(&'static str, MetricKind); 12] = [
         ("accuracy", MetricKind::Accuracy),
         ("faithfulness", MetricKind::Faithfulness),
         ("latency_p50_ms", MetricKind::LatencyP50),
@@ -39,6 +41,8 @@ impl MetricKind {
         ("cost_per_1k", MetricKind::CostPer1k),
         ("macro_f1", MetricKind::MacroF1),
         ("similarity", MetricKind::Similarity),
+        ("faithfulness_support", MetricKind::FaithfulnessSupport),
+        ("forbidden_rate", MetricKind::ForbiddenRate),
     ];
 
     pub fn names() -> impl Iterator<Item = &'static str> {
@@ -62,15 +66,21 @@ impl MetricKind {
             MetricKind::MacroF1 => m.classification.as_ref().map(|c| c.macro_f1),
             // The word-set measure: it rewards the right facts, not the same phrasing.
             MetricKind::Similarity => m.similarity.as_ref().map(|s| s.token_set),
+            MetricKind::FaithfulnessSupport => m.faithfulness_support,
+            MetricKind::ForbiddenRate => m.forbidden_rate,
         }
     }
 
     /// How a value of this metric reads to a person.
     pub fn format(self, v: f64) -> String {
         match self {
-            MetricKind::Accuracy | MetricKind::ErrorRate => format!("{:.1}%", v * 100.0),
+            MetricKind::Accuracy | MetricKind::ErrorRate | MetricKind::ForbiddenRate => {
+                format!("{:.1}%", v * 100.0)
+            }
             MetricKind::Faithfulness => format!("{v:.2}"),
-            MetricKind::MacroF1 | MetricKind::Similarity => format!("{v:.3}"),
+            MetricKind::MacroF1 | MetricKind::Similarity | MetricKind::FaithfulnessSupport => {
+                format!("{v:.3}")
+            }
             MetricKind::LatencyP50
             | MetricKind::LatencyP90
             | MetricKind::LatencyP95

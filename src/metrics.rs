@@ -32,6 +32,8 @@ pub struct Tally {
     pub answered: u64,
     /// Answered, with nothing (or only whitespace) in the answer.
     pub empty: u64,
+    /// Answered by repeating the prompt or the context (the echo guard failed them).
+    pub echoed: u64,
     pub latency_us: Histogram<u64>,
     pub ttft_us: Histogram<u64>,
     pub tokens_input: u64,
@@ -40,6 +42,11 @@ pub struct Tally {
     pub cost_usd: f64,
     pub faithfulness_sum: f64,
     pub faithfulness_scored: u64,
+    /// The continuous support (0..1) summed over the answers that have one (the lexical scorer).
+    pub support_sum: f64,
+    pub support_scored: u64,
+    /// Answers in which a forbidden string was found.
+    pub forbidden: u64,
     pub retries: u64,
     pub cached: u64,
     pub similarity_sum: (f64, f64),
@@ -65,6 +72,7 @@ impl Default for Tally {
             passed: 0,
             answered: 0,
             empty: 0,
+            echoed: 0,
             latency_us: new_histogram(),
             ttft_us: new_histogram(),
             tokens_input: 0,
@@ -73,6 +81,9 @@ impl Default for Tally {
             cost_usd: 0.0,
             faithfulness_sum: 0.0,
             faithfulness_scored: 0,
+            support_sum: 0.0,
+            support_scored: 0,
+            forbidden: 0,
             retries: 0,
             cached: 0,
             similarity_sum: (0.0, 0.0),
@@ -92,6 +103,8 @@ impl Tally {
         if r.ok {
             self.answered += 1;
             self.empty += u64::from(r.answer.as_deref().is_none_or(|a| a.trim().is_empty()));
+            self.echoed += u64::from(r.checks.contains_key("echo"));
+            self.forbidden += u64::from(r.checks.get("forbidden").is_some_and(|c| !c.pass));
             if let Some(us) = r.latency_us() {
                 self.latency_us
                     .record(us)
@@ -117,6 +130,10 @@ impl Tally {
         if let Some(f) = &r.faithfulness {
             self.faithfulness_sum += f.score;
             self.faithfulness_scored += 1;
+            if let Some(s) = f.support {
+                self.support_sum += s;
+                self.support_scored += 1;
+            }
         }
         if let Some(s) = &r.similarity {
             self.similarity_sum.0 += s.levenshtein;
@@ -153,12 +170,17 @@ impl Tally {
                 .collect(),
             retries: self.retries,
             empty_answers: self.empty,
+            echoed_answers: self.echoed,
             cached: self.cached,
             accuracy: ratio(self.passed, self.requests),
             passed: self.passed,
             faithfulness: (self.faithfulness_scored > 0)
                 .then(|| self.faithfulness_sum / self.faithfulness_scored as f64),
             faithfulness_scored: self.faithfulness_scored,
+            faithfulness_support: (self.support_scored > 0)
+                .then(|| self.support_sum / self.support_scored as f64),
+            forbidden_found: self.forbidden,
+            forbidden_rate: ratio(self.forbidden, self.requests),
             latency_ms: LatencyMs::from_histogram(&self.latency_us),
             // Mean over answered requests: a request that failed reported no tokens to price.
             cost_per_1k: (self.answered > 0).then(|| self.cost_usd * 1000.0 / self.answered as f64),
@@ -293,6 +315,9 @@ pub struct Metrics {
     /// have no such count: read as 0.
     #[serde(default)]
     pub empty_answers: u64,
+    /// Answers that repeat the prompt or the context instead of answering (the echo guard).
+    #[serde(default)]
+    pub echoed_answers: u64,
     /// Answers served from the response cache.
     #[serde(default)]
     pub cached: u64,
@@ -300,6 +325,15 @@ pub struct Metrics {
     pub passed: u64,
     pub faithfulness: Option<f64>,
     pub faithfulness_scored: u64,
+    /// The mean continuous support (0..1) of the lexical scorer: a finer ranking of answers than
+    /// the 1–5 score (held-out ROC-AUC 0.933 against 0.875). Null with the judge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faithfulness_support: Option<f64>,
+    /// Answers in which a forbidden string was found, and their share of the requests.
+    #[serde(default)]
+    pub forbidden_found: u64,
+    #[serde(default)]
+    pub forbidden_rate: Option<f64>,
     pub latency_ms: Option<LatencyMs>,
     pub cost_per_1k: Option<f64>,
     pub cost_usd: f64,

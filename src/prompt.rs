@@ -9,6 +9,7 @@ use crate::golden::Item;
 /// prompt that showed them would leak the answer to the model under test.
 pub const VARIABLES: &[&str] = &["question", "context", "contexts", "id", "tags"];
 
+#[derive(Clone)]
 pub struct PromptTemplate {
     tera: tera::Tera,
 }

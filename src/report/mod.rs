@@ -169,6 +169,13 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             format!("{} of {}", cand.empty_answers, cand.requests),
         ));
     }
+    if cur.echoed_answers > 0 || cand.echoed_answers > 0 {
+        rows.push((
+            "echoed answers",
+            format!("{} of {}", cur.echoed_answers, cur.requests),
+            format!("{} of {}", cand.echoed_answers, cand.requests),
+        ));
+    }
     if cur.cached > 0 || cand.cached > 0 {
         rows.push((
             "cached answers",

@@ -96,6 +96,16 @@ pub fn print(
                 m.requests - m.errors,
             )?;
         }
+        if m.echoed_answers > 0 {
+            writeln!(
+                out,
+                "{} {} of {} {name} answers repeat the prompt or the context instead of answering; \
+                 they fail their items ([scoring] echo)",
+                p.red("warning:"),
+                m.echoed_answers,
+                m.requests - m.errors,
+            )?;
+        }
     }
     writeln!(out)?;
     let d = &s.items;

@@ -210,6 +210,11 @@ impl SideRow {
                 } if !check.pass => row.notes.push(format!(
                     "similarity to expected below {threshold}: token set {token_set:.2}, levenshtein {levenshtein:.2}"
                 )),
+                Evidence::Echo {
+                    echo_of, copied, ..
+                } => row
+                    .notes
+                    .push(format!("echoes the {}: \"{copied}\"", echo_of.as_str())),
                 _ => {}
             }
         }

@@ -4,6 +4,7 @@
 
 mod checks;
 mod classification;
+mod echo;
 mod faithfulness;
 mod judge;
 mod keywords;
@@ -18,6 +19,7 @@ use crate::golden::Item;
 
 pub use checks::{CheckSpec, Patterns, json_error};
 pub use classification::{ClassificationMetrics, Confusion, OTHER};
+pub use echo::{EchoOf, EchoScorer};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use judge::{Judge, JudgeUsage};
 pub use keywords::{ForbiddenScorer, KeywordScorer, KeywordSpan};
@@ -63,6 +65,14 @@ pub enum Evidence {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The answer repeats the prompt or the context instead of answering.
+    Echo {
+        echo_of: EchoOf,
+        /// The start of what was copied (normalised words).
+        copied: String,
+        /// The share of the context's words the answer reproduces in copied runs.
+        context_copied: f64,
+    },
 }
 
 /// A pass/fail check of an answer. Returns `None` when the check does not apply to the item.
@@ -85,6 +95,11 @@ impl Scores {
     /// An item passes when every check that applies to it passes.
     pub fn pass(&self) -> bool {
         self.checks.values().all(|c| c.pass)
+    }
+
+    /// The answer echoes the prompt or the context (the echo guard failed it).
+    pub fn echoed(&self) -> bool {
+        self.checks.contains_key("echo")
     }
 }
 
@@ -209,6 +224,7 @@ impl Scoring {
         config: &ScoringConfig,
         items: &crate::golden::Items,
         judge: Option<Judge>,
+        echo: Option<EchoScorer>,
     ) -> Result<Scoring, regex::Error> {
         #[derive(serde::Deserialize)]
         struct LabelAndChecks {
@@ -255,6 +271,9 @@ impl Scoring {
                 measure: s.measure,
             }));
         }
+        if let Some(echo) = echo {
+            scorers.push(Box::new(echo));
+        }
         Ok(Scoring {
             scorers,
             faithfulness: config.faithfulness.method,
@@ -263,14 +282,17 @@ impl Scoring {
     }
 
     pub async fn score(&self, item: &Item, answer: &str) -> Scores {
-        let checks = self
+        let checks: BTreeMap<_, _> = self
             .scorers
             .iter()
             .filter_map(|s| s.check(item, answer).map(|c| (s.name(), c)))
             .collect();
         let similarity = item.expected.as_deref().map(|e| Similarity::of(answer, e));
+        // An echo copies the context, which would read as perfectly faithful: it is no answer
+        // to score.
+        let echoed = checks.contains_key("echo");
         let (faithfulness, judge) = match self.faithfulness {
-            _ if !item.has_context() => (None, None),
+            _ if !item.has_context() || echoed => (None, None),
             FaithfulnessMethod::Lexical => (lexical_faithfulness(answer, &item.context), None),
             FaithfulnessMethod::Judge => match &self.judge {
                 Some(judge) => {

@@ -365,6 +365,31 @@ fn shipped_example_runs_and_shows_regressions_and_improvements() {
     );
     let code = run.code();
     assert_eq!(code == 0, s["verdict"] == "pass");
+    // The story the README tells, from the deterministic parts of the run: more keyword passes,
+    // and leaks of forbidden strings that the fifth gate fails on.
+    let (cur, cand) = (
+        &s["models"]["current"]["metrics"],
+        &s["models"]["candidate"]["metrics"],
+    );
+    assert_eq!(
+        (cur["passed"].as_u64(), cand["passed"].as_u64()),
+        (Some(30), Some(32))
+    );
+    assert_eq!(
+        (
+            cur["forbidden_found"].as_u64(),
+            cand["forbidden_found"].as_u64()
+        ),
+        (Some(0), Some(10))
+    );
+    let leaks = s["gates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metric"] == "forbidden_rate")
+        .expect("the example gates on leaks");
+    assert_eq!(leaks["outcome"], "fail", "{leaks}");
+    assert_eq!(s["verdict"], "fail");
 }
 
 /// Without the `gguf` feature, the local example is refused before anything runs, saying how to
