@@ -1,17 +1,49 @@
 //! `report.md`: the verdict, the gates, the metrics and the first regressions, for a pull-request
-//! comment or `$GITHUB_STEP_SUMMARY` — always under GitHub's 65,536-character limit.
+//! comment or `$GITHUB_STEP_SUMMARY` — always under GitHub's 65,536-character limit, whatever the
+//! run's size.
+//!
+//! Each section is rendered within a budget of bytes (a character is at least one byte, so bytes
+//! are the stricter count). The header, the warnings (at most [`WARNING_BYTES`]), the metrics and
+//! the item counts are small by construction. The gates, which decide the verdict, come first and
+//! take all they need of the rest, but for a little room the later sections need to say what they
+//! left out; when thousands of per-tag gates cannot all fit, the failed ones are shown first. The
+//! confusion matrices take at most half of what is then left, the regressions the rest. A section
+//! cut to fit says so in a line of its own: what it left out, and where it is (`report.html`,
+//! `summary.json`). Names, ids and labels are cut to a bounded length, on one line, so every table
+//! stays a table.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use super::view::{Group, ItemRow, ItemView, SideRow};
 use super::{Exporter, ReportInput, metric_rows};
-use crate::gate::{Outcome, Verdict};
+use crate::gate::{GateResult, Outcome, Verdict};
+use crate::score::ClassificationMetrics;
 
-/// GitHub refuses comments over 65,536 characters; stay well clear of it.
-pub const MAX_CHARS: usize = 60_000;
+/// GitHub refuses comments and step summaries over 65,536 characters; report.md stays under this
+/// many bytes, well clear of it.
+pub const MAX_BYTES: usize = 60_000;
+/// The warnings take at most this much; the rest are in summary.json.
+const WARNING_BYTES: usize = 8_000;
+/// Left free by the gates, however many: the sections after them need a line each to say what
+/// they left out.
+const AFTER_GATES_BYTES: usize = 4_000;
+/// Room kept for one "…and N more" line.
+const NOTE_BYTES: usize = 300;
 const SHOWN_REGRESSIONS: usize = 20;
 const ANSWER_CHARS: usize = 400;
 const ANSWER_LINES: usize = 4;
+/// Model names, run ids and item ids are cut to this many characters.
+const NAME_CHARS: usize = 200;
+/// A gate's metric or rule in its table cell.
+const CELL_CHARS: usize = 160;
+/// A failure reason or a gate's note.
+const NOTE_CHARS: usize = 300;
+const WARNING_CHARS: usize = 1_000;
+/// A class label in the confusion matrix.
+const LABEL_CHARS: usize = 40;
+/// A confusion matrix cut to fit shows at most this many classes: more columns are not read.
+const MATRIX_LABELS: usize = 30;
 
 pub struct Markdown;
 
@@ -21,20 +53,73 @@ impl Exporter for Markdown {
     }
 
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-        // Fewer regressions in detail until it fits; the header and tables always do.
-        let mut shown = SHOWN_REGRESSIONS;
-        loop {
-            let text = render(input, shown);
-            if text.chars().count() <= MAX_CHARS || shown == 0 {
-                out.write_all(text.as_bytes())?;
-                return Ok(());
-            }
-            shown /= 2;
-        }
+        out.write_all(render(input).as_bytes())?;
+        Ok(())
     }
 }
 
-fn render(input: &ReportInput, shown: usize) -> String {
+fn render(input: &ReportInput) -> String {
+    let s = input.summary;
+    let names = s.side_names();
+    let head = header(input);
+    let warnings = warnings(&s.warnings);
+    let metrics = metrics(input, &names);
+    let counts = counts(input.view);
+    let fixed = head.len() + warnings.len() + metrics.len() + counts.len();
+    let gates = gates(
+        &s.gates,
+        &names,
+        MAX_BYTES.saturating_sub(fixed + AFTER_GATES_BYTES),
+    );
+    let left = MAX_BYTES.saturating_sub(fixed + gates.len());
+    // The confusion matrices take at most half of what is left; the regressions the rest.
+    let sides: Vec<(&String, &ClassificationMetrics)> = names
+        .iter()
+        .zip([&s.models.current.metrics, &s.models.candidate.metrics])
+        .filter_map(|(name, m)| Some((name, m.classification.as_ref()?)))
+        .collect();
+    let mut classification = String::new();
+    for (name, c) in &sides {
+        let share = left.saturating_sub(NOTE_BYTES) / 2 / sides.len();
+        classification.push_str(&confusion(name, c, share));
+    }
+    let left = left.saturating_sub(classification.len());
+    let regressions = regressions(input.view, &names, left);
+    let mut out = String::with_capacity(MAX_BYTES);
+    for part in [
+        head,
+        warnings,
+        gates,
+        metrics,
+        classification,
+        counts,
+        regressions,
+    ] {
+        out.push_str(&part);
+    }
+    within_limit(out)
+}
+
+/// The budgets above keep the report under [`MAX_BYTES`]; should one be wrong, the report is still
+/// cut to fit, at a line, and says so.
+fn within_limit(mut out: String) -> String {
+    if out.len() <= MAX_BYTES {
+        return out;
+    }
+    debug_assert!(false, "report.md is {} bytes, over its budget", out.len());
+    let mut end = MAX_BYTES - NOTE_BYTES;
+    while !out.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.truncate(out[..end].rfind('\n').map_or(0, |i| i + 1));
+    out.push_str(
+        "\n…the rest of this report is left out to fit: see `report.html` in the run directory.\n",
+    );
+    out
+}
+
+/// The verdict, the models and the run: a few short lines.
+fn header(input: &ReportInput) -> String {
     let s = input.summary;
     let mut out = String::new();
     let verdict = match (s.status, s.verdict) {
@@ -64,7 +149,7 @@ fn render(input: &ReportInput, shown: usize) -> String {
     let _ = writeln!(
         out,
         "Golden set **{}@{}** ({} items, `{}`{}) · run `{}` · {} trial(s) per item · goldgate {}\n",
-        esc(&s.golden.name),
+        esc(&clip(&s.golden.name, NAME_CHARS)),
         s.golden.version,
         s.golden.items,
         crate::golden::short(&s.golden.sha256),
@@ -75,7 +160,7 @@ fn render(input: &ReportInput, shown: usize) -> String {
         },
         code(&s.run_id),
         s.repeats,
-        esc(&s.goldgate_version),
+        esc(&clip(&s.goldgate_version, NAME_CHARS)),
     );
     if let Some(r) = &s.rerun_of {
         let _ = writeln!(
@@ -89,75 +174,211 @@ fn render(input: &ReportInput, shown: usize) -> String {
     if let Some(m) = &s.machine {
         let _ = writeln!(out, "Machine: {}.\n", esc(&m.describe()));
     }
-    for w in &s.warnings {
-        let _ = writeln!(out, "> [!WARNING]\n> {}\n", esc(w));
-    }
+    out
+}
 
-    let _ = write!(
-        out,
+/// The run's warnings, each cut to [`WARNING_CHARS`], as many as fit in [`WARNING_BYTES`].
+fn warnings(all: &[String]) -> String {
+    let mut out = String::new();
+    for (i, w) in all.iter().enumerate() {
+        let block = format!("> [!WARNING]\n> {}\n\n", esc(&clip(w, WARNING_CHARS)));
+        let note = if i + 1 < all.len() { NOTE_BYTES } else { 0 };
+        if out.len() + block.len() + note > WARNING_BYTES {
+            let _ = writeln!(
+                out,
+                "…and {} more warning(s): see `summary.json` (`warnings`) or `report.html`.\n",
+                all.len() - i
+            );
+            break;
+        }
+        out.push_str(&block);
+    }
+    out
+}
+
+/// The gate table, whole when it fits in `budget`. Else the gates that failed come first, then
+/// the skipped, then the passed, as many as fit (in their order), and a line says how many of each
+/// are left out.
+fn gates(all: &[GateResult], names: &[String; 2], budget: usize) -> String {
+    let mut out = format!(
         "| Gate | Rule | {} | {} | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
         capitalized(&names[0]),
         capitalized(&names[1])
     );
-    for g in &s.gates {
-        let result = match g.outcome {
-            Outcome::Pass => "✅ PASS".to_owned(),
-            Outcome::Fail => "❌ FAIL".to_owned(),
-            Outcome::Skipped => format!("⏭️ SKIP ({})", esc(g.note.as_deref().unwrap_or(""))),
-        };
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {result} |",
-            esc(&g.metric),
-            esc(&g.rule),
-            g.format(g.current),
-            g.format(g.candidate),
-            g.format(g.limit),
-        );
+    let rows: Vec<String> = all.iter().map(gate_row).collect();
+    if out.len() + rows.iter().map(String::len).sum::<usize>() <= budget {
+        rows.iter().for_each(|r| out.push_str(r));
+        return out;
     }
-
-    let _ = write!(
+    let rank = |g: &GateResult| match g.outcome {
+        Outcome::Fail => 0,
+        Outcome::Skipped => 1,
+        Outcome::Pass => 2,
+    };
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|&i| rank(&all[i]));
+    let mut shown = vec![false; all.len()];
+    let mut used = out.len() + NOTE_BYTES;
+    for i in order {
+        if used + rows[i].len() > budget {
+            break;
+        }
+        used += rows[i].len();
+        shown[i] = true;
+    }
+    let mut left = [0usize; 3];
+    for (i, row) in rows.iter().enumerate() {
+        if shown[i] {
+            out.push_str(row);
+        } else {
+            left[rank(&all[i])] += 1;
+        }
+    }
+    let _ = writeln!(
         out,
+        "\n…and {} more gate(s) ({} failed, {} skipped, {} passed): see `report.html` or `summary.json` (`gates`).",
+        left.iter().sum::<usize>(),
+        left[0],
+        left[1],
+        left[2]
+    );
+    out
+}
+
+fn gate_row(g: &GateResult) -> String {
+    let result = match g.outcome {
+        Outcome::Pass => "✅ PASS".to_owned(),
+        Outcome::Fail => "❌ FAIL".to_owned(),
+        Outcome::Skipped => format!(
+            "⏭️ SKIP ({})",
+            esc(&clip(g.note.as_deref().unwrap_or(""), NOTE_CHARS))
+        ),
+    };
+    format!(
+        "| {} | {} | {} | {} | {} | {result} |\n",
+        esc(&clip(&g.metric, CELL_CHARS)),
+        esc(&clip(&g.rule, CELL_CHARS)),
+        g.format(g.current),
+        g.format(g.candidate),
+        g.format(g.limit),
+    )
+}
+
+/// The metrics side by side: a fixed set of rows.
+fn metrics(input: &ReportInput, names: &[String; 2]) -> String {
+    let m = &input.summary.models;
+    let mut out = format!(
         "\n| Metric | {} | {} |\n|---|--:|--:|\n",
         capitalized(&names[0]),
         capitalized(&names[1])
     );
-    for (name, cur, cand) in metric_rows(&s.models.current.metrics, &s.models.candidate.metrics) {
+    for (name, cur, cand) in metric_rows(&m.current.metrics, &m.candidate.metrics) {
         let _ = writeln!(out, "| {name} | {cur} | {cand} |");
     }
+    out
+}
 
-    for (side, m) in [
-        (&names[0], &s.models.current.metrics),
-        (&names[1], &s.models.candidate.metrics),
-    ] {
-        if let Some(c) = &m.classification {
-            let _ = writeln!(
-                out,
-                "\n**Classification, {side}:** macro-F1 {:.3}, accuracy {:.1}%\n",
-                c.macro_f1,
-                c.accuracy * 100.0
-            );
-            let _ = write!(out, "| expected \\ predicted |");
-            for p in &c.confusion.predicted {
-                let _ = write!(out, " {} |", esc(p));
-            }
-            out.push_str("\n|---|");
-            out.push_str(&"--:|".repeat(c.confusion.predicted.len()));
-            out.push('\n');
-            for (label, row) in c.confusion.expected.iter().zip(&c.confusion.counts) {
-                let _ = write!(out, "| {} |", esc(label));
-                for n in row {
-                    let _ = write!(out, " {n} |");
-                }
-                out.push('\n');
-            }
-        }
-    }
-
-    let view = input.view;
+/// One side's classification: macro-F1, accuracy and the confusion matrix, whole when it fits in
+/// `budget`; else the classes with the most items (up to [`MATRIX_LABELS`]), the others summed in a
+/// last row and column, and a line that says so.
+fn confusion(side: &str, c: &ClassificationMetrics, budget: usize) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n**Items:** {} regressed, {} improved, {} failing on both, {} unchanged{}.\n",
+        "\n**Classification, {side}:** macro-F1 {:.3}, accuracy {:.1}%\n",
+        c.macro_f1,
+        c.accuracy * 100.0
+    );
+    let m = &c.confusion;
+    let n = m.expected.len();
+    let rows: Vec<u64> = m.counts.iter().map(|r| r.iter().sum()).collect();
+    let columns: Vec<u64> = (0..m.predicted.len())
+        .map(|j| {
+            m.counts
+                .iter()
+                .map(|r| r.get(j).copied().unwrap_or(0))
+                .sum()
+        })
+        .collect();
+    // Every cell takes at least 4 bytes (" 0 |"): a matrix that cannot fit is not rendered whole.
+    if (n.saturating_mul(m.predicted.len())).saturating_mul(4) <= budget {
+        let whole = matrix(c, &(0..n).collect::<Vec<_>>(), &rows, &columns);
+        if out.len() + whole.len() <= budget {
+            out.push_str(&whole);
+            return out;
+        }
+    }
+    let whole_matrix =
+        "The whole matrix: `report.html`, or `metrics.classification.confusion` in `summary.json`.";
+    let mut by_items: Vec<usize> = (0..n).collect();
+    by_items.sort_by_key(|&i| std::cmp::Reverse(rows[i])); // stable: label order among equals
+    for k in (1..=MATRIX_LABELS.min(n.saturating_sub(1))).rev() {
+        let mut keep = by_items[..k].to_vec();
+        keep.sort_unstable();
+        let table = matrix(c, &keep, &rows, &columns);
+        let note = format!(
+            "\nThe {k} most frequent of {n} labels are shown; the other {} are summed in the last row and column. {whole_matrix}\n",
+            n - k
+        );
+        if out.len() + table.len() + note.len() <= budget {
+            out.push_str(&table);
+            out.push_str(&note);
+            return out;
+        }
+    }
+    let _ = writeln!(
+        out,
+        "The confusion matrix of {n} labels is left out to fit. {whole_matrix}"
+    );
+    out
+}
+
+/// The confusion matrix restricted to the expected classes `keep` (indices, in order) and the
+/// unknown predictions' column; the classes left out, if any, summed in a last row and column.
+/// `rows` and `columns` are the matrix's sums.
+fn matrix(c: &ClassificationMetrics, keep: &[usize], rows: &[u64], columns: &[u64]) -> String {
+    let m = &c.confusion;
+    let n = m.expected.len();
+    let cols: Vec<usize> = keep.iter().copied().chain(n..m.predicted.len()).collect();
+    let rest = (keep.len() < n).then(|| format!("_{} other labels_", n - keep.len()));
+    let mut out = String::from("| expected \\ predicted |");
+    for &j in &cols {
+        let _ = write!(out, " {} |", esc(&clip(&m.predicted[j], LABEL_CHARS)));
+    }
+    if let Some(rest) = &rest {
+        let _ = write!(out, " {rest} |");
+    }
+    out.push_str("\n|---|");
+    out.push_str(&"--:|".repeat(cols.len() + usize::from(rest.is_some())));
+    out.push('\n');
+    let cell = |i: usize, j: usize| m.counts[i].get(j).copied().unwrap_or(0);
+    for &i in keep {
+        let _ = write!(out, "| {} |", esc(&clip(&m.expected[i], LABEL_CHARS)));
+        for &j in &cols {
+            let _ = write!(out, " {} |", cell(i, j));
+        }
+        if rest.is_some() {
+            let shown: u64 = cols.iter().map(|&j| cell(i, j)).sum();
+            let _ = write!(out, " {} |", rows[i] - shown);
+        }
+        out.push('\n');
+    }
+    if let Some(rest) = &rest {
+        let _ = write!(out, "| {rest} |");
+        let mut left: u64 = rows.iter().sum::<u64>() - keep.iter().map(|&i| rows[i]).sum::<u64>();
+        for &j in &cols {
+            let v = columns[j] - keep.iter().map(|&i| cell(i, j)).sum::<u64>();
+            left -= v;
+            let _ = write!(out, " {v} |");
+        }
+        let _ = writeln!(out, " {left} |");
+    }
+    out
+}
+
+fn counts(view: &ItemView) -> String {
+    format!(
+        "\n**Items:** {} regressed, {} improved, {} failing on both, {} unchanged{}.\n\n",
         view.count(Group::Regressed),
         view.count(Group::Improved),
         view.count(Group::BothFail),
@@ -166,19 +387,26 @@ fn render(input: &ReportInput, shown: usize) -> String {
             0 => String::new(),
             n => format!(", {n} incomplete"),
         }
-    );
-    regressions(&mut out, view, shown, &names);
-    out
+    )
 }
 
-fn regressions(out: &mut String, view: &ItemView, shown: usize, names: &[String; 2]) {
+/// The first regressions in detail, as many as fit in `budget` (at most [`SHOWN_REGRESSIONS`]),
+/// and a line for the others.
+fn regressions(view: &ItemView, names: &[String; 2], budget: usize) -> String {
+    let mut out = String::new();
     let total = view.count(Group::Regressed);
     if total == 0 {
-        return;
+        return out;
     }
     let _ = writeln!(out, "### Regressions ({total})\n");
-    for row in view.group(Group::Regressed).take(shown) {
-        item(out, row, view, names);
+    let mut shown = 0;
+    for row in view.group(Group::Regressed).take(SHOWN_REGRESSIONS) {
+        let block = item(row, view, names);
+        if out.len() + block.len() + NOTE_BYTES > budget {
+            break;
+        }
+        out.push_str(&block);
+        shown += 1;
     }
     if total > shown {
         let _ = writeln!(
@@ -187,14 +415,16 @@ fn regressions(out: &mut String, view: &ItemView, shown: usize, names: &[String;
             total - shown
         );
     }
+    out
 }
 
-fn item(out: &mut String, row: &ItemRow, view: &ItemView, names: &[String; 2]) {
+fn item(row: &ItemRow, view: &ItemView, names: &[String; 2]) -> String {
+    let mut out = String::new();
     let _ = writeln!(
         out,
         "<details><summary><code>{}</code> — {}</summary>\n",
-        html(row.id),
-        esc(&row.candidate.failure())
+        html(&clip(row.id, NAME_CHARS)),
+        esc(&clip(&row.candidate.failure(), NOTE_CHARS))
     );
     let _ = writeln!(
         out,
@@ -205,16 +435,17 @@ fn item(out: &mut String, row: &ItemRow, view: &ItemView, names: &[String; 2]) {
             ANSWER_LINES
         ))
     );
-    side(out, &capitalized(&names[0]), &row.current);
-    side(out, &capitalized(&names[1]), &row.candidate);
+    side(&mut out, &capitalized(&names[0]), &row.current);
+    side(&mut out, &capitalized(&names[1]), &row.candidate);
     out.push_str("</details>\n\n");
+    out
 }
 
 fn side(out: &mut String, label: &str, s: &SideRow) {
     let status = if s.passed == s.trials && s.trials > 0 {
         "pass".to_owned()
     } else {
-        format!("fail: {}", s.failure())
+        format!("fail: {}", clip(&s.failure(), NOTE_CHARS))
     };
     let _ = writeln!(out, "**{label}** ({}):\n", esc(&status));
     match &s.answer {
@@ -279,10 +510,12 @@ fn esc(text: &str) -> String {
     out
 }
 
+/// An id in HTML, on one line (a blank line would end the `<details>` block).
 fn html(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+        .replace(['\n', '\r'], " ")
 }
 
 /// `current` → `Current`, as a heading reads.
@@ -293,8 +526,21 @@ fn capitalized(name: &str) -> String {
     })
 }
 
+/// A name or an id in inline code: cut to [`NAME_CHARS`], on one line, no backtick to end it.
 fn code(text: &str) -> String {
-    text.replace('`', "'")
+    clip(text, NAME_CHARS)
+        .replace('`', "'")
+        .replace(['\n', '\r'], " ")
+}
+
+/// `text` as it is when it has at most `max` characters; else on one line, cut at a word boundary
+/// to `max` characters with an ellipsis.
+fn clip(text: &str, max: usize) -> Cow<'_, str> {
+    if text.chars().nth(max).is_none() {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(crate::text::ellipsize(text, max))
+    }
 }
 
 #[cfg(test)]
@@ -307,5 +553,138 @@ mod tests {
         assert_eq!(cut("a\nb\nc", 100, 2), "a\nb…");
         assert_eq!(cut("abcdef", 3, 5), "abc…");
         assert_eq!(cut("abc", 3, 5), "abc");
+        assert_eq!(clip("a  b|c", 10), "a  b|c", "short text is left as it is");
+        let long = format!("{}\n| x |", "word ".repeat(100));
+        let cell = esc(&clip(&long, 40));
+        assert!(cell.chars().count() <= 41 && !cell.contains('\n'), "{cell}");
+        assert_eq!(code("a`b\nc"), "a'b c");
+        assert_eq!(html("<a>\n&"), "&lt;a&gt; &amp;");
+    }
+
+    fn classification(labels: usize) -> ClassificationMetrics {
+        let mut c = crate::score::Confusion::default();
+        for k in 0..labels {
+            // Class k has k + 1 items: one predicted as the next class, one unknown.
+            let label = format!("c|{k:03}");
+            for i in 0..=k {
+                let predicted = match i {
+                    0 => format!("c|{:03}", (k + 1) % labels),
+                    1 => "nonsense".to_owned(),
+                    _ => label.clone(),
+                };
+                c.add(&label, &predicted);
+            }
+        }
+        c.metrics().unwrap()
+    }
+
+    /// The numbers of a matrix row, its label left out.
+    fn numbers(row: &str) -> Vec<u64> {
+        row.split(" | ")
+            .skip(1)
+            .map(|v| v.trim_matches([' ', '|']).parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_small_confusion_matrix_is_whole() {
+        let c = classification(3);
+        let text = confusion("current", &c, 10_000);
+        assert!(
+            text.contains("| expected \\ predicted | c\\|000 | c\\|001 | c\\|002 | (other) |"),
+            "{text}"
+        );
+        assert!(!text.contains("labels"), "{text}");
+    }
+
+    #[test]
+    fn a_large_confusion_matrix_keeps_the_frequent_classes_and_sums_the_rest() {
+        let labels = 200;
+        let c = classification(labels);
+        let budget = 8_000;
+        let text = confusion("candidate", &c, budget);
+        assert!(text.len() <= budget, "{} bytes", text.len());
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+        let k = rows.len() - 3; // header, delimiter, the others' row
+        assert!(
+            (2..=MATRIX_LABELS).contains(&k),
+            "{k} classes shown:\n{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "The {k} most frequent of {labels} labels are shown; the other {} are summed",
+                labels - k
+            )),
+            "{text}"
+        );
+        assert!(text.contains("`report.html`") && text.contains("`summary.json`"));
+        // The most frequent classes are the last ones; every item is counted once.
+        assert!(
+            rows[2].starts_with(&format!("| c\\|{:03} |", labels - k)),
+            "{}",
+            rows[2]
+        );
+        assert!(
+            rows[0].ends_with(&format!("| (other) | _{} other labels_ |", labels - k)),
+            "{}",
+            rows[0]
+        );
+        let total: u64 = rows[2..].iter().flat_map(|r| numbers(r)).sum();
+        assert_eq!(total, (1..=labels as u64).sum::<u64>());
+        let unknown: u64 = rows[2..].iter().map(|r| numbers(r)[k]).sum();
+        assert_eq!(
+            unknown,
+            labels as u64 - 1,
+            "every class but the first has one unknown"
+        );
+        // With no room even for one class, the matrix is left out, and that is said.
+        let text = confusion("candidate", &c, 300);
+        assert!(
+            text.contains("The confusion matrix of 200 labels is left out to fit."),
+            "{text}"
+        );
+        assert!(text.len() <= 300);
+    }
+
+    #[test]
+    fn too_many_gates_show_the_failed_first_and_count_the_rest() {
+        let gate = |i: usize| {
+            let outcome = [Outcome::Pass, Outcome::Fail, Outcome::Skipped][i % 3];
+            GateResult {
+                metric: format!("accuracy[tag={}|{i}]", "t".repeat(500)),
+                rule: "candidate >= 0.5".into(),
+                current: Some(1.0),
+                candidate: Some(0.5),
+                limit: Some(0.5),
+                pass: outcome != Outcome::Fail,
+                outcome,
+                note: (outcome == Outcome::Skipped).then(|| "why\n".repeat(200)),
+                bound: crate::gate::Bound::Min(0.5),
+            }
+        };
+        let names = ["current".to_owned(), "candidate".to_owned()];
+        let few: Vec<GateResult> = (0..6).map(gate).collect();
+        let whole = gates(&few, &names, 60_000);
+        assert_eq!(whole.lines().count(), 8, "{whole}");
+        assert!(!whole.contains("more gate(s)"));
+        let many: Vec<GateResult> = (0..3000).map(gate).collect();
+        let budget = 20_000;
+        let text = gates(&many, &names, budget);
+        assert!(text.len() <= budget, "{} bytes", text.len());
+        let rows: Vec<&str> = text
+            .lines()
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert!(
+            rows.len() > 20 && rows.iter().all(|r| r.ends_with("| ❌ FAIL |")),
+            "{text}"
+        );
+        assert!(rows.iter().all(|r| r.chars().count() < 400), "{}", rows[0]);
+        assert!(text.ends_with(&format!(
+            "\n…and {} more gate(s) ({} failed, 1000 skipped, 1000 passed): see `report.html` or `summary.json` (`gates`).\n",
+            3000 - rows.len(),
+            1000 - rows.len()
+        )), "{text}");
     }
 }

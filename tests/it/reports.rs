@@ -288,3 +288,319 @@ fn diff_compares_two_stored_runs() {
     let md = std::fs::read_to_string(diff.dir.as_ref().unwrap().join("report.md")).unwrap();
     assert!(md.contains("different golden sets"), "{md}");
 }
+
+// report.md at the extremes: whatever the run, it stays under GitHub's 65,536-character limit
+// for a step summary or a pull-request comment, the verdict and the gates first and whole.
+
+/// GitHub's limit for a comment or a step summary, in characters; bytes are never fewer.
+const GITHUB_LIMIT: usize = 65_536;
+
+/// A run directory written straight to disk, as large and as hostile as a test needs: no model is
+/// called, `goldgate report` renders it.
+#[derive(Default)]
+struct Synthetic {
+    items: Vec<serde_json::Value>,
+    results: Vec<serde_json::Value>,
+    gates: Vec<(String, serde_json::Value)>,
+    warnings: Vec<String>,
+    candidate_model: Option<String>,
+}
+
+impl Synthetic {
+    /// One item and its two answers; `checks` are the result's checks per side.
+    fn item(
+        &mut self,
+        item: serde_json::Value,
+        answers: [&str; 2],
+        checks: [serde_json::Value; 2],
+    ) {
+        let id = item["id"].clone();
+        self.items.push(item);
+        for ((model, answer), checks) in ["current", "candidate"]
+            .into_iter()
+            .zip(answers)
+            .zip(checks)
+        {
+            let pass = checks
+                .as_object()
+                .unwrap()
+                .values()
+                .all(|c| c["pass"] == true);
+            self.results.push(serde_json::json!({
+                "id": id, "model": model, "trial": 0, "ok": true, "pass": pass,
+                "answer": answer, "latency_ms": 100.0, "attempts": 1,
+                "tokens": {"input": 10, "output": 5, "estimated": false},
+                "cost_usd": 0.0001, "checks": checks, "error": null,
+            }));
+        }
+    }
+
+    fn gate(&mut self, metric: &str, bound: serde_json::Value) {
+        self.gates.push((metric.to_owned(), bound));
+    }
+
+    /// `goldgate report --format md` over it: report.md's text.
+    fn report_md(&self) -> String {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir(&dir).unwrap();
+        let mut manifest: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-basic/run.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        manifest["golden"]["items"] = self.items.len().into();
+        manifest["gates"] = self
+            .gates
+            .iter()
+            .map(|(metric, bound)| serde_json::json!({"metric": metric, "bound": bound}))
+            .collect();
+        manifest["warnings"] = self.warnings.clone().into();
+        if let Some(m) = &self.candidate_model {
+            manifest["models"]["candidate"]["model"] = m.clone().into();
+        }
+        let lines =
+            |v: &[serde_json::Value]| v.iter().map(|l| l.to_string() + "\n").collect::<String>();
+        std::fs::write(dir.join("run.json"), manifest.to_string()).unwrap();
+        std::fs::write(dir.join("items.jsonl"), lines(&self.items)).unwrap();
+        std::fs::write(dir.join("results.jsonl"), lines(&self.results)).unwrap();
+        let out = goldgate()
+            .args(["report", "--format", "md"])
+            .arg(&dir)
+            .timeout(std::time::Duration::from_secs(600))
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read_to_string(dir.join("report.md")).unwrap()
+    }
+}
+
+/// A label check as a result line holds it.
+fn label(expected: &str, predicted: &str) -> serde_json::Value {
+    serde_json::json!({"label": {"pass": expected == predicted, "expected": expected, "predicted": predicted}})
+}
+
+/// The pipes that separate cells (an escaped `\|` is text).
+fn cells(line: &str) -> usize {
+    let mut n = 0;
+    let mut escaped = false;
+    for c in line.chars() {
+        if std::mem::take(&mut escaped) {
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '|' => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// What every report.md must be, however large the run: under the limit, the verdict first and the
+/// gate table right after the header, every table a table (each row as many cells as its header),
+/// every `<details>` closed. Returns the gate table's rows.
+fn assert_fits(md: &str) -> Vec<&str> {
+    let (bytes, chars) = (md.len(), md.chars().count());
+    eprintln!("report.md: {bytes} bytes, {chars} characters");
+    assert!(
+        bytes <= GITHUB_LIMIT && chars <= GITHUB_LIMIT,
+        "report.md is {bytes} bytes, {chars} characters; the head of it:\n{}",
+        md.chars().take(3000).collect::<String>()
+    );
+    assert!(
+        md.starts_with("## goldgate: "),
+        "{}",
+        &md[..200.min(md.len())]
+    );
+    assert_eq!(md.lines().next().unwrap().matches("## ").count(), 1);
+    let mut lines = md.lines().peekable();
+    let mut tables = Vec::new();
+    while let Some(line) = lines.next() {
+        if !line.starts_with('|') {
+            continue;
+        }
+        let head = line;
+        let mut rows = Vec::new();
+        while let Some(row) = lines.next_if(|l| !l.is_empty()) {
+            assert!(
+                row.starts_with('|') && row.ends_with('|'),
+                "a table cut by {row:?}"
+            );
+            assert_eq!(cells(row), cells(head), "row {row:?} under {head:?}");
+            rows.push(row);
+        }
+        tables.push((head, rows));
+    }
+    assert_eq!(
+        md.matches("<details>").count(),
+        md.matches("</details>").count()
+    );
+    let (head, rows) = tables.first().expect("a gate table");
+    assert!(
+        head.starts_with("| Gate | Rule |"),
+        "the first table is the gates': {head}"
+    );
+    let gates_at = md.find("| Gate | Rule |").unwrap();
+    let before = &md[..gates_at];
+    assert!(
+        !before.contains("| Metric")
+            && !before.contains("**Classification")
+            && !before.contains("### Regressions"),
+        "only the header and warnings come before the gates"
+    );
+    rows[1..].to_vec()
+}
+
+fn labelled_item(id: &str, label: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "question": format!("Which class is {id}?"), "label": label, "tags": ["classify"]})
+}
+
+/// A confusion matrix of `labels` classes: the current model right on every item, the candidate
+/// wrong on the first `labels` (each predicted as the next class).
+fn classification_run(labels: usize) -> Synthetic {
+    let mut s = Synthetic::default();
+    s.gate("accuracy", serde_json::json!({"min_ratio": 0.95}));
+    s.gate("macro_f1", serde_json::json!({"min": 0.5}));
+    let name = |k: usize| format!("class-{k:04}");
+    for i in 0..labels * 2 {
+        let (expected, k) = (name(i % labels), i % labels);
+        let predicted = if i < labels {
+            name((k + 1) % labels)
+        } else {
+            expected.clone()
+        };
+        s.item(
+            labelled_item(&format!("item-{i:05}"), &expected),
+            [&expected, &predicted],
+            [label(&expected, &expected), label(&expected, &predicted)],
+        );
+    }
+    s
+}
+
+fn assert_confusion_cut(md: &str, labels: usize) {
+    let gates = assert_fits(md);
+    assert_eq!(gates.len(), 2, "both gates, whole: {gates:?}");
+    assert!(md.starts_with("## goldgate: ❌ FAIL"), "{}", &md[..200]);
+    for side in ["Current", "Candidate"] {
+        assert!(md.contains(&format!("**Classification, {}:**", side.to_lowercase())));
+    }
+    let note = format!("of {labels} labels");
+    assert_eq!(
+        md.matches(&note).count(),
+        2,
+        "each matrix says it was cut:\n{md}"
+    );
+    assert!(md.contains("`report.html`") && md.contains("`summary.json`"));
+    assert!(md.contains(&format!("### Regressions ({labels})")));
+    assert!(md.contains("more regression(s): see `report.html`"));
+}
+
+#[test]
+fn report_md_fits_a_400_label_confusion_matrix() {
+    assert_confusion_cut(&classification_run(400).report_md(), 400);
+}
+
+#[test]
+fn report_md_fits_a_3000_label_confusion_matrix() {
+    assert_confusion_cut(&classification_run(3000).report_md(), 3000);
+}
+
+/// Thousands of tags, one gate each, tag names long and full of Markdown: the gate table cannot
+/// be whole, so it shows the failed gates first and says how many it left out and where they are.
+#[test]
+fn report_md_fits_thousands_of_per_tag_gates() {
+    let mut s = Synthetic::default();
+    let tags = 3000;
+    for i in 0..tags {
+        let tag = format!("team|{i:04}|<b>{}</b>\n`x`", "long-name ".repeat(25));
+        let ok = i % 2 == 1;
+        s.gate(
+            &format!("accuracy[tag={tag}]"),
+            serde_json::json!({"min": 0.5}),
+        );
+        s.item(
+            serde_json::json!({"id": format!("t{i}"), "question": "q", "keywords": ["yes"], "tags": [tag]}),
+            ["yes", if ok { "yes" } else { "no" }],
+            [
+                serde_json::json!({"keywords": {"pass": true, "matched": ["yes"], "missing": []}}),
+                serde_json::json!({"keywords": {"pass": ok, "matched": [], "missing": if ok { vec![] } else { vec!["yes"] }}}),
+            ],
+        );
+    }
+    let md = s.report_md();
+    let gates = assert_fits(&md);
+    assert!(md.starts_with("## goldgate: ❌ FAIL"));
+    assert!(gates.len() >= 50, "{} gate rows", gates.len());
+    assert!(
+        gates.iter().all(|g| g.ends_with("| ❌ FAIL |")),
+        "failed gates come first when not all fit"
+    );
+    for g in &gates {
+        assert!(g.chars().count() < 600, "a long tag is cut: {g}");
+    }
+    let note = format!("…and {} more gate(s)", tags - gates.len());
+    assert!(
+        md.contains(&note),
+        "{note:?} in\n{}",
+        &md[md.len() - 2000..]
+    );
+    assert!(md.contains("see `report.html` or `summary.json`"));
+}
+
+/// Ids of 500 characters full of Markdown and HTML, thousands of regressions with long answers
+/// and long failure reasons, thousands of long warnings, a model name of 5,000 characters.
+#[test]
+fn report_md_fits_long_ids_many_regressions_and_warnings() {
+    let mut s = Synthetic::default();
+    s.gate("accuracy", serde_json::json!({"min_ratio": 0.95}));
+    s.gate("error_rate", serde_json::json!({"max_ratio": 1.0}));
+    s.candidate_model = Some(format!("model`\n| x |{}", "m".repeat(5000)));
+    s.warnings = (0..2000)
+        .map(|i| format!("warning {i}: {}", "<b>|a|</b> & ".repeat(200)))
+        .collect();
+    let missing: Vec<String> = (0..300)
+        .map(|k| format!("keyword-{k}-{}", "k".repeat(40)))
+        .collect();
+    for i in 0..2000 {
+        let id = format!("{i:04}|<script>`\n{}", "i&".repeat(248));
+        s.item(
+            serde_json::json!({"id": id, "question": "Why? ".repeat(500), "keywords": missing}),
+            // Past 4,000 bytes, as these are, no word diff is computed: the test stays quick.
+            [
+                &"réponse juste | ".repeat(400),
+                &"<img src=x> réponse fausse\n".repeat(400),
+            ],
+            [
+                serde_json::json!({"keywords": {"pass": true, "matched": missing, "missing": []}}),
+                serde_json::json!({"keywords": {"pass": false, "matched": [], "missing": missing}}),
+            ],
+        );
+    }
+    let md = s.report_md();
+    let gates = assert_fits(&md);
+    assert_eq!(gates.len(), 2, "{gates:?}");
+    assert!(
+        md.lines().next().unwrap().chars().count() < 600,
+        "the model name is cut"
+    );
+    assert!(md.contains("### Regressions (2000)"));
+    assert!(md.contains("more regression(s): see `report.html`"));
+    assert!(md.contains("more warning(s): see `summary.json`"));
+    assert!(md.contains("<details>"), "some regressions in detail");
+    for line in md.lines().filter(|l| l.starts_with("<details>")) {
+        assert!(
+            line.chars().count() < 2000,
+            "an id and its failure are cut: {line}"
+        );
+        assert!(!line.contains("<script>"), "{line}");
+    }
+}
