@@ -105,6 +105,47 @@ impl Engine {
         self.template.render(&self.tokenizer, system, prompt)
     }
 
+    /// The next-token logits after each of `positions` (indices into `tokens`, ascending): the
+    /// first `prefill` tokens run in one pass, as a prompt is, and the rest one at a time through
+    /// the KV cache, as generated tokens are. Generation itself needs only the logits after its
+    /// last token; this exists so that tests can compare the whole forward pass, both paths, with
+    /// an independent implementation's at several positions (tests/it/gguf.rs, against llama.cpp
+    /// fixtures made by scripts/reference_logits.py).
+    #[doc(hidden)]
+    pub fn logits_at(
+        &self,
+        tokens: &[u32],
+        prefill: usize,
+        positions: &[usize],
+    ) -> Result<Vec<Vec<f32>>, String> {
+        if !positions.windows(2).all(|w| w[0] < w[1])
+            || positions.last().is_some_and(|&p| p >= tokens.len())
+        {
+            return Err(format!(
+                "positions {positions:?} are not ascending within the {} tokens",
+                tokens.len()
+            ));
+        }
+        let prefill = prefill.clamp(1, tokens.len().max(1));
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let mut cache = self.weights.cache();
+            let rows: Vec<usize> = positions.iter().copied().filter(|&p| p < prefill).collect();
+            let mut out = self
+                .weights
+                .forward_at(&mut cache, &tokens[..prefill], &rows)?;
+            for (i, &token) in tokens.iter().enumerate().skip(prefill) {
+                let row: &[usize] = if positions.contains(&i) { &[0] } else { &[] };
+                out.extend(self.weights.forward_at(&mut cache, &[token], row)?);
+            }
+            Ok(out)
+        };
+        match &self.pool {
+            Some(pool) => pool.install(run),
+            None => candle_core::Device::Cpu.with_context(run),
+        }
+        .map_err(|e| format!("inference failed: {e}"))
+    }
+
     /// Generate an answer. Stops at an end-of-turn token, after `max_tokens`, at the deadline
     /// (a timeout) or when `cancel` is set (the request was abandoned).
     pub fn generate(
