@@ -86,7 +86,8 @@ impl EchoScorer {
     /// What the answer echoes, where its first copied run starts (a word index), and the share
     /// of the context it copies.
     fn find(&self, item: &Item, answer: &[String]) -> Option<(EchoOf, usize, f64)> {
-        let context_copied = context_share(answer, &item.context);
+        let passages: Vec<Vec<String>> = item.context.iter().map(|p| words(p)).collect();
+        let context_copied = context_share(answer, &passages);
         let mut own: Vec<Vec<String>> = instruction_segments(&self.prompt.render(item), item)
             .into_iter()
             .map(|s| words(&s))
@@ -102,7 +103,6 @@ impl EchoScorer {
         if share < CONTEXT_SHARE {
             return None;
         }
-        let passages: Vec<Vec<String>> = item.context.iter().map(|p| words(p)).collect();
         let context: HashSet<&[String]> =
             passages.iter().flat_map(|p| p.windows(RUN_WORDS)).collect();
         let at = answer
@@ -135,15 +135,14 @@ fn instruction_segments(rendered: &str, item: &Item) -> Vec<String> {
 
 /// The share of the context's words that the answer's copied runs cover; `None` for a context
 /// too short to judge.
-fn context_share(answer: &[String], context: &[String]) -> Option<f64> {
-    let passages: Vec<Vec<String>> = context.iter().map(|p| words(p)).collect();
+fn context_share(answer: &[String], passages: &[Vec<String>]) -> Option<f64> {
     let total: usize = passages.iter().map(Vec::len).sum();
     if total < CONTEXT_MIN_WORDS {
         return None;
     }
     let runs: HashSet<&[String]> = answer.windows(RUN_WORDS).collect();
     let mut covered = 0;
-    for passage in &passages {
+    for passage in passages {
         let mut hit = vec![false; passage.len()];
         for (i, w) in passage.windows(RUN_WORDS).enumerate() {
             if runs.contains(w) {

@@ -96,11 +96,6 @@ impl Scores {
     pub fn pass(&self) -> bool {
         self.checks.values().all(|c| c.pass)
     }
-
-    /// The answer echoes the prompt or the context (the echo guard failed it).
-    pub fn echoed(&self) -> bool {
-        self.checks.contains_key("echo")
-    }
 }
 
 /// Regex checks: the item's own and the evaluation's defaults.
