@@ -4,7 +4,6 @@
 //! [`metrics`] → [`gate`] → [`report`]. `main.rs` only parses the command line and maps the
 //! result of [`main`] to an exit code.
 
-pub mod cache;
 pub mod cli;
 pub mod config;
 mod diff;
@@ -12,17 +11,17 @@ pub mod error;
 pub mod evaluation;
 pub mod gate;
 pub mod golden;
-mod http;
+
 pub mod init;
 mod merge;
 pub mod metrics;
 pub mod progress;
 pub mod prompt;
 pub mod provider;
-pub mod ratelimit;
+
 pub mod record;
 pub mod report;
-pub mod retry;
+
 pub mod rundir;
 pub mod runner;
 pub mod score;
@@ -385,7 +384,7 @@ async fn run(args: RunArgs) -> anyhow::Result<Exit> {
         None => args.out.clone(),
     };
     let cache = if args.cache && !args.no_cache {
-        Some(std::sync::Arc::new(cache::Cache::open(
+        Some(std::sync::Arc::new(provider::cache::Cache::open(
             &out_dir.join(".cache").join("responses.redb"),
         )?))
     } else {

@@ -106,7 +106,7 @@ impl Anthropic {
             value.set_sensitive(true);
             headers.insert("x-api-key", value);
         }
-        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+        let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
             .default_headers(headers)
             .build()?;
         let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
@@ -137,15 +137,15 @@ impl Anthropic {
             .json(&body)
             .send()
             .await
-            .map_err(crate::http::classify)?;
+            .map_err(crate::provider::http::classify)?;
         let status = response.status();
         let wait = retry_after(response.headers())
             .or_else(|| ratelimit_reset(response.headers(), SystemTime::now()));
-        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES).await?;
         if !status.is_success() {
             let detail = match serde_json::from_slice::<ErrorBody>(&bytes) {
                 Ok(b) => format!("{}: {}", b.error.kind, b.error.message),
-                Err(_) => crate::http::snippet(&bytes),
+                Err(_) => crate::provider::http::snippet(&bytes),
             };
             let mut err = status_error(status, wait, detail);
             if status.as_u16() == OVERLOADED {
@@ -162,7 +162,7 @@ impl Anthropic {
                 ErrorKind::BadResponse,
                 format!(
                     "the response is not a message: {e}; body: {}",
-                    crate::http::snippet(&bytes)
+                    crate::provider::http::snippet(&bytes)
                 ),
             )
         })?;
@@ -171,7 +171,7 @@ impl Anthropic {
         if parsed.stop_reason.is_none() {
             return Err(CallError::incomplete(format!(
                 "the message has no stop_reason, so it is not complete; body: {}",
-                crate::http::snippet(&bytes)
+                crate::provider::http::snippet(&bytes)
             )));
         }
         // Only text blocks are the answer (tool use and thinking blocks are not).
@@ -197,7 +197,7 @@ impl Provider for Anthropic {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::http::scrub_key(self.attempt(request), self.key.as_ref())
+        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -222,7 +222,7 @@ impl CommandProvider {
                         format!(
                             "`{}` did not print a JSON object {{\"answer\": \"…\", \"input_tokens\": n, \"output_tokens\": n}} ({e}); stdout: {}",
                             self.name,
-                            crate::http::snippet(text.as_bytes())
+                            crate::provider::http::snippet(text.as_bytes())
                         ),
                     )
                 })?;
@@ -245,7 +245,8 @@ impl Provider for CommandProvider {
             .map(|r| {
                 r.map_err(|mut e| {
                     for secret in &self.secrets {
-                        e.message = crate::http::redact(&e.message, secret.expose_secret());
+                        e.message =
+                            crate::provider::http::redact(&e.message, secret.expose_secret());
                     }
                     e
                 })

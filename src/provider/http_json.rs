@@ -109,7 +109,7 @@ impl HttpJson {
                     "use POST (the default), GET, PUT, PATCH or DELETE",
                 )
             })?;
-        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+        let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
             .default_headers(headers)
             .build()
             .map_err(|e| {
@@ -156,19 +156,26 @@ impl HttpJson {
             })?;
             builder = builder.body(rendered);
         }
-        let response = builder.send().await.map_err(crate::http::classify)?;
+        let response = builder
+            .send()
+            .await
+            .map_err(crate::provider::http::classify)?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES).await?;
         if !status.is_success() {
-            return Err(status_error(status, wait, crate::http::snippet(&bytes)));
+            return Err(status_error(
+                status,
+                wait,
+                crate::provider::http::snippet(&bytes),
+            ));
         }
         let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
             CallError::new(
                 ErrorKind::BadResponse,
                 format!(
                     "the response is not JSON: {e}; body: {}",
-                    crate::http::snippet(&bytes)
+                    crate::provider::http::snippet(&bytes)
                 ),
             )
         })?;
@@ -193,7 +200,8 @@ impl Provider for HttpJson {
             .map(|r| {
                 r.map_err(|mut e| {
                     for secret in &self.secrets {
-                        e.message = crate::http::redact(&e.message, secret.expose_secret());
+                        e.message =
+                            crate::provider::http::redact(&e.message, secret.expose_secret());
                     }
                     e
                 })
@@ -342,7 +350,7 @@ impl BodyTemplate {
                     return Err((
                         format!(
                             "the body is not valid JSON once a value holds quotes or line breaks ({e}); rendered: {}",
-                            crate::http::snippet(rendered.as_bytes())
+                            crate::provider::http::snippet(rendered.as_bytes())
                         ),
                         "write values with the json filter, which quotes and escapes them: {\"q\": {{ prompt | json }}} (no quotes around it); for a non-JSON body set a Content-Type header".to_owned(),
                     ));
@@ -381,7 +389,7 @@ fn extract_answer(json: &serde_json::Value, pointer: &str) -> Result<String, Cal
             ErrorKind::BadResponse,
             format!(
                 "the response has nothing at {pointer} (http.answer); body: {}",
-                crate::http::snippet(json.to_string().as_bytes())
+                crate::provider::http::snippet(json.to_string().as_bytes())
             ),
         )),
     }
@@ -402,7 +410,7 @@ fn extract_count(json: &serde_json::Value, pointer: &str, field: &str) -> Result
                 format!(
                     "{} {}",
                     json_type(v),
-                    crate::http::snippet(v.to_string().as_bytes())
+                    crate::provider::http::snippet(v.to_string().as_bytes())
                 )
             });
             CallError::new(

@@ -5,12 +5,17 @@
 //! estimation — lives in [`Client`], once, so a new kind of provider only has to speak its API.
 
 mod anthropic;
+pub mod cache;
+mod call;
 mod command;
 pub mod gguf;
+pub(crate) mod http;
 mod http_json;
 mod ollama;
 mod openai;
+pub mod ratelimit;
 mod reference;
+pub mod retry;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,134 +23,19 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use secrecy::SecretString;
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::config::{Pricing, ProviderConfig, ProviderKind};
 use crate::error::{Error, Location};
-use crate::retry::RetryPolicy;
+use crate::provider::retry::RetryPolicy;
 
 pub use anthropic::Anthropic;
+pub use call::{CallError, Completion, ErrorKind, Outcome, Request, Usage};
 pub use command::CommandProvider;
 pub use http_json::HttpJson;
 pub use ollama::Ollama;
 pub use openai::OpenAi;
 pub use reference::Reference;
-
-/// What is sent for one trial of one item.
-#[derive(Debug, Clone)]
-pub struct Request {
-    pub system: Option<String>,
-    /// The rendered prompt: what a model is sent.
-    pub prompt: String,
-    /// The item's raw question and context, for providers that work on them directly (the
-    /// reference answerers, templated HTTP bodies).
-    pub question: String,
-    pub context: Vec<String>,
-    /// Which trial of the item this is: part of the cache key, so repeats are real repeats.
-    pub trial: u32,
-}
-
-/// Token counts as the API reported them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Usage {
-    pub input: u64,
-    pub output: u64,
-}
-
-/// A successful attempt.
-#[derive(Debug, Clone)]
-pub struct Completion {
-    pub text: String,
-    /// `None` when the API gave no usage; the client then estimates with a tokenizer.
-    pub usage: Option<Usage>,
-    /// When the first token arrived, for streamed answers (time to first token).
-    pub first_token: Option<Instant>,
-    /// The server's own account of its time, where the API reports one (Ollama's
-    /// `total_duration`), recorded beside ours.
-    pub server_ms: Option<f64>,
-}
-
-impl Completion {
-    pub fn text(text: String, usage: Option<Usage>) -> Completion {
-        Completion {
-            text,
-            usage,
-            first_token: None,
-            server_ms: None,
-        }
-    }
-}
-
-/// The spec's error kinds.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorKind {
-    Timeout,
-    RateLimited,
-    HttpStatus,
-    Connect,
-    BadResponse,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
-        ErrorKind::Timeout,
-        ErrorKind::RateLimited,
-        ErrorKind::HttpStatus,
-        ErrorKind::Connect,
-        ErrorKind::BadResponse,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::RateLimited => "rate_limited",
-            ErrorKind::HttpStatus => "http_status",
-            ErrorKind::Connect => "connect",
-            ErrorKind::BadResponse => "bad_response",
-        }
-    }
-}
-
-/// A failed attempt, as data.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct CallError {
-    pub kind: ErrorKind,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub message: String,
-    /// What the server asked us to wait before the next attempt (`Retry-After`).
-    #[serde(skip)]
-    pub retry_after: Option<Duration>,
-    /// A broken answer that another attempt may well fix: a body or stream cut off before the
-    /// server said the answer was complete. Such an answer is `bad_response`, yet retried.
-    #[serde(skip)]
-    pub transient: bool,
-}
-
-impl CallError {
-    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        CallError {
-            kind,
-            status: None,
-            message: message.into(),
-            retry_after: None,
-            transient: false,
-        }
-    }
-
-    /// An answer the server never finished (an interrupted stream, a cut-off body): recorded as
-    /// `bad_response`, and retried like a dropped connection.
-    pub fn incomplete(message: impl Into<String>) -> Self {
-        CallError {
-            transient: true,
-            ..CallError::new(ErrorKind::BadResponse, message)
-        }
-    }
-}
 
 /// One model behind one API. Implementations make a single attempt; they hold no retry logic.
 pub trait Provider: Send + Sync {
@@ -169,23 +59,6 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// The outcome of a request after retries, with the measurements the metrics need.
-#[derive(Debug, Clone)]
-pub struct Outcome {
-    pub result: Result<String, CallError>,
-    /// Duration of the successful attempt (send to last byte); `None` for a failed request.
-    pub latency: Option<Duration>,
-    /// Time to first token of the successful attempt, for streamed answers.
-    pub ttft: Option<Duration>,
-    pub server_ms: Option<f64>,
-    pub attempts: u32,
-    pub usage: Usage,
-    pub usage_estimated: bool,
-    pub cost_usd: f64,
-    /// Served from the response cache: the latency is the one recorded when it was fetched.
-    pub cached: bool,
-}
-
 /// A provider with its limits: the per-provider concurrency bound, retries, timeout, pricing.
 pub struct Client {
     pub label: String,
@@ -197,11 +70,11 @@ pub struct Client {
     provider: Arc<dyn Provider>,
     permits: Arc<Semaphore>,
     retry: RetryPolicy,
-    limiter: crate::ratelimit::Limiter,
+    limiter: crate::provider::ratelimit::Limiter,
     max_tokens: Option<u32>,
     /// Everything about the provider that shapes an answer, for cache keys.
     identity: String,
-    cache: Option<Arc<crate::cache::Cache>>,
+    cache: Option<Arc<crate::provider::cache::Cache>>,
     verbose: bool,
 }
 
@@ -246,7 +119,7 @@ impl Client {
         shape.api_key_env = None;
         shape.tokenize = None;
         Client {
-            limiter: crate::ratelimit::Limiter::new(
+            limiter: crate::provider::ratelimit::Limiter::new(
                 cfg.limits.requests_per_minute,
                 cfg.limits.tokens_per_minute,
             ),
@@ -277,7 +150,7 @@ impl Client {
     }
 
     /// Serve and store successful answers through this cache.
-    pub fn with_cache(mut self, cache: Arc<crate::cache::Cache>) -> Client {
+    pub fn with_cache(mut self, cache: Arc<crate::provider::cache::Cache>) -> Client {
         self.cache = Some(cache);
         self
     }
@@ -289,7 +162,7 @@ impl Client {
         let key = self
             .cache
             .as_ref()
-            .map(|_| crate::cache::Cache::key(&self.identity, request));
+            .map(|_| crate::provider::cache::Cache::key(&self.identity, request));
         if let (Some(cache), Some(key)) = (&self.cache, &key)
             && let Some(hit) = cache.get(key)
         {
@@ -364,7 +237,7 @@ impl Client {
                     if let (Some(cache), Some(key)) = (&self.cache, &key) {
                         cache.put(
                             key,
-                            &crate::cache::Cached {
+                            &crate::provider::cache::Cached {
                                 text: completion.text.clone(),
                                 usage,
                                 usage_estimated: estimated,

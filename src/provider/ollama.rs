@@ -83,7 +83,7 @@ impl Ollama {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+        let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
             .default_headers(headers)
             .build()?;
         let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
@@ -124,16 +124,16 @@ impl Ollama {
             .json(&body)
             .send()
             .await
-            .map_err(crate::http::classify)?;
+            .map_err(crate::provider::http::classify)?;
         let status = response.status();
         let wait = retry_after(response.headers());
-        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES).await?;
         if !status.is_success() {
             // Ollama's errors are `{"error": "model \"x\" not found, try pulling it first"}`.
             let detail = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| v["error"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| crate::http::snippet(&bytes));
+                .unwrap_or_else(|| crate::provider::http::snippet(&bytes));
             return Err(status_error(status, wait, detail));
         }
         let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
@@ -141,14 +141,14 @@ impl Ollama {
                 ErrorKind::BadResponse,
                 format!(
                     "the response is not an Ollama chat response: {e}; body: {}",
-                    crate::http::snippet(&bytes)
+                    crate::provider::http::snippet(&bytes)
                 ),
             )
         })?;
         if !parsed.done {
             return Err(CallError::incomplete(format!(
                 "the response is not marked done, so the answer is not complete; body: {}",
-                crate::http::snippet(&bytes)
+                crate::provider::http::snippet(&bytes)
             )));
         }
         let Some(message) = parsed.message else {
@@ -156,7 +156,7 @@ impl Ollama {
                 ErrorKind::BadResponse,
                 format!(
                     "the response has no message; body: {}",
-                    crate::http::snippet(&bytes)
+                    crate::provider::http::snippet(&bytes)
                 ),
             ));
         };
@@ -176,7 +176,7 @@ impl Provider for Ollama {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::http::scrub_key(self.attempt(request), self.key.as_ref())
+        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -161,7 +161,7 @@ impl OpenAi {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = crate::http::client_builder(timeout, cfg.limits.concurrency)
+        let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
             .default_headers(headers)
             .build()?;
         let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
@@ -201,7 +201,7 @@ impl OpenAi {
         if !response.status().is_success() {
             return None;
         }
-        let bytes = crate::http::read_body(response, MAX_BODY_BYTES)
+        let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES)
             .await
             .ok()?;
         let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
@@ -239,19 +239,19 @@ impl OpenAi {
             .json(&body)
             .send()
             .await
-            .map_err(crate::http::classify)?;
+            .map_err(crate::provider::http::classify)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         if status.is_success() && self.stream && is_event_stream(response.headers()) {
             return read_stream(response).await;
         }
         // A server that ignores `stream: true` answers with one JSON body: take it as such.
-        let bytes = crate::http::read_body(response, MAX_BODY_BYTES).await?;
+        let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES).await?;
         if !status.is_success() {
             return Err(status_error(
                 status,
                 retry_after,
-                crate::http::snippet(&bytes),
+                crate::provider::http::snippet(&bytes),
             ));
         }
         let parsed: ChatResponse = serde_json::from_slice(&bytes).map_err(|e| {
@@ -259,7 +259,7 @@ impl OpenAi {
                 ErrorKind::BadResponse,
                 format!(
                     "the response is not a chat completion: {e}; body: {}",
-                    crate::http::snippet(&bytes)
+                    crate::provider::http::snippet(&bytes)
                 ),
             )
         })?;
@@ -272,7 +272,7 @@ impl OpenAi {
         if choice.finish_reason.is_none() {
             return Err(CallError::incomplete(format!(
                 "{NO_FINISH_REASON}; body: {}",
-                crate::http::snippet(&bytes)
+                crate::provider::http::snippet(&bytes)
             )));
         }
         Ok(Completion::text(
@@ -290,7 +290,7 @@ impl Provider for OpenAi {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::http::scrub_key(self.attempt(request), self.key.as_ref())
+        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
     }
 
     fn endpoint(&self) -> Option<&str> {
@@ -354,7 +354,7 @@ async fn read_stream(mut response: reqwest::Response) -> Result<Completion, Call
     let mut state = StreamState::default();
     let mut total = 0usize;
     while let Some(chunk) = response.chunk().await.map_err(|e| {
-        let mut err = crate::http::body_error(e);
+        let mut err = crate::provider::http::body_error(e);
         if err.kind == ErrorKind::BadResponse {
             err.message = format!(
                 "the stream was cut off after {} event(s) without a finish_reason: {}",
@@ -412,7 +412,7 @@ impl StreamState {
                 format!(
                     "event {} of the stream is not a completion chunk: {e}; data: {}",
                     self.events,
-                    crate::http::snippet(data.as_bytes())
+                    crate::provider::http::snippet(data.as_bytes())
                 ),
             )
         })?;
@@ -423,7 +423,7 @@ impl StreamState {
                 .and_then(|c| u16::try_from(c).ok())
                 .filter(|c| (400..600).contains(c));
             let message = error["message"].as_str().map_or_else(
-                || crate::http::snippet(error.to_string().as_bytes()),
+                || crate::provider::http::snippet(error.to_string().as_bytes()),
                 str::to_owned,
             );
             let mut err = CallError::new(

@@ -174,7 +174,7 @@ impl Judge {
             };
             match parse_json::<T>(&text) {
                 Some(v) if valid(&v) => return Ok(v),
-                _ => last = crate::http::snippet(text.as_bytes()),
+                _ => last = crate::provider::http::snippet(text.as_bytes()),
             }
         }
         Err(format!(

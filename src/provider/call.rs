@@ -1,0 +1,140 @@
+//! The call vocabulary every part of a provider speaks: what is sent ([`Request`]), what one
+//! attempt returns ([`Completion`] or [`CallError`]), and what a request comes to after retries
+//! ([`Outcome`]). Plain data, so the runner, the cache and the result lines share it without
+//! knowing any adapter.
+
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What is sent for one trial of one item.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub system: Option<String>,
+    /// The rendered prompt: what a model is sent.
+    pub prompt: String,
+    /// The item's raw question and context, for providers that work on them directly (the
+    /// reference answerers, templated HTTP bodies).
+    pub question: String,
+    pub context: Vec<String>,
+    /// Which trial of the item this is: part of the cache key, so repeats are real repeats.
+    pub trial: u32,
+}
+
+/// Token counts as the API reported them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Usage {
+    pub input: u64,
+    pub output: u64,
+}
+
+/// A successful attempt.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub text: String,
+    /// `None` when the API gave no usage; the client then estimates with a tokenizer.
+    pub usage: Option<Usage>,
+    /// When the first token arrived, for streamed answers (time to first token).
+    pub first_token: Option<Instant>,
+    /// The server's own account of its time, where the API reports one (Ollama's
+    /// `total_duration`), recorded beside ours.
+    pub server_ms: Option<f64>,
+}
+
+impl Completion {
+    pub fn text(text: String, usage: Option<Usage>) -> Completion {
+        Completion {
+            text,
+            usage,
+            first_token: None,
+            server_ms: None,
+        }
+    }
+}
+
+/// The spec's error kinds.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    Timeout,
+    RateLimited,
+    HttpStatus,
+    Connect,
+    BadResponse,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Timeout,
+        ErrorKind::RateLimited,
+        ErrorKind::HttpStatus,
+        ErrorKind::Connect,
+        ErrorKind::BadResponse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::Connect => "connect",
+            ErrorKind::BadResponse => "bad_response",
+        }
+    }
+}
+
+/// A failed attempt, as data.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct CallError {
+    pub kind: ErrorKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub message: String,
+    /// What the server asked us to wait before the next attempt (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+    /// A broken answer that another attempt may well fix: a body or stream cut off before the
+    /// server said the answer was complete. Such an answer is `bad_response`, yet retried.
+    #[serde(skip)]
+    pub transient: bool,
+}
+
+impl CallError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        CallError {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+            transient: false,
+        }
+    }
+
+    /// An answer the server never finished (an interrupted stream, a cut-off body): recorded as
+    /// `bad_response`, and retried like a dropped connection.
+    pub fn incomplete(message: impl Into<String>) -> Self {
+        CallError {
+            transient: true,
+            ..CallError::new(ErrorKind::BadResponse, message)
+        }
+    }
+}
+
+/// The outcome of a request after retries, with the measurements the metrics need.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub result: Result<String, CallError>,
+    /// Duration of the successful attempt (send to last byte); `None` for a failed request.
+    pub latency: Option<Duration>,
+    /// Time to first token of the successful attempt, for streamed answers.
+    pub ttft: Option<Duration>,
+    pub server_ms: Option<f64>,
+    pub attempts: u32,
+    pub usage: Usage,
+    pub usage_estimated: bool,
+    pub cost_usd: f64,
+    /// Served from the response cache: the latency is the one recorded when it was fetched.
+    pub cached: bool,
+}
