@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// Run only shard K of N (items partitioned by a hash of their id); `goldgate merge` combines
     /// the shards' directories into one run. Kubernetes: --shard $((JOB_COMPLETION_INDEX+1))/N.
     #[arg(long, value_name = "K/N", env = "GOLDGATE_SHARD")]
-    pub shard: Option<crate::rundir::Shard>,
+    pub shard: Option<crate::manifest::Shard>,
     /// Trials per item and model (overrides `repeats`).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub repeat: Option<u32>,
@@ -83,8 +83,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "resume")]
     pub rerun: Option<PathBuf>,
     /// Which items of the --rerun run to take.
-    #[arg(long, value_enum, default_value_t = crate::rundir::RerunOnly::Regressed)]
-    pub rerun_only: crate::rundir::RerunOnly,
+    #[arg(long, value_enum, default_value_t = crate::manifest::RerunOnly::Regressed)]
+    pub rerun_only: crate::manifest::RerunOnly,
     /// Serve repeated requests from the response cache (<out>/.cache/responses.redb), and store new answers in it.
     #[arg(long, env = "GOLDGATE_CACHE", overrides_with = "no_cache")]
     pub cache: bool,

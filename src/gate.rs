@@ -374,8 +374,8 @@ impl Verdict {
 }
 
 /// The verdict of a run: only a complete run can pass or fail by its gates.
-pub fn verdict(results: &[GateResult], status: crate::runner::Status) -> Verdict {
-    if status != crate::runner::Status::Complete {
+pub fn verdict(results: &[GateResult], status: crate::metrics::Status) -> Verdict {
+    if status != crate::metrics::Status::Complete {
         Verdict::Inconclusive
     } else if results.iter().all(|r| r.pass) {
         Verdict::Pass
@@ -496,11 +496,11 @@ mod tests {
         assert!(!by("latency_p95_ms").pass);
         assert!(!by("error_rate").pass);
         assert_eq!(
-            verdict(&results, crate::runner::Status::Complete),
+            verdict(&results, crate::metrics::Status::Complete),
             Verdict::Fail
         );
         assert_eq!(
-            verdict(&results, crate::runner::Status::Interrupted),
+            verdict(&results, crate::metrics::Status::Interrupted),
             Verdict::Inconclusive
         );
     }

@@ -22,6 +22,78 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram")
 }
 
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Complete,
+    Interrupted,
+    Failed,
+}
+
+impl Status {
+    /// How a run ended, from its tallies: a model that answered nothing at all makes the
+    /// comparison meaningless, so the run failed.
+    pub fn of(tallies: &[ModelTally; 2], interrupted: bool) -> Status {
+        if interrupted {
+            Status::Interrupted
+        } else if tallies
+            .iter()
+            .any(|t| t.all.requests > 0 && t.all.answered == 0)
+        {
+            Status::Failed
+        } else {
+            Status::Complete
+        }
+    }
+}
+
+/// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ItemTally {
+    pub passed: [u32; 2],
+    pub done: [u32; 2],
+}
+
+/// How the two models compare on one item; where repeats > 1, an item regressed when the
+/// candidate passed fewer of its trials than the current model. The summary counts these and the
+/// reports group items by them: one classification for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemClass {
+    Regressed,
+    Improved,
+    BothPass,
+    BothFail,
+    /// Not run to the end on both sides (an interrupted run).
+    Incomplete,
+}
+
+impl ItemTally {
+    pub fn record(&mut self, r: &ResultRecord) {
+        let i = r.model.index();
+        self.done[i] += 1;
+        self.passed[i] += u32::from(r.ok && r.pass);
+    }
+
+    /// Whether both models ran all `repeats` trials of this item.
+    pub fn is_complete(&self, repeats: u32) -> bool {
+        self.done == [repeats, repeats]
+    }
+
+    pub fn class(&self, repeats: u32) -> ItemClass {
+        if !self.is_complete(repeats) {
+            return ItemClass::Incomplete;
+        }
+        let [cur, cand] = self.passed;
+        match cand.cmp(&cur) {
+            std::cmp::Ordering::Less => ItemClass::Regressed,
+            std::cmp::Ordering::Greater => ItemClass::Improved,
+            std::cmp::Ordering::Equal if cur == repeats => ItemClass::BothPass,
+            std::cmp::Ordering::Equal => ItemClass::BothFail,
+        }
+    }
+}
+
 /// Counters for one model, or one tag of one model.
 #[derive(Debug, Clone)]
 pub struct Tally {

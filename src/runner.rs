@@ -4,22 +4,19 @@
 //! Work flows one way: item → request → provider → scores → one line in `results.jsonl` and the
 //! tallies. Nothing holds an answer after its line is written.
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
-use serde::Serialize;
 
 use crate::golden::{Item, Items};
-use crate::metrics::ModelTally;
+use crate::metrics::{ItemTally, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
 use crate::provider::{Client, Outcome, Request};
 use crate::record::{ResultRecord, TokenCount};
+use crate::rundir::ResultsWriter;
 use crate::score::{Scores, Scoring};
 
 pub use crate::record::Side;
@@ -30,30 +27,6 @@ struct Trial {
     item: usize,
     trial: u32,
     side: Side,
-}
-
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Complete,
-    Interrupted,
-    Failed,
-}
-
-/// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ItemTally {
-    pub passed: [u32; 2],
-    pub done: [u32; 2],
-}
-
-impl ItemTally {
-    pub fn record(&mut self, r: &ResultRecord) {
-        let i = r.model.index();
-        self.done[i] += 1;
-        self.passed[i] += u32::from(r.ok && r.pass);
-    }
 }
 
 /// What the run hands to the summary.
@@ -83,16 +56,13 @@ pub struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    pub async fn run(&self, results_path: &Path, progress: &Progress) -> anyhow::Result<RunOutput> {
+    /// Run every trial not yet done, appending each result to `results` as it arrives.
+    pub async fn run(
+        &self,
+        mut results: ResultsWriter,
+        progress: &Progress,
+    ) -> anyhow::Result<RunOutput> {
         use anyhow::Context as _;
-        let file = if self.done.is_some() {
-            crate::rundir::truncate_torn_tail(results_path)?;
-            std::fs::OpenOptions::new().append(true).open(results_path)
-        } else {
-            File::create_new(results_path)
-        }
-        .with_context(|| format!("cannot open {}", results_path.display()))?;
-        let mut out = BufWriter::new(file);
         let mut tallies = [ModelTally::default(), ModelTally::default()];
         let mut items = vec![ItemTally::default(); self.work.items.len()];
 
@@ -126,36 +96,29 @@ impl Runner<'_> {
         //
         // Each trial is a task of its own: the runtime's threads share the work of requests and
         // scoring, and one slow scoring never delays noticing another request's last byte.
-        let mut results = futures::stream::iter(trials)
+        let mut answers = futures::stream::iter(trials)
             .map(|(t, item)| tokio::spawn(self.work.clone().attempt(t, item)))
             .buffer_unordered(self.concurrency)
             .ready_chunks(256);
 
-        let mut line = Vec::with_capacity(4096);
         loop {
             let next = tokio::select! {
                 biased;
                 _ = abort_rx.changed() => break,
-                next = results.next() => next,
+                next = answers.next() => next,
             };
             let Some(batch) = next else { break };
             for joined in batch {
                 let (t, record) = joined.context("a trial's task failed")?;
                 tallies[t.side.index()].record(self.work.items.tags(t.item), &record);
                 items[t.item].record(&record);
-                line.clear();
-                serde_json::to_writer(&mut line, &record)?;
-                line.push(b'\n');
-                out.write_all(&line)
-                    .with_context(|| format!("cannot append to {}", results_path.display()))?;
+                results.write(&record)?;
                 progress.record(!record.ok);
             }
-            out.flush()
-                .with_context(|| format!("cannot append to {}", results_path.display()))?;
+            results.flush()?;
         }
         signals.abort();
-        out.flush()
-            .with_context(|| format!("cannot write {}", results_path.display()))?;
+        results.flush()?;
         Ok(RunOutput {
             tallies,
             items,

@@ -8,8 +8,8 @@ use serde::Serialize;
 use super::view::{Group, ItemView, SideRow};
 use super::{Exporter, ReportInput, metric_rows};
 use crate::gate::{GateResult, MetricKind, MetricRef, Outcome, Verdict};
+use crate::metrics::Status;
 use crate::metrics::{Metrics, decode_histogram};
-use crate::runner::Status;
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 const ITEMS_MARKER: &str = "@@goldgate-items@@";
@@ -30,10 +30,6 @@ fn script_hash() -> String {
 pub struct Html;
 
 impl Exporter for Html {
-    fn file_name(&self) -> &'static str {
-        "report.html"
-    }
-
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         let mut tera = tera::Tera::new();
         tera.autoescape_on([".html"]);

@@ -10,10 +10,6 @@ use crate::gate::Outcome;
 pub struct Junit;
 
 impl Exporter for Junit {
-    fn file_name(&self) -> &'static str {
-        "junit.xml"
-    }
-
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         let s = input.summary;
         let rows = &input.view.rows;

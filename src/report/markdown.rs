@@ -48,10 +48,6 @@ const MATRIX_LABELS: usize = 30;
 pub struct Markdown;
 
 impl Exporter for Markdown {
-    fn file_name(&self) -> &'static str {
-        "report.md"
-    }
-
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         out.write_all(render(input).as_bytes())?;
         Ok(())
@@ -123,8 +119,8 @@ fn header(input: &ReportInput) -> String {
     let s = input.summary;
     let mut out = String::new();
     let verdict = match (s.status, s.verdict) {
-        (crate::runner::Status::Interrupted, _) => "⚠️ INTERRUPTED (partial results)",
-        (crate::runner::Status::Failed, _) => "❌ RUN FAILED",
+        (crate::metrics::Status::Interrupted, _) => "⚠️ INTERRUPTED (partial results)",
+        (crate::metrics::Status::Failed, _) => "❌ RUN FAILED",
         (_, Verdict::Pass) => "✅ PASS",
         (_, Verdict::Fail) => "❌ FAIL",
         (_, Verdict::Inconclusive) => "⚠️ INCONCLUSIVE",

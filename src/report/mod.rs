@@ -1,23 +1,23 @@
-//! What a run writes and shows. `summary.json` is the contract; Markdown, JUnit and HTML are
-//! views of it and of `results.jsonl`, each an [`Exporter`] in a file of its own.
+//! What a run shows. `summary.json` ([`crate::summary`]) is the contract; Markdown, JUnit, HTML and
+//! the terminal summary are views of it and of `results.jsonl`, each an [`Exporter`] in a file of
+//! its own.
 
 mod html;
 mod junit;
 mod markdown;
-pub mod summary;
 pub mod terminal;
 pub mod view;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use clap::ValueEnum;
 
-pub use summary::Summary;
 pub use view::ItemView;
 
 use crate::gate::MetricKind;
 use crate::metrics::Metrics;
+use crate::summary::Summary;
 
 /// What every exporter renders from.
 pub struct ReportInput<'a> {
@@ -25,9 +25,9 @@ pub struct ReportInput<'a> {
     pub view: &'a ItemView<'a>,
 }
 
-/// One output format: a file in the run directory, written as it is rendered.
+/// One view of a run: a file in the run directory ([`Format::file_name`]), written as it is
+/// rendered.
 pub trait Exporter {
-    fn file_name(&self) -> &'static str;
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()>;
 }
 
@@ -42,37 +42,33 @@ pub enum Format {
 impl Format {
     pub const ALL: [Format; 4] = [Format::Html, Format::Md, Format::Junit, Format::Json];
 
-    pub fn exporter(self) -> Box<dyn Exporter> {
+    /// The file a format writes in the run directory.
+    pub fn file_name(self) -> &'static str {
         match self {
-            Format::Html => Box::new(html::Html),
-            Format::Md => Box::new(markdown::Markdown),
-            Format::Junit => Box::new(junit::Junit),
-            Format::Json => Box::new(Json),
+            Format::Html => "report.html",
+            Format::Md => "report.md",
+            Format::Junit => "junit.xml",
+            Format::Json => "summary.json",
+        }
+    }
+
+    /// The exporter of a view; `None` for `summary.json`, which is the summary itself
+    /// ([`Summary::write`]).
+    fn exporter(self) -> Option<Box<dyn Exporter>> {
+        match self {
+            Format::Html => Some(Box::new(html::Html)),
+            Format::Md => Some(Box::new(markdown::Markdown)),
+            Format::Junit => Some(Box::new(junit::Junit)),
+            Format::Json => None,
         }
     }
 }
 
-struct Json;
-
-impl Exporter for Json {
-    fn file_name(&self) -> &'static str {
-        "summary.json"
-    }
-
-    fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, input.summary)?;
-        out.write_all(b"\n")?;
-        Ok(())
-    }
-}
-
-/// Render the formats into `dir`, each written beside and renamed into place. Returns the paths.
-pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for format in formats {
-        let exporter = format.exporter();
-        let path = dir.join(exporter.file_name());
-        let tmp = dir.join(format!(".{}.tmp", exporter.file_name()));
+/// Render the views among `formats` into `dir`, each written beside and renamed into place.
+pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Result<()> {
+    for (format, exporter) in formats.iter().filter_map(|f| Some((f, f.exporter()?))) {
+        let path = dir.join(format.file_name());
+        let tmp = dir.join(format!(".{}.tmp", format.file_name()));
         let file = std::fs::File::create(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
@@ -83,9 +79,8 @@ pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Res
             .map_err(|e| e.into_error())
             .and_then(|_| std::fs::rename(&tmp, &path))
             .with_context(|| format!("cannot write {}", path.display()))?;
-        written.push(path);
     }
-    Ok(written)
+    Ok(())
 }
 
 /// The metrics every view shows side by side, formatted.

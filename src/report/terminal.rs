@@ -155,8 +155,8 @@ pub fn print(
     writeln!(out)?;
     let failed = s.gates.iter().filter(|g| !g.pass).count();
     let verdict = match (s.verdict, s.status) {
-        (_, crate::runner::Status::Interrupted) => p.red("INTERRUPTED (partial results)"),
-        (_, crate::runner::Status::Failed) => p.red("RUN FAILED"),
+        (_, crate::metrics::Status::Interrupted) => p.red("INTERRUPTED (partial results)"),
+        (_, crate::metrics::Status::Failed) => p.red("RUN FAILED"),
         (Verdict::Pass, _) => p.green("PASS"),
         (Verdict::Fail, _) => p.red(&format!(
             "FAIL ({failed} of {} gates failed)",

@@ -8,8 +8,8 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::golden::Items;
+use crate::metrics::{ItemClass, ItemTally};
 use crate::record::{ResultHead, ResultRecord, read_lines};
-use crate::runner::ItemTally;
 use crate::score::Evidence;
 
 /// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
@@ -45,15 +45,12 @@ impl Group {
     ];
 
     pub fn of(t: &ItemTally, repeats: u32) -> Group {
-        if t.done != [repeats, repeats] {
-            return Group::Incomplete;
-        }
-        let [cur, cand] = t.passed;
-        match cand.cmp(&cur) {
-            std::cmp::Ordering::Less => Group::Regressed,
-            std::cmp::Ordering::Greater => Group::Improved,
-            std::cmp::Ordering::Equal if cur == repeats => Group::Unchanged,
-            std::cmp::Ordering::Equal => Group::BothFail,
+        match t.class(repeats) {
+            ItemClass::Regressed => Group::Regressed,
+            ItemClass::Improved => Group::Improved,
+            ItemClass::BothFail => Group::BothFail,
+            ItemClass::BothPass => Group::Unchanged,
+            ItemClass::Incomplete => Group::Incomplete,
         }
     }
 

@@ -89,7 +89,7 @@ fn the_schema_compiles_and_matches_the_crate() {
     assert_eq!(schema["$id"], "https://goldgate.dev/schema/summary/v1");
     assert_eq!(
         schema["properties"]["schema"]["const"],
-        goldgate::report::summary::SCHEMA
+        goldgate::summary::SCHEMA
     );
 
     // The closed value sets follow the crate's own lists, so neither can drift from the other.

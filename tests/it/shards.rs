@@ -105,7 +105,7 @@ fn shards_partition_the_set_and_merge_exactly() {
     let split = tempfile::tempdir().unwrap();
     let mut cut = Vec::new();
     for k in 1..=4u32 {
-        let shard = goldgate::rundir::Shard { index: k, count: 4 };
+        let shard = goldgate::manifest::Shard { index: k, count: 4 };
         let dir = split.path().join(format!("s{k}"));
         std::fs::create_dir(&dir).unwrap();
         let keep = |line: &str| {

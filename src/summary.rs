@@ -5,9 +5,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{Gate, GateResult, Verdict};
+use crate::manifest::{GoldenRef, Manifest};
+use crate::metrics::{ItemClass, ItemTally, Status};
 use crate::metrics::{Metrics, ModelTally};
-use crate::rundir::Manifest;
-use crate::runner::{ItemTally, Status};
 
 pub const SCHEMA: &str = "goldgate/summary/v1";
 
@@ -29,24 +29,13 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// Set by `goldgate diff`: the two stored runs compared, so every view names them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub diff_of: Option<crate::rundir::DiffOf>,
+    pub diff_of: Option<crate::manifest::DiffOf>,
     /// Set by `goldgate run --rerun`: the run whose items this one re-runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rerun_of: Option<crate::rundir::RerunOf>,
+    pub rerun_of: Option<crate::manifest::RerunOf>,
     /// The machine when the run started (CPUs, load average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub machine: Option<crate::rundir::Machine>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GoldenRef {
-    pub name: String,
-    pub version: u64,
-    pub sha256: String,
-    /// Items evaluated in this run (after `--limit`).
-    pub items: usize,
-    /// Whether the items matched the locked hash; a run with `--allow-unlocked` says so here.
-    pub locked: bool,
+    pub machine: Option<crate::manifest::Machine>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -79,16 +68,12 @@ impl ItemDiff {
     pub fn from_items(items: &[ItemTally], repeats: u32) -> ItemDiff {
         let mut d = ItemDiff::default();
         for it in items {
-            if it.done != [repeats, repeats] {
-                d.incomplete += 1;
-                continue;
-            }
-            let [cur, cand] = it.passed;
-            match cand.cmp(&cur) {
-                std::cmp::Ordering::Less => d.regressed += 1,
-                std::cmp::Ordering::Greater => d.improved += 1,
-                std::cmp::Ordering::Equal if cur == repeats => d.both_pass += 1,
-                std::cmp::Ordering::Equal => d.both_fail += 1,
+            match it.class(repeats) {
+                ItemClass::Regressed => d.regressed += 1,
+                ItemClass::Improved => d.improved += 1,
+                ItemClass::BothPass => d.both_pass += 1,
+                ItemClass::BothFail => d.both_fail += 1,
+                ItemClass::Incomplete => d.incomplete += 1,
             }
         }
         d
@@ -108,7 +93,7 @@ impl Summary {
         let [cur, cand] = tallies.each_ref().map(ModelTally::metrics);
         let results: Vec<GateResult> = gates.iter().map(|g| g.evaluate(&cur, &cand)).collect();
         let verdict = crate::gate::verdict(&results, status);
-        let model = |r: &crate::rundir::ModelRef, metrics| ModelSummary {
+        let model = |r: &crate::manifest::ModelRef, metrics| ModelSummary {
             provider: r.provider.clone(),
             kind: r.kind,
             model: r.model.clone(),
@@ -131,8 +116,8 @@ impl Summary {
             gates: results,
             verdict,
             warnings: manifest.warnings.clone(),
-            diff_of: manifest.diff_of.clone(),
-            rerun_of: manifest.rerun_of.clone(),
+            diff_of: manifest.diff_of().cloned(),
+            rerun_of: manifest.rerun_of().cloned(),
             machine: manifest.machine.clone(),
         }
     }
@@ -151,6 +136,6 @@ impl Summary {
 
     /// Write beside and rename, so a reader never sees half a summary.
     pub fn write(&self, run_dir: &Path) -> anyhow::Result<()> {
-        crate::rundir::write_json(&run_dir.join("summary.json"), self)
+        crate::rundir::write_json(&crate::rundir::summary_path(run_dir), self)
     }
 }

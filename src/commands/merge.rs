@@ -3,12 +3,13 @@
 //! folded from the concatenated results, as any run's is.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
-use anyhow::Context as _;
+use super::{Views, conclude};
 
 use crate::cli::MergeArgs;
 use crate::error::{Error, Exit};
+use crate::manifest::RunKind;
 use crate::record::read_results;
 use crate::rundir::{self, RunData};
 
@@ -38,7 +39,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
     }
     let shards: BTreeSet<String> = runs
         .iter()
-        .filter_map(|r| r.manifest.shard.map(|s| s.to_string()))
+        .filter_map(|r| r.manifest.shard().map(|s| s.to_string()))
         .collect();
     if shards.len() != runs.len() {
         warnings.push(
@@ -46,7 +47,9 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
                 .to_owned(),
         );
     }
-    if let Some(count) = runs.iter().find_map(|r| r.manifest.shard.map(|s| s.count))
+    if let Some(count) = runs
+        .iter()
+        .find_map(|r| r.manifest.shard().map(|s| s.count))
         && runs.len() < count as usize
     {
         warnings.push(format!(
@@ -77,16 +80,14 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
         .unwrap_or_default();
     manifest.golden.items = items.len();
     manifest.golden.locked = runs.iter().all(|r| r.manifest.golden.locked);
-    manifest.shard = None;
-    manifest.source = None;
     manifest.warnings = warnings;
-    manifest.merged_from = runs.iter().map(|r| r.manifest.run_id.clone()).collect();
+    manifest.kind = RunKind::Merge {
+        merged_from: runs.iter().map(|r| r.manifest.run_id.clone()).collect(),
+        rerun_of: first.rerun_of().cloned(),
+    };
     rundir::write_start(&dir, &manifest, &items)?;
 
-    let results = rundir::results_path(&dir);
-    let file = std::fs::File::create_new(&results)
-        .with_context(|| format!("cannot create {}", results.display()))?;
-    let mut out = BufWriter::new(file);
+    let mut out = rundir::ResultsWriter::create(&dir)?;
     let mut seen = HashSet::new();
     for run in &runs {
         let mut failed = None;
@@ -94,25 +95,27 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
             if failed.is_some() || !seen.insert((r.id.clone(), r.model, r.trial)) {
                 return;
             }
-            let written = serde_json::to_writer(&mut out, &r)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
+            if let Err(e) = out.write(&r) {
                 failed = Some(e);
             }
         })?;
         if let Some(e) = failed {
-            return Err(e).with_context(|| format!("cannot write {}", results.display()));
+            return Err(e);
         }
     }
-    out.flush()
-        .with_context(|| format!("cannot write {}", results.display()))?;
+    out.flush()?;
     drop(out);
 
     let data = RunData::load(&dir)?;
-    let status = rundir::status_of(&data.tallies, !data.is_complete());
-    let summary = data.summary(status, crate::now_rfc3339())?;
-    let exit = crate::finish(&dir, &summary, &data.items, &data.item_tallies, args.quiet)?;
+    let status = crate::metrics::Status::of(&data.tallies, !data.is_complete());
+    let summary = data.summary(status, rundir::now_rfc3339())?;
+    let concluded = conclude(
+        &dir,
+        &summary,
+        &data.items,
+        &data.item_tallies,
+        &Views::of_run(args.quiet),
+    )?;
     writeln!(std::io::stdout().lock(), "{}", dir.display())?;
-    Ok(exit)
+    Ok(concluded.exit)
 }

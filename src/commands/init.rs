@@ -1,8 +1,20 @@
 //! `goldgate init`: a working evaluation in a directory, runnable at once with no key.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Location};
+use crate::cli::InitArgs;
+use crate::error::{Error, Exit, Location};
+
+pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
+    let created = scaffold(&args.dir)?;
+    let mut out = std::io::stdout().lock();
+    for path in created {
+        writeln!(out, "created {}", path.display())?;
+    }
+    writeln!(out, "\nnext: cd {} && goldgate run", args.dir.display())?;
+    Ok(Exit::Pass)
+}
 
 const GOLDGATE_TOML: &str = r#"# The evaluation: which golden set, which two providers, the prompt, the gates.
 # Paths are relative to this file.
@@ -96,7 +108,7 @@ const ITEMS: &str = r#"{"id": "returns-window", "question": "How long do I have 
 "#;
 
 /// Create the scaffold; refuses to overwrite anything that exists.
-pub fn scaffold(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+fn scaffold(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let files: [(&str, &str); 5] = [
         ("goldgate.toml", GOLDGATE_TOML),
         ("providers/current.toml", CURRENT_TOML),

@@ -3,15 +3,16 @@
 //! (and `goldgate report`) works on it unchanged.
 
 use std::collections::HashSet;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 
-use anyhow::Context as _;
+use super::{Views, conclude};
 
 use crate::cli::DiffArgs;
 use crate::error::Exit;
 use crate::golden::short;
+use crate::manifest::{self, DiffOf, GoldenRef, Manifest, ModelRef, ModelRefs, RunKind};
 use crate::record::{Side, read_results};
-use crate::rundir::{self, DiffOf, Manifest, ModelRef, ModelRefs, RunData};
+use crate::rundir::{self, RunData};
 
 pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
     let a = RunData::load(&args.run_a)?;
@@ -73,11 +74,11 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         }
     };
     let manifest = Manifest {
-        schema: rundir::MANIFEST_SCHEMA.to_owned(),
+        schema: manifest::MANIFEST_SCHEMA.to_owned(),
         run_id,
-        started_at: crate::now_rfc3339(),
+        started_at: rundir::now_rfc3339(),
         goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
-        golden: crate::report::summary::GoldenRef {
+        golden: GoldenRef {
             items: items.len(),
             locked: ga.locked && gb.locked && ga.sha256 == gb.sha256,
             ..gb.clone()
@@ -89,26 +90,21 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         },
         gates: b.manifest.gates.clone(),
         warnings,
-        diff_of: Some(DiffOf {
-            a: a.manifest.run_id.clone(),
-            a_side: args.a_side,
-            b: b.manifest.run_id.clone(),
-            b_side: args.b_side,
-        }),
-        source: None,
-        shard: None,
-        merged_from: Vec::new(),
-        rerun_of: None,
+        kind: RunKind::Diff {
+            diff_of: DiffOf {
+                a: a.manifest.run_id.clone(),
+                a_side: args.a_side,
+                b: b.manifest.run_id.clone(),
+                b_side: args.b_side,
+            },
+        },
         machine: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 
     // Copy each side's lines, relabelled: A's chosen model becomes "current", B's "candidate".
     let keep: HashSet<&str> = items.ids().collect();
-    let results = rundir::results_path(&dir);
-    let file = std::fs::File::create_new(&results)
-        .with_context(|| format!("cannot create {}", results.display()))?;
-    let mut out = BufWriter::new(file);
+    let mut out = rundir::ResultsWriter::create(&dir)?;
     for (run, side, label) in [
         (&a, args.a_side, Side::Current),
         (&b, args.b_side, Side::Candidate),
@@ -123,24 +119,26 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
                 return;
             }
             r.model = label;
-            let written = serde_json::to_writer(&mut out, &r)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n"));
-            if let Err(e) = written {
+            if let Err(e) = out.write(&r) {
                 error = Some(e);
             }
         })?;
         if let Some(e) = error {
-            return Err(e).with_context(|| format!("cannot write {}", results.display()));
+            return Err(e);
         }
     }
-    out.flush()
-        .with_context(|| format!("cannot write {}", results.display()))?;
+    out.flush()?;
     drop(out);
 
     let data = RunData::load(&dir)?;
-    let summary = data.summary(data.status(), crate::now_rfc3339())?;
-    let exit = crate::finish(&dir, &summary, &data.items, &data.item_tallies, args.quiet)?;
+    let summary = data.summary(data.status(), rundir::now_rfc3339())?;
+    let concluded = conclude(
+        &dir,
+        &summary,
+        &data.items,
+        &data.item_tallies,
+        &Views::of_run(args.quiet),
+    )?;
     writeln!(std::io::stdout().lock(), "{}", dir.display())?;
-    Ok(exit)
+    Ok(concluded.exit)
 }

@@ -1,0 +1,134 @@
+//! One file per command. Each reads its arguments, drives the pipeline's stages, and ends in
+//! [`conclude`] — the one way a run directory becomes `summary.json`, reports, the terminal
+//! summary and an exit code, whether it was just run, re-read, diffed or merged.
+
+mod diff;
+mod golden;
+mod init;
+mod merge;
+mod report;
+mod run;
+mod validate;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, Command};
+use crate::error::Exit;
+use crate::golden::Items;
+use crate::metrics::{ItemTally, Status};
+use crate::report::{Format, ItemView, ReportInput};
+use crate::summary::Summary;
+
+/// Run one command; the returned [`Exit`] is the process exit code.
+pub fn main(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate(args) => validate::validate(&args),
+        Command::Report(args) => report::report(&args),
+        Command::Diff(args) => diff::diff(&args),
+        Command::Merge(args) => merge::merge(&args),
+        Command::Golden(cmd) => golden::golden(cmd),
+        Command::Init(args) => init::init(&args),
+    }
+}
+
+/// What [`conclude`] writes and shows.
+struct Views<'a> {
+    formats: &'a [Format],
+    /// The terminal summary and what to do next; off for `--quiet` and for `goldgate report`.
+    terminal: bool,
+}
+
+impl Views<'_> {
+    /// What a run, a diff and a merge write: the contract and the three reports a person reads.
+    fn of_run(quiet: bool) -> Views<'static> {
+        Views {
+            formats: &Format::ALL,
+            terminal: !quiet,
+        }
+    }
+}
+
+/// What [`conclude`] did.
+struct Concluded {
+    exit: Exit,
+    written: Vec<PathBuf>,
+}
+
+/// The end of every command that makes or re-reads a run directory: `summary.json` first (if a
+/// view fails to render, the result is still on disk), then the reports, then the terminal
+/// summary, and the exit code the verdict gives.
+fn conclude(
+    dir: &Path,
+    summary: &Summary,
+    items: &Items,
+    item_tallies: &[ItemTally],
+    views: &Views,
+) -> anyhow::Result<Concluded> {
+    if views.formats.contains(&Format::Json) {
+        summary.write(dir)?;
+    }
+    let reports: Vec<Format> = views
+        .formats
+        .iter()
+        .copied()
+        .filter(|f| *f != Format::Json)
+        .collect();
+    if !reports.is_empty() || views.terminal {
+        let view = ItemView::build(
+            &crate::rundir::results_path(dir),
+            items,
+            item_tallies,
+            summary.repeats,
+        )?;
+        let input = ReportInput {
+            summary,
+            view: &view,
+        };
+        crate::report::write(dir, &input, &reports)?;
+        if views.terminal {
+            print_terminal(dir, summary, &view)?;
+        }
+    }
+    let written = views
+        .formats
+        .iter()
+        .map(|f| dir.join(f.file_name()))
+        .collect();
+    Ok(Concluded {
+        exit: exit_for_summary(summary),
+        written,
+    })
+}
+
+fn print_terminal(dir: &Path, summary: &Summary, view: &ItemView) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    crate::report::terminal::print(
+        &mut out,
+        summary,
+        view,
+        crate::report::terminal::use_colour(),
+    )?;
+    // What a person does next when a gate failed: see whether the regressions are real.
+    if summary.items.regressed > 0 && summary.diff_of.is_none() {
+        writeln!(
+            out,
+            "re-run the {} regressed item(s): goldgate run --rerun {} --repeat 5",
+            summary.items.regressed,
+            dir.display()
+        )?;
+    }
+    writeln!(out, "report: {}", dir.join("report.html").display())?;
+    Ok(())
+}
+
+/// The exit code a finished run (or diff, or merge) gives.
+fn exit_for_summary(summary: &Summary) -> Exit {
+    match summary.status {
+        Status::Interrupted => Exit::Interrupted,
+        Status::Failed => Exit::RunFailed,
+        Status::Complete if summary.verdict == crate::gate::Verdict::Pass => Exit::Pass,
+        Status::Complete => Exit::GateFailed,
+    }
+}

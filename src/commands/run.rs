@@ -1,0 +1,440 @@
+//! `goldgate run`: in three phases. [`Plan`] decides what to run — a fresh run (the evaluation,
+//! its items after `--rerun`, `--shard` and `--limit`, a new run directory and its manifest) or a
+//! resumed one (all of that read back from the run directory). [`execute`] runs both models over
+//! what is left. [`super::conclude`] turns the results into the summary, reports and exit code.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::{Views, conclude};
+use crate::cli::RunArgs;
+use crate::error::{Error, Exit};
+use crate::evaluation::{Evaluation, Overrides};
+use crate::gate::Gate;
+use crate::golden;
+use crate::manifest::{GoldenRef, Manifest, ModelRef, ModelRefs, RerunOf, RerunOnly, RunKind};
+use crate::metrics::{ItemTally, ModelTally, Status};
+use crate::progress::Progress;
+use crate::provider::{self, Client};
+use crate::record::Side;
+use crate::rundir::{self, ResultsWriter, RunData};
+use crate::runner::{Runner, Work};
+use crate::summary::Summary;
+
+pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    // Providers are built inside the runtime: some start their own tasks.
+    let plan = {
+        let _inside = runtime.enter();
+        Plan::make(&args)?
+    };
+    let executed = runtime.block_on(execute(&plan, &args))?;
+
+    // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
+    // summary is folded from the whole results file.
+    let (summary, tallies, item_tallies) = if plan.resumed {
+        let data = RunData::load(&plan.dir)?;
+        let status = Status::of(&data.tallies, executed.interrupted || !data.is_complete());
+        let summary = data.summary(status, rundir::now_rfc3339())?;
+        (summary, data.tallies, data.item_tallies)
+    } else {
+        let status = Status::of(&executed.tallies, executed.interrupted);
+        let summary = Summary::build(
+            &plan.manifest,
+            &executed.tallies,
+            &executed.items,
+            &plan.gates,
+            status,
+            rundir::now_rfc3339(),
+        );
+        (summary, executed.tallies, executed.items)
+    };
+    let concluded = conclude(
+        &plan.dir,
+        &summary,
+        &plan.work.items,
+        &item_tallies,
+        &Views::of_run(args.quiet),
+    )?;
+    explain_the_end(&plan, &summary, &tallies);
+    writeln!(std::io::stdout().lock(), "{}", plan.dir.display())?;
+    Ok(concluded.exit)
+}
+
+/// A run that did not complete says why, and how to go on.
+fn explain_the_end(plan: &Plan, summary: &Summary, tallies: &[ModelTally; 2]) {
+    if summary.status == Status::Failed {
+        for side in Side::BOTH {
+            let t = &tallies[side.index()].all;
+            if t.requests > 0 && t.answered == 0 {
+                let c = &plan.work.clients[side.index()];
+                eprintln!(
+                    "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
+                    c.label, c.model
+                );
+            }
+        }
+    }
+    if summary.status == Status::Interrupted {
+        eprintln!(
+            "interrupted: partial results kept; finish with `goldgate run --resume {}`",
+            plan.dir.display()
+        );
+    }
+}
+
+/// What a run will do, decided before any model is called.
+struct Plan {
+    /// The run directory: new, or the one being resumed.
+    dir: PathBuf,
+    manifest: Manifest,
+    /// The items of this run (as `items.jsonl` holds them), the clients, prompt and scorers.
+    work: Arc<Work>,
+    gates: Vec<Gate>,
+    resumed: bool,
+    /// (item, model, trial) already answered: a resumed run skips them and appends.
+    done: HashSet<(usize, Side, u32)>,
+    concurrency: usize,
+}
+
+impl Plan {
+    fn make(args: &RunArgs) -> anyhow::Result<Plan> {
+        // A resumed run takes its evaluation from its own directory, not from the flags.
+        let resumed = args.resume.as_deref().map(RunData::load).transpose()?;
+        // A re-run takes its evaluation from the earlier run, and only the items it selects.
+        let rerun = args
+            .rerun
+            .as_deref()
+            .map(|dir| RerunSelection::of(dir, args.rerun_only))
+            .transpose()?;
+        let (config_path, overrides) = evaluation_source(args, resumed.as_ref(), rerun.as_ref())?;
+        let mut evaluation = Evaluation::load(&config_path, &overrides)?;
+        let fingerprint = fingerprint(&[
+            &config_path,
+            &evaluation.config.current,
+            &evaluation.config.candidate,
+        ]);
+        let locked = evaluation.golden.lock_state() == golden::LockState::Locked;
+        if let Some(data) = &resumed {
+            let recorded = data.manifest.source().map(|s| s.fingerprint.as_str());
+            if recorded != Some(fingerprint.as_str()) {
+                return Err(Error::Usage(format!(
+                    "the evaluation changed since {} started (goldgate.toml or a provider file differs): resuming would mix two evaluations; start a new run",
+                    data.dir.display()
+                ))
+                .into());
+            }
+        } else if !locked {
+            if args.allow_unlocked {
+                eprintln!(
+                    "warning: {} is not locked at its current content; this run records it as unlocked",
+                    evaluation.golden.dir.display()
+                );
+            } else {
+                evaluation.golden.require_locked()?;
+            }
+        }
+
+        let out_dir = match &resumed {
+            Some(data) => data.dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+            None => args.out.clone(),
+        };
+        let cache = if args.cache && !args.no_cache {
+            Some(Arc::new(provider::cache::Cache::open(
+                &out_dir.join(".cache").join("responses.redb"),
+            )?))
+        } else {
+            None
+        };
+        evaluation.clients = evaluation.clients.map(|c| {
+            let c = c.verbose(args.verbose);
+            match &cache {
+                Some(cache) => c.with_cache(cache.clone()),
+                None => c,
+            }
+        });
+        let concurrency = evaluation.concurrency(
+            args.concurrency
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        );
+        if evaluation
+            .clients
+            .iter()
+            .any(|c| c.kind == crate::config::ProviderKind::Reference)
+        {
+            // The reference answerers count tokens inside the timed attempt; load the tokenizer first.
+            crate::tokens::warm();
+        }
+
+        let (dir, manifest, items, done) = match resumed {
+            Some(data) => (data.dir, data.manifest, data.items, Some(data.done)),
+            None => {
+                select_items(&mut evaluation, args, rerun.as_ref())?;
+                let (run_id, dir) = rundir::create(&args.out, "")?;
+                let absolute =
+                    |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+                let source = crate::manifest::RunSource {
+                    config: absolute(&config_path),
+                    golden: absolute(&evaluation.config.golden),
+                    current: absolute(&evaluation.config.current),
+                    candidate: absolute(&evaluation.config.candidate),
+                    fingerprint,
+                };
+                let manifest = fresh_manifest(&evaluation, args, run_id, locked, source, rerun);
+                rundir::write_start(&dir, &manifest, &evaluation.golden.items)?;
+                let items = std::mem::take(&mut evaluation.golden.items);
+                (dir, manifest, items, None)
+            }
+        };
+        let Evaluation {
+            config,
+            clients,
+            gates,
+            prompt,
+            scoring,
+            ..
+        } = evaluation;
+        Ok(Plan {
+            dir,
+            manifest,
+            work: Arc::new(Work {
+                items: Arc::new(items),
+                clients: clients.map(Arc::new),
+                prompt: Arc::new(prompt),
+                system: config.system,
+                scoring: Arc::new(scoring),
+            }),
+            gates,
+            resumed: done.is_some(),
+            done: done.unwrap_or_default(),
+            concurrency,
+        })
+    }
+}
+
+/// Which evaluation file and paths a run uses: the flags', or those an earlier run recorded.
+fn evaluation_source(
+    args: &RunArgs,
+    resumed: Option<&RunData>,
+    rerun: Option<&RerunSelection>,
+) -> anyhow::Result<(PathBuf, Overrides)> {
+    Ok(match (resumed, rerun) {
+        (None, Some(rerun)) => {
+            let src = &rerun.source;
+            let overrides = Overrides {
+                golden: Some(args.golden.clone().unwrap_or_else(|| src.golden.clone())),
+                current: Some(args.current.clone().unwrap_or_else(|| src.current.clone())),
+                candidate: Some(
+                    args.candidate
+                        .clone()
+                        .unwrap_or_else(|| src.candidate.clone()),
+                ),
+            };
+            (src.config.clone(), overrides)
+        }
+        (Some(data), _) => {
+            let src = data.manifest.source().ok_or_else(|| {
+                Error::Usage(format!(
+                    "{} records no evaluation to resume (it was made by `goldgate diff`)",
+                    data.dir.display()
+                ))
+            })?;
+            let overrides = Overrides {
+                golden: Some(src.golden.clone()),
+                current: Some(src.current.clone()),
+                candidate: Some(src.candidate.clone()),
+            };
+            (src.config.clone(), overrides)
+        }
+        (None, None) => (
+            args.config.clone(),
+            Overrides {
+                golden: args.golden.clone(),
+                current: args.current.clone(),
+                candidate: args.candidate.clone(),
+            },
+        ),
+    })
+}
+
+/// A fresh run's items: the golden set's, narrowed by `--rerun`, `--shard` and `--limit`.
+fn select_items(
+    evaluation: &mut Evaluation,
+    args: &RunArgs,
+    rerun: Option<&RerunSelection>,
+) -> anyhow::Result<()> {
+    let items = &mut evaluation.golden.items;
+    if let Some(rerun) = rerun {
+        items.retain_ids(|id| rerun.ids.contains(id));
+        let missing = rerun.ids.len() - items.len();
+        if missing > 0 {
+            eprintln!(
+                "warning: {missing} of the {} {} item(s) of run {} are no longer in the golden set; re-running the other {}",
+                rerun.ids.len(),
+                rerun.of.only.as_str(),
+                rerun.of.run_id,
+                items.len()
+            );
+        }
+        if items.is_empty() {
+            return Err(Error::Usage(format!(
+                "none of the {} item(s) selected in run {} is in the golden set any more: nothing to re-run",
+                rerun.of.only.as_str(),
+                rerun.of.run_id
+            ))
+            .into());
+        }
+    }
+    if let Some(shard) = args.shard {
+        items.retain_ids(|id| shard.contains(id));
+    }
+    if let Some(limit) = args.limit {
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    Ok(())
+}
+
+fn fresh_manifest(
+    evaluation: &Evaluation,
+    args: &RunArgs,
+    run_id: String,
+    locked: bool,
+    source: crate::manifest::RunSource,
+    rerun: Option<RerunSelection>,
+) -> Manifest {
+    let model_ref = |c: &Client| ModelRef {
+        provider: c.label.clone(),
+        kind: c.kind,
+        model: c.model.clone(),
+    };
+    let golden = &evaluation.golden;
+    Manifest {
+        schema: crate::manifest::MANIFEST_SCHEMA.to_owned(),
+        run_id,
+        started_at: rundir::now_rfc3339(),
+        goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+        golden: GoldenRef {
+            name: golden.meta.name.clone(),
+            version: golden.meta.version,
+            sha256: golden.sha256.clone(),
+            items: golden.items.len(),
+            locked,
+        },
+        repeats: args.repeat.unwrap_or(evaluation.config.repeats),
+        models: ModelRefs {
+            current: model_ref(&evaluation.clients[0]),
+            candidate: model_ref(&evaluation.clients[1]),
+        },
+        gates: evaluation
+            .gates
+            .iter()
+            .map(crate::manifest::GateRule::from_gate)
+            .collect(),
+        warnings: Vec::new(),
+        kind: RunKind::Run {
+            source: Some(source),
+            shard: args.shard,
+            rerun_of: rerun.map(|r| r.of),
+        },
+        machine: Some(crate::manifest::Machine::now()),
+    }
+}
+
+/// What [`execute`] hands on: the tallies of the trials it ran.
+struct Executed {
+    tallies: [ModelTally; 2],
+    items: Vec<ItemTally>,
+    interrupted: bool,
+}
+
+/// Both models over every (item, trial) the plan has not done yet, results appended as they
+/// arrive.
+async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<Executed> {
+    let repeats = plan.manifest.repeats;
+    let total = plan.work.items.len() as u64 * u64::from(repeats) * 2 - plan.done.len() as u64;
+    let progress = Progress::new(total, args.quiet);
+    let results = if plan.resumed {
+        ResultsWriter::append(&plan.dir)?
+    } else {
+        ResultsWriter::create(&plan.dir)?
+    };
+    let runner = Runner {
+        work: plan.work.clone(),
+        repeats,
+        concurrency: plan.concurrency,
+        grace: Duration::from_secs(30),
+        done: plan.resumed.then_some(&plan.done),
+    };
+    let output = runner.run(results, &progress).await;
+    progress.finish();
+    let output = output?;
+    Ok(Executed {
+        tallies: output.tallies,
+        items: output.items,
+        interrupted: output.interrupted,
+    })
+}
+
+/// The items `--rerun` takes from an earlier run, and the evaluation that run recorded.
+struct RerunSelection {
+    source: crate::manifest::RunSource,
+    ids: HashSet<String>,
+    of: RerunOf,
+}
+
+impl RerunSelection {
+    fn of(dir: &Path, only: RerunOnly) -> anyhow::Result<RerunSelection> {
+        let data = RunData::load(dir)?;
+        let source = data.manifest.source().cloned().ok_or_else(|| {
+            Error::Usage(format!(
+                "{} records no evaluation to re-run (it was made by `goldgate diff`); re-run one of the runs it compares",
+                dir.display()
+            ))
+        })?;
+        let repeats = data.manifest.repeats;
+        let ids: HashSet<String> = data
+            .item_tallies
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| only.selects(t, repeats))
+            .map(|(i, _)| data.items.id(i).to_owned())
+            .collect();
+        if ids.is_empty() {
+            return Err(Error::Usage(format!(
+                "no item {} in {}: nothing to re-run (--rerun-only regressed|failed|changed chooses which items)",
+                only.as_str(),
+                dir.display()
+            ))
+            .into());
+        }
+        Ok(RerunSelection {
+            source,
+            of: RerunOf {
+                run_id: data.manifest.run_id.clone(),
+                only,
+                items: ids.len(),
+            },
+            ids,
+        })
+    }
+}
+
+/// SHA-256 over the given files' contents (a missing file hashes as empty).
+fn fingerprint(paths: &[&Path]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for p in paths {
+        let bytes = std::fs::read(p).unwrap_or_default();
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    golden::hex(&h.finalize())
+}

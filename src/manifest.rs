@@ -1,0 +1,293 @@
+//! `run.json`, the manifest of a run directory: what is being compared, and how, written before
+//! the first request. Every kind of run directory (a run, a diff of two runs, a merge of shards)
+//! has one; what only one kind records is in its [`RunKind`].
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{Bound, Gate};
+
+pub const MANIFEST_SCHEMA: &str = "goldgate/run/v1";
+
+/// `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub schema: String,
+    pub run_id: String,
+    pub started_at: String,
+    pub goldgate_version: String,
+    pub golden: GoldenRef,
+    pub repeats: u32,
+    pub models: ModelRefs,
+    pub gates: Vec<GateRule>,
+    /// Notes every view must show (e.g. a diff of runs over different golden sets).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+    /// What made this directory, with what only that kind of run records.
+    #[serde(flatten)]
+    pub kind: RunKind,
+    /// The machine when the run started: latency measures everything else it was doing too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// The kinds of run directory. Stored flat in `run.json` (`diff_of`, `merged_from`, `source`…), so
+/// the file reads as before; a kind is told by the field only it has.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RunKind {
+    /// `goldgate diff`: one model of each of two stored runs.
+    Diff { diff_of: DiffOf },
+    /// `goldgate merge`: the shards of one run, combined.
+    Merge {
+        merged_from: Vec<String>,
+        /// Shards of a `--rerun` keep saying so.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rerun_of: Option<RerunOf>,
+    },
+    /// `goldgate run`: both models called over the golden set.
+    Run {
+        /// The evaluation it ran, so `--resume` can finish it (absent in hand-made fixtures).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        source: Option<RunSource>,
+        /// For one shard of a sharded run: which (`2/4`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<Shard>,
+        /// For `goldgate run --rerun`, the run whose items it re-runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rerun_of: Option<RerunOf>,
+    },
+}
+
+impl Manifest {
+    /// For a `goldgate diff`, the two runs it compares.
+    pub fn diff_of(&self) -> Option<&DiffOf> {
+        match &self.kind {
+            RunKind::Diff { diff_of } => Some(diff_of),
+            _ => None,
+        }
+    }
+
+    /// For a `goldgate run`, the evaluation it ran.
+    pub fn source(&self) -> Option<&RunSource> {
+        match &self.kind {
+            RunKind::Run { source, .. } => source.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// For one shard of a sharded run, which.
+    pub fn shard(&self) -> Option<Shard> {
+        match &self.kind {
+            RunKind::Run { shard, .. } => *shard,
+            _ => None,
+        }
+    }
+
+    /// For a re-run (or the merge of a re-run's shards), the run whose items it re-runs.
+    pub fn rerun_of(&self) -> Option<&RerunOf> {
+        match &self.kind {
+            RunKind::Run { rerun_of, .. } | RunKind::Merge { rerun_of, .. } => rerun_of.as_ref(),
+            RunKind::Diff { .. } => None,
+        }
+    }
+}
+
+/// The golden set a run used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GoldenRef {
+    pub name: String,
+    pub version: u64,
+    pub sha256: String,
+    /// Items evaluated in this run (after `--limit`).
+    pub items: usize,
+    /// Whether the items matched the locked hash; a run with `--allow-unlocked` says so here.
+    pub locked: bool,
+}
+
+/// Which items of an earlier run `goldgate run --rerun` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum RerunOnly {
+    /// The candidate passed fewer trials than the current model.
+    Regressed,
+    /// The candidate failed at least one trial (or did not finish it).
+    Failed,
+    /// The two models passed a different number of trials (regressed or improved).
+    Changed,
+}
+
+impl RerunOnly {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RerunOnly::Regressed => "regressed",
+            RerunOnly::Failed => "failed",
+            RerunOnly::Changed => "changed",
+        }
+    }
+
+    /// Whether an item of a run with `repeats` trials per model belongs to this selection.
+    pub fn selects(self, t: &crate::metrics::ItemTally, repeats: u32) -> bool {
+        let complete = t.done == [repeats, repeats];
+        let [cur, cand] = t.passed;
+        match self {
+            RerunOnly::Regressed => complete && cand < cur,
+            RerunOnly::Failed => cand < repeats,
+            RerunOnly::Changed => complete && cand != cur,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RerunOf {
+    pub run_id: String,
+    pub only: RerunOnly,
+    /// Items selected in that run (those still in the golden set are run).
+    pub items: usize,
+}
+
+/// What a latency figure depends on besides the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Machine {
+    pub cpus: usize,
+    /// 1-, 5- and 15-minute load averages (where the OS reports them: Linux's /proc/loadavg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_avg: Option<[f64; 3]>,
+    pub os: String,
+    pub arch: String,
+}
+
+impl Machine {
+    pub fn now() -> Machine {
+        let load_avg = std::fs::read_to_string("/proc/loadavg").ok().and_then(|t| {
+            let mut f = t.split_whitespace().map(|v| v.parse::<f64>().ok());
+            Some([f.next()??, f.next()??, f.next()??])
+        });
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            load_avg,
+            os: std::env::consts::OS.to_owned(),
+            arch: std::env::consts::ARCH.to_owned(),
+        }
+    }
+
+    /// `2 CPUs, load average 1.52 0.80 0.40`.
+    pub fn describe(&self) -> String {
+        match self.load_avg {
+            Some([a, b, c]) => format!(
+                "{} CPUs, load average {a:.2} {b:.2} {c:.2} at the start",
+                self.cpus
+            ),
+            None => format!("{} CPUs", self.cpus),
+        }
+    }
+}
+
+/// Shard `index` (1-based) of `count`: the items whose id hashes to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Deterministic by id alone (FNV-1a), so every machine computes the same partition and an
+    /// item keeps its shard when others are added or removed.
+    pub fn contains(&self, id: &str) -> bool {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in id.as_bytes() {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h % u64::from(self.count) == u64::from(self.index - 1)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let bad = || format!("`{s}` is not a shard: write K/N with 1 <= K <= N, e.g. 2/4");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            k.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunSource {
+    pub config: PathBuf,
+    pub golden: PathBuf,
+    pub current: PathBuf,
+    pub candidate: PathBuf,
+    /// SHA-256 of the evaluation file and both provider files as they were: a resumed run must
+    /// not mix two evaluations.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRefs {
+    pub current: ModelRef,
+    pub candidate: ModelRef,
+}
+
+impl ModelRefs {
+    pub fn get(&self, side: crate::record::Side) -> &ModelRef {
+        match side {
+            crate::record::Side::Current => &self.current,
+            crate::record::Side::Candidate => &self.candidate,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRef {
+    pub provider: String,
+    pub kind: crate::config::ProviderKind,
+    pub model: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GateRule {
+    pub metric: String,
+    pub bound: Bound,
+}
+
+impl GateRule {
+    pub fn from_gate(g: &Gate) -> GateRule {
+        GateRule {
+            metric: g.metric.name.clone(),
+            bound: g.bound,
+        }
+    }
+
+    pub fn gate(&self) -> anyhow::Result<Gate> {
+        Ok(Gate {
+            metric: crate::gate::MetricRef::parse(&self.metric).ok_or_else(|| {
+                anyhow::anyhow!("run.json names an unknown gate metric `{}`", self.metric)
+            })?,
+            bound: self.bound,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DiffOf {
+    pub a: String,
+    pub a_side: crate::record::Side,
+    pub b: String,
+    pub b_side: crate::record::Side,
+}
