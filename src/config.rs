@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::check::{CheckSpec, Measure, Patterns};
 use crate::error::{Error, Location, Problem, read_input};
 
 /// Parse a TOML file into a typed struct; a syntax error, a typo'd key or a wrong type names the
@@ -85,7 +86,7 @@ pub struct ScoringConfig {
     pub classification: ClassificationConfig,
     /// Checks applied to every item, besides the item's own `checks`.
     #[serde(default)]
-    pub checks: Vec<crate::score::CheckSpec>,
+    pub checks: Vec<CheckSpec>,
     /// Accept items with no check at all (they pass whenever answered; faithfulness and
     /// similarity are still measured). Off by default: such an item is usually a mistake.
     #[serde(default)]
@@ -94,6 +95,9 @@ pub struct ScoringConfig {
     /// fails its item, whatever else it matches, and is not scored for faithfulness. On by default.
     #[serde(default = "ScoringConfig::echo_default")]
     pub echo: bool,
+    /// The regexes of `checks`, compiled when the file was read.
+    #[serde(skip)]
+    pub patterns: Patterns,
 }
 
 impl ScoringConfig {
@@ -112,6 +116,7 @@ impl Default for ScoringConfig {
             checks: Vec::new(),
             allow_unchecked: false,
             echo: true,
+            patterns: Patterns::default(),
         }
     }
 }
@@ -155,7 +160,7 @@ pub struct SimilarityConfig {
     /// The similarity to `expected` an answer needs to pass (0..1).
     pub threshold: f64,
     #[serde(default)]
-    pub measure: crate::score::Measure,
+    pub measure: Measure,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -213,7 +218,7 @@ impl EvalConfig {
                 "remove the key to use the providers' concurrency, or set a positive number",
             ));
         }
-        cfg.check_scoring(path)?;
+        cfg.scoring.patterns = cfg.check_scoring(path)?;
         if let Some(p) = &mut cfg.scoring.faithfulness.provider
             && p.is_relative()
         {
@@ -222,7 +227,8 @@ impl EvalConfig {
         Ok(cfg)
     }
 
-    fn check_scoring(&self, path: &Path) -> Result<(), Error> {
+    /// Check `[scoring]`; its regex checks come back compiled.
+    fn check_scoring(&self, path: &Path) -> Result<Patterns, Error> {
         let sc = &self.scoring;
         let at = |field: &str| Location::file(path).field(field);
         let mut problems = Vec::new();
@@ -274,14 +280,15 @@ impl EvalConfig {
                 .fix("a Rust regex with one capture group, e.g. \"(?i)label:\\s*(\\w+)\""),
             );
         }
-        if let Err(e) = crate::score::Patterns::new(&sc.checks) {
+        let patterns = Patterns::new(&sc.checks).unwrap_or_else(|e| {
             problems.push(
                 Problem::new(at("scoring.checks"), format!("not a valid regex: {e}"))
                     .fix("patterns use Rust regex syntax"),
             );
-        }
+            Patterns::default()
+        });
         if problems.is_empty() {
-            Ok(())
+            Ok(patterns)
         } else {
             Err(Error::Input(problems))
         }
@@ -540,13 +547,25 @@ pub struct GgufOptions {
     pub sha256: String,
     /// The chat template; by default the file's architecture (Gemma) or its own template (ChatML) decides.
     #[serde(default)]
-    pub template: Option<crate::provider::gguf::template::TemplateKind>,
+    pub template: Option<TemplateKind>,
     /// Threads of one generation; by default candle's pool, one per core, shared by all models.
     #[serde(default)]
     pub threads: Option<usize>,
     /// The longest prompt + answer, in tokens (bounds memory); default the model's, at most 4096.
     #[serde(default)]
     pub context: Option<usize>,
+}
+
+/// `[gguf] template`: how a local model's chat turns are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemplateKind {
+    /// `<|im_start|>role\n…<|im_end|>\n` (SmolLM2, Qwen, many fine-tunes).
+    Chatml,
+    /// `<start_of_turn>user\n…<end_of_turn>\n<start_of_turn>model\n` (Gemma).
+    Gemma,
+    /// No template: the prompt as it is (after BOS), for base models.
+    None,
 }
 
 impl Default for ReferenceOptions {

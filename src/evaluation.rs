@@ -118,8 +118,14 @@ impl Evaluation {
                     prompt: prompt.clone(),
                     system: config.system.clone(),
                 });
-                let scoring = Scoring::new(&config.scoring, &golden.items, judge, echo)
-                    .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?;
+                let scoring = Scoring::new(
+                    &config.scoring,
+                    &golden.items,
+                    golden.patterns.clone(),
+                    judge,
+                    echo,
+                )
+                .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?;
                 Ok(Evaluation {
                     config_path: config_path.to_path_buf(),
                     config,

@@ -13,6 +13,7 @@ use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::check::{CheckSpec, Patterns};
 use crate::error::{Error, Location, Problem, read_input};
 
 /// Stop collecting after this many problems: past it, the user has a systematic error to fix first.
@@ -92,7 +93,7 @@ pub struct Item {
     pub tags: Vec<String>,
     /// Format checks of this item: `[{"type": "regex", "pattern": "…"}, {"type": "json"}]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub checks: Vec<crate::score::CheckSpec>,
+    pub checks: Vec<CheckSpec>,
 }
 
 impl Item {
@@ -325,6 +326,8 @@ pub struct GoldenSet {
     /// Items that carry no check of their own (no keywords, forbidden, label or checks): unless
     /// the evaluation adds one, such an item passes whenever it is answered.
     pub unchecked: Vec<UncheckedItem>,
+    /// The items' regex checks, compiled as they were read.
+    pub patterns: Patterns,
 }
 
 #[derive(Debug, Clone)]
@@ -358,13 +361,14 @@ impl GoldenSet {
     /// Load and validate a golden set directory. Every problem found (up to a cap) is reported at once.
     pub fn load(dir: &Path) -> Result<GoldenSet, Error> {
         let meta = load_meta(dir)?;
-        let (items, sha256, unchecked) = load_items(&Self::items_path(dir))?;
+        let (items, sha256, unchecked, patterns) = load_items(&Self::items_path(dir))?;
         Ok(GoldenSet {
             dir: dir.to_path_buf(),
             meta,
             items,
             sha256,
             unchecked,
+            patterns,
         })
     }
 
@@ -485,7 +489,7 @@ fn load_meta(dir: &Path) -> Result<GoldenMeta, Error> {
 ///
 /// The canonical hash does not depend on key order, whitespace or line order: each item is
 /// re-serialised in a fixed field order, hashed, and the per-item hashes are hashed in id order.
-fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>), Error> {
+fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Patterns), Error> {
     let file = File::open(path).map_err(|e| {
         Error::input(
             Location::file(path),
@@ -499,6 +503,7 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>), Error>
     let mut item_hashes: Vec<(usize, [u8; 32])> = Vec::new();
     let mut first_line: HashMap<String, usize> = HashMap::new();
     let mut unchecked = Vec::new();
+    let mut patterns = Patterns::default();
     let mut problems = Vec::new();
     let mut buf = Vec::new();
     let mut line_no = 0usize;
@@ -550,7 +555,7 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>), Error>
                 continue;
             }
         };
-        problems.extend(check_item(&item, at));
+        problems.extend(check_item(&item, &mut patterns, at));
         if let Some(first) = first_line.get(&item.id) {
             problems.push(
                 Problem::new(
@@ -594,7 +599,7 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>), Error>
     for (_, h) in &item_hashes {
         set_hash.update(h);
     }
-    Ok((items, hex(&set_hash.finalize()), unchecked))
+    Ok((items, hex(&set_hash.finalize()), unchecked, patterns))
 }
 
 pub fn hex(bytes: &[u8]) -> String {
@@ -696,7 +701,7 @@ pub fn closest<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-fn check_item(item: &Item, at: impl Fn() -> Location) -> Vec<Problem> {
+fn check_item(item: &Item, patterns: &mut Patterns, at: impl Fn() -> Location) -> Vec<Problem> {
     let mut problems = Vec::new();
     if item.id.trim().is_empty() {
         problems.push(
@@ -722,7 +727,7 @@ fn check_item(item: &Item, at: impl Fn() -> Location) -> Vec<Problem> {
             );
         }
     }
-    if let Err(e) = crate::score::Patterns::new(&item.checks) {
+    if let Err(e) = patterns.add(&item.checks) {
         problems.push(
             Problem::new(at().field("checks"), format!("not a valid regex: {e}"))
                 .fix("patterns use Rust regex syntax; escape backslashes in JSON (\"\\\\d+\")"),

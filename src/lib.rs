@@ -19,6 +19,7 @@
 //!
 //! `main.rs` only parses the command line and maps the result of [`main`] to an exit code.
 
+pub mod check;
 pub mod cli;
 mod commands;
 pub mod config;

@@ -83,6 +83,11 @@ pub fn write_start(dir: &Path, manifest: &Manifest, items: &Items) -> anyhow::Re
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Write `summary.json`, beside and renamed, so a reader never sees half a summary.
+pub fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
+    write_json(&summary_path(dir), summary)
+}
+
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');

@@ -1,7 +1,5 @@
 //! `summary.json`: the machine-readable result of a run (schema `goldgate/summary/v1`).
 
-use std::path::Path;
-
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{Gate, GateResult, Verdict};
@@ -132,10 +130,5 @@ impl Summary {
             ],
             None => ["current".to_owned(), "candidate".to_owned()],
         }
-    }
-
-    /// Write beside and rename, so a reader never sees half a summary.
-    pub fn write(&self, run_dir: &Path) -> anyhow::Result<()> {
-        crate::rundir::write_json(&crate::rundir::summary_path(run_dir), self)
     }
 }

@@ -67,7 +67,7 @@ fn conclude(
     views: &Views,
 ) -> anyhow::Result<Concluded> {
     if views.formats.contains(&Format::Json) {
-        summary.write(dir)?;
+        crate::rundir::write_summary(dir, summary)?;
     }
     let reports: Vec<Format> = views
         .formats

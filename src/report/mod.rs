@@ -53,7 +53,7 @@ impl Format {
     }
 
     /// The exporter of a view; `None` for `summary.json`, which is the summary itself
-    /// ([`Summary::write`]).
+    /// ([`crate::rundir::write_summary`]).
     fn exporter(self) -> Option<Box<dyn Exporter>> {
         match self {
             Format::Html => Some(Box::new(html::Html)),

@@ -14,16 +14,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::{CheckSpec, Measure, Patterns};
 use crate::config::{FaithfulnessMethod, ScoringConfig};
 use crate::golden::Item;
 
-pub use checks::{CheckSpec, Patterns, json_error};
+pub use checks::json_error;
 pub use classification::{ClassificationMetrics, Confusion, OTHER};
 pub use echo::{EchoOf, EchoScorer};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use judge::{Judge, JudgeUsage};
 pub use keywords::{ForbiddenScorer, KeywordScorer, KeywordSpan};
-pub use similarity::{Measure, Similarity};
+pub use similarity::Similarity;
 
 /// The result of one check on one answer, with its evidence.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,30 +214,27 @@ pub struct Scoring {
 }
 
 impl Scoring {
-    /// `items` are those of the run: their labels are the classes a prediction may take. The
-    /// patterns were validated where they were written (golden set, evaluation file).
+    /// `items` are those of the golden set: their labels are the classes a prediction may take.
+    /// `patterns` are the golden set's regex checks, compiled when it was read; the evaluation's
+    /// own come with `config`.
     pub fn new(
         config: &ScoringConfig,
         items: &crate::golden::Items,
+        patterns: Patterns,
         judge: Option<Judge>,
         echo: Option<EchoScorer>,
     ) -> Result<Scoring, regex::Error> {
         #[derive(serde::Deserialize)]
-        struct LabelAndChecks {
+        struct Label {
             label: Option<String>,
-            #[serde(default)]
-            checks: Vec<CheckSpec>,
         }
-        let mut checks = Vec::new();
         let mut labels = BTreeSet::new();
         for i in 0..items.len() {
-            let item: LabelAndChecks = items.get_as(i);
-            checks.extend(item.checks);
-            if let Some(label) = &item.label {
-                labels.insert(classification::normalise(label));
+            if let Some(label) = items.get_as::<Label>(i).label {
+                labels.insert(classification::normalise(&label));
             }
         }
-        let patterns = Patterns::new(checks.iter().chain(&config.checks))?;
+        let patterns = patterns.merge(config.patterns.clone());
         let mut scorers: Vec<Box<dyn Scorer>> = vec![
             Box::new(KeywordScorer {
                 fuzzy: config.keywords.fuzzy,

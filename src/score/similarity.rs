@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::Measure;
 use crate::text;
 
 /// Levenshtein is quadratic: compare at most this many characters of each side.
@@ -16,14 +17,6 @@ pub struct Similarity {
     pub levenshtein: f64,
     /// Jaccard overlap of the two sets of content words (stopwords dropped, plurals folded).
     pub token_set: f64,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Measure {
-    Levenshtein,
-    #[default]
-    TokenSet,
 }
 
 impl Similarity {

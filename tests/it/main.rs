@@ -2,6 +2,7 @@
 //! One test binary, so linking stays cheap.
 
 mod action;
+mod architecture;
 mod browser;
 mod cli;
 mod faults;

@@ -5,21 +5,9 @@
 //! shapes cover the shipped models, and a hand-written template inserts control tokens by id, so
 //! text that merely looks like `<|im_end|>` in a golden item cannot end a turn early.
 
-use serde::Deserialize;
-
 use super::tokenizer::Tokenizer;
 
-/// `[gguf] template`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TemplateKind {
-    /// `<|im_start|>role\n…<|im_end|>\n` (SmolLM2, Qwen, many fine-tunes).
-    Chatml,
-    /// `<start_of_turn>user\n…<end_of_turn>\n<start_of_turn>model\n` (Gemma).
-    Gemma,
-    /// No template: the prompt as it is (after BOS), for base models.
-    None,
-}
+pub use crate::config::TemplateKind;
 
 impl TemplateKind {
     /// The template a file implies: Gemma by architecture, ChatML when the file's own template
