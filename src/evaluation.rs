@@ -9,6 +9,7 @@ use crate::gate::Gate;
 use crate::golden::GoldenSet;
 use crate::prompt::PromptTemplate;
 use crate::provider::Client;
+use crate::record::Sides;
 use crate::score::Scoring;
 
 /// Paths given on the command line, overriding the file.
@@ -23,8 +24,8 @@ pub struct Evaluation {
     pub config_path: PathBuf,
     pub config: EvalConfig,
     pub golden: GoldenSet,
-    pub providers: [ProviderConfig; 2],
-    pub clients: [Client; 2],
+    pub providers: Sides<ProviderConfig>,
+    pub clients: Sides<Client>,
     pub gates: Vec<Gate>,
     pub prompt: PromptTemplate,
     pub scoring: Scoring,
@@ -130,8 +131,14 @@ impl Evaluation {
                     config_path: config_path.to_path_buf(),
                     config,
                     golden,
-                    providers: [cur, cand],
-                    clients: [cc, kc],
+                    providers: Sides {
+                        current: cur,
+                        candidate: cand,
+                    },
+                    clients: Sides {
+                        current: cc,
+                        candidate: kc,
+                    },
                     gates,
                     prompt,
                     scoring,
@@ -144,7 +151,7 @@ impl Evaluation {
     /// Requests in flight across both models: the flag, else the file, else both providers' sum.
     pub fn concurrency(&self, flag: Option<usize>) -> usize {
         flag.or(self.config.concurrency)
-            .unwrap_or_else(|| self.clients.iter().map(|c| c.concurrency).sum())
+            .unwrap_or_else(|| self.clients.iter().map(|(_, c)| c.concurrency).sum())
             .max(1)
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{Bound, Gate};
+use crate::record::Sides;
 
 pub const MANIFEST_SCHEMA: &str = "goldgate/run/v1";
 
@@ -19,7 +20,7 @@ pub struct Manifest {
     pub goldgate_version: String,
     pub golden: GoldenRef,
     pub repeats: u32,
-    pub models: ModelRefs,
+    pub models: Sides<ModelRef>,
     pub gates: Vec<GateRule>,
     /// Notes every view must show (e.g. a diff of runs over different golden sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -129,8 +130,8 @@ impl RerunOnly {
 
     /// Whether an item of a run with `repeats` trials per model belongs to this selection.
     pub fn selects(self, t: &crate::metrics::ItemTally, repeats: u32) -> bool {
-        let complete = t.done == [repeats, repeats];
-        let [cur, cand] = t.passed;
+        let complete = t.is_complete(repeats);
+        let (cur, cand) = (t.passed.current, t.passed.candidate);
         match self {
             RerunOnly::Regressed => complete && cand < cur,
             RerunOnly::Failed => cand < repeats,
@@ -236,21 +237,6 @@ pub struct RunSource {
     /// SHA-256 of the evaluation file and both provider files as they were: a resumed run must
     /// not mix two evaluations.
     pub fingerprint: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelRefs {
-    pub current: ModelRef,
-    pub candidate: ModelRef,
-}
-
-impl ModelRefs {
-    pub fn get(&self, side: crate::record::Side) -> &ModelRef {
-        match side {
-            crate::record::Side::Current => &self.current,
-            crate::record::Side::Candidate => &self.candidate,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

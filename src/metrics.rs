@@ -12,7 +12,7 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::{Deserialize, Serialize};
 
 use crate::provider::ErrorKind;
-use crate::record::ResultRecord;
+use crate::record::{ResultRecord, Sides};
 use crate::score::{ClassificationMetrics, Confusion, JudgeUsage};
 
 /// Three significant digits, as the spec requires; values in microseconds.
@@ -34,10 +34,11 @@ pub enum Status {
 impl Status {
     /// How a run ended, from its tallies: a model that answered nothing at all makes the
     /// comparison meaningless, so the run failed.
-    pub fn of(tallies: &[ModelTally; 2], interrupted: bool) -> Status {
+    pub fn of(tallies: &Sides<ModelTally>, interrupted: bool) -> Status {
         if interrupted {
             Status::Interrupted
         } else if tallies
+            .values()
             .iter()
             .any(|t| t.all.requests > 0 && t.all.answered == 0)
         {
@@ -51,8 +52,8 @@ impl Status {
 /// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ItemTally {
-    pub passed: [u32; 2],
-    pub done: [u32; 2],
+    pub passed: Sides<u32>,
+    pub done: Sides<u32>,
 }
 
 /// How the two models compare on one item; where repeats > 1, an item regressed when the
@@ -70,21 +71,23 @@ pub enum ItemClass {
 
 impl ItemTally {
     pub fn record(&mut self, r: &ResultRecord) {
-        let i = r.model.index();
-        self.done[i] += 1;
-        self.passed[i] += u32::from(r.ok && r.pass);
+        self.done[r.model] += 1;
+        self.passed[r.model] += u32::from(r.ok && r.pass);
     }
 
     /// Whether both models ran all `repeats` trials of this item.
     pub fn is_complete(&self, repeats: u32) -> bool {
-        self.done == [repeats, repeats]
+        self.done.current == repeats && self.done.candidate == repeats
     }
 
     pub fn class(&self, repeats: u32) -> ItemClass {
         if !self.is_complete(repeats) {
             return ItemClass::Incomplete;
         }
-        let [cur, cand] = self.passed;
+        let Sides {
+            current: cur,
+            candidate: cand,
+        } = self.passed;
         match cand.cmp(&cur) {
             std::cmp::Ordering::Less => ItemClass::Regressed,
             std::cmp::Ordering::Greater => ItemClass::Improved,

@@ -34,16 +34,88 @@ pub enum Side {
 impl Side {
     pub const BOTH: [Side; 2] = [Side::Current, Side::Candidate];
 
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Side::Current => "current",
             Side::Candidate => "candidate",
         }
     }
+}
+
+/// One of a thing for each of the two models, indexed by [`Side`]: the one way goldgate holds
+/// "the two models", from the clients to the tallies to the summary. Serialised as
+/// `{"current": …, "candidate": …}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sides<T> {
+    pub current: T,
+    pub candidate: T,
+}
+
+impl<T> Sides<T> {
+    /// Make each side's value from its side.
+    pub fn new(mut f: impl FnMut(Side) -> T) -> Sides<T> {
+        Sides {
+            current: f(Side::Current),
+            candidate: f(Side::Candidate),
+        }
+    }
+
+    pub fn map<U>(self, mut f: impl FnMut(T) -> U) -> Sides<U> {
+        Sides {
+            current: f(self.current),
+            candidate: f(self.candidate),
+        }
+    }
+
+    pub fn as_ref(&self) -> Sides<&T> {
+        Sides {
+            current: &self.current,
+            candidate: &self.candidate,
+        }
+    }
+
+    /// Both sides, current first.
+    pub fn iter(&self) -> impl Iterator<Item = (Side, &T)> {
+        [
+            (Side::Current, &self.current),
+            (Side::Candidate, &self.candidate),
+        ]
+        .into_iter()
+    }
+
+    /// Both values, current first.
+    pub fn values(&self) -> [&T; 2] {
+        [&self.current, &self.candidate]
+    }
+}
+
+impl<T> std::ops::Index<Side> for Sides<T> {
+    type Output = T;
+
+    fn index(&self, side: Side) -> &T {
+        match side {
+            Side::Current => &self.current,
+            Side::Candidate => &self.candidate,
+        }
+    }
+}
+
+impl<T> std::ops::IndexMut<Side> for Sides<T> {
+    fn index_mut(&mut self, side: Side) -> &mut T {
+        match side {
+            Side::Current => &mut self.current,
+            Side::Candidate => &mut self.candidate,
+        }
+    }
+}
+
+/// The key of one result: one trial of one item (by its index in the run's items) on one model.
+/// A run has exactly one result per key; a resumed run skips the keys it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TrialKey {
+    pub item: usize,
+    pub side: Side,
+    pub trial: u32,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

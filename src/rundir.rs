@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::golden::{Item, Items};
 use crate::manifest::{GateRule, Manifest};
 use crate::metrics::{ItemTally, ModelTally, Status};
-use crate::record::{ReadStats, ResultRecord, Side, read_results};
+use crate::record::{ReadStats, ResultRecord, Sides, TrialKey, read_results};
 use crate::summary::Summary;
 
 pub fn manifest_path(dir: &Path) -> PathBuf {
@@ -102,10 +102,10 @@ pub struct RunData {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub items: Items,
-    pub tallies: [ModelTally; 2],
+    pub tallies: Sides<ModelTally>,
     pub item_tallies: Vec<ItemTally>,
     /// Every (item index, model, trial) that has its result.
-    pub done: std::collections::HashSet<(usize, Side, u32)>,
+    pub done: std::collections::HashSet<TrialKey>,
     pub read: ReadStats,
     /// How the run recorded its end, if it wrote a summary.
     pub recorded: Option<Recorded>,
@@ -148,7 +148,7 @@ impl RunData {
         drop(items_text);
         items.shrink_to_fit();
         let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
-        let mut tallies = [ModelTally::default(), ModelTally::default()];
+        let mut tallies = Sides::<ModelTally>::default();
         let mut item_tallies = vec![ItemTally::default(); items.len()];
         // A (item, model, trial) answered twice counts once: the first answer.
         let mut seen = std::collections::HashSet::new();
@@ -157,10 +157,15 @@ impl RunData {
                 let Some(&i) = index.get(r.id.as_str()) else {
                     return;
                 };
-                if !seen.insert((i, r.model, r.trial)) {
+                let key = TrialKey {
+                    item: i,
+                    side: r.model,
+                    trial: r.trial,
+                };
+                if !seen.insert(key) {
                     return;
                 }
-                tallies[r.model.index()].record(items.tags(i), &r);
+                tallies[r.model].record(items.tags(i), &r);
                 item_tallies[i].record(&r);
             })?
         } else {

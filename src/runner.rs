@@ -15,23 +15,13 @@ use crate::metrics::{ItemTally, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
 use crate::provider::{Client, Outcome, Request};
-use crate::record::{ResultRecord, TokenCount};
+use crate::record::{ResultRecord, Side, Sides, TokenCount, TrialKey};
 use crate::rundir::ResultsWriter;
 use crate::score::{Scores, Scoring};
 
-pub use crate::record::Side;
-
-/// One unit of work: one trial of one item against one model.
-#[derive(Debug, Clone, Copy)]
-struct Trial {
-    item: usize,
-    trial: u32,
-    side: Side,
-}
-
 /// What the run hands to the summary.
 pub struct RunOutput {
-    pub tallies: [ModelTally; 2],
+    pub tallies: Sides<ModelTally>,
     pub items: Vec<ItemTally>,
     pub interrupted: bool,
 }
@@ -39,7 +29,7 @@ pub struct RunOutput {
 /// What every trial needs, shared by the tasks that run them.
 pub struct Work {
     pub items: Arc<Items>,
-    pub clients: [Arc<Client>; 2],
+    pub clients: Sides<Arc<Client>>,
     pub prompt: Arc<PromptTemplate>,
     pub system: Option<String>,
     pub scoring: Arc<Scoring>,
@@ -52,7 +42,7 @@ pub struct Runner<'a> {
     /// After the first interrupt, how long in-flight requests may take to finish.
     pub grace: Duration,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
-    pub done: Option<&'a std::collections::HashSet<(usize, Side, u32)>>,
+    pub done: Option<&'a std::collections::HashSet<TrialKey>>,
 }
 
 impl Runner<'_> {
@@ -63,7 +53,7 @@ impl Runner<'_> {
         progress: &Progress,
     ) -> anyhow::Result<RunOutput> {
         use anyhow::Context as _;
-        let mut tallies = [ModelTally::default(), ModelTally::default()];
+        let mut tallies = Sides::<ModelTally>::default();
         let mut items = vec![ItemTally::default(); self.work.items.len()];
 
         let stopping = Arc::new(AtomicBool::new(false));
@@ -82,8 +72,8 @@ impl Runner<'_> {
                 let store = store.clone();
                 let mut parsed: Option<Arc<Item>> = None;
                 (0..repeats)
-                    .flat_map(move |trial| Side::BOTH.map(|side| Trial { item, trial, side }))
-                    .filter(move |t| done.is_none_or(|d| !d.contains(&(t.item, t.side, t.trial))))
+                    .flat_map(move |trial| Side::BOTH.map(|side| TrialKey { item, side, trial }))
+                    .filter(move |t| done.is_none_or(|d| !d.contains(t)))
                     .map(move |t| {
                         let item = parsed.get_or_insert_with(|| Arc::new(store.get(item)));
                         (t, item.clone())
@@ -110,7 +100,7 @@ impl Runner<'_> {
             let Some(batch) = next else { break };
             for joined in batch {
                 let (t, record) = joined.context("a trial's task failed")?;
-                tallies[t.side.index()].record(self.work.items.tags(t.item), &record);
+                tallies[t.side].record(self.work.items.tags(t.item), &record);
                 items[t.item].record(&record);
                 results.write(&record)?;
                 progress.record(!record.ok);
@@ -128,7 +118,7 @@ impl Runner<'_> {
 }
 
 impl Work {
-    async fn attempt(self: Arc<Self>, t: Trial, item: Arc<Item>) -> (Trial, ResultRecord) {
+    async fn attempt(self: Arc<Self>, t: TrialKey, item: Arc<Item>) -> (TrialKey, ResultRecord) {
         let item = &*item;
         let request = Request {
             system: self.system.clone(),
@@ -137,7 +127,7 @@ impl Work {
             context: item.context.clone(),
             trial: t.trial,
         };
-        let outcome = self.clients[t.side.index()].call(&request).await;
+        let outcome = self.clients[t.side].call(&request).await;
         // Scoring (a judge's calls included) happens after the answer was timed.
         let scores = match &outcome.result {
             Ok(answer) => Some(self.scoring.score(item, answer).await),
@@ -148,7 +138,7 @@ impl Work {
 }
 
 /// An outcome and its scores as a result line.
-fn record(item: &Item, t: Trial, outcome: Outcome, scores: Option<Scores>) -> ResultRecord {
+fn record(item: &Item, t: TrialKey, outcome: Outcome, scores: Option<Scores>) -> ResultRecord {
     let Outcome {
         result,
         latency,

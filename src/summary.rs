@@ -6,6 +6,7 @@ use crate::gate::{Gate, GateResult, Verdict};
 use crate::manifest::{GoldenRef, Manifest};
 use crate::metrics::{ItemClass, ItemTally, Status};
 use crate::metrics::{Metrics, ModelTally};
+use crate::record::Sides;
 
 pub const SCHEMA: &str = "goldgate/summary/v1";
 
@@ -19,7 +20,7 @@ pub struct Summary {
     pub finished_at: String,
     pub golden: GoldenRef,
     pub repeats: u32,
-    pub models: Models,
+    pub models: Sides<ModelSummary>,
     pub items: ItemDiff,
     pub gates: Vec<GateResult>,
     pub verdict: Verdict,
@@ -34,12 +35,6 @@ pub struct Summary {
     /// The machine when the run started (CPUs, load average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::manifest::Machine>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Models {
-    pub current: ModelSummary,
-    pub candidate: ModelSummary,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,21 +77,26 @@ impl Summary {
     /// The summary of a run: its manifest, and the tallies folded from its results.
     pub fn build(
         manifest: &Manifest,
-        tallies: &[ModelTally; 2],
+        tallies: &Sides<ModelTally>,
         items: &[ItemTally],
         gates: &[Gate],
         status: Status,
         finished_at: String,
     ) -> Summary {
-        let [cur, cand] = tallies.each_ref().map(ModelTally::metrics);
-        let results: Vec<GateResult> = gates.iter().map(|g| g.evaluate(&cur, &cand)).collect();
+        let models = Sides::new(|side| {
+            let r = &manifest.models[side];
+            ModelSummary {
+                provider: r.provider.clone(),
+                kind: r.kind,
+                model: r.model.clone(),
+                metrics: tallies[side].metrics(),
+            }
+        });
+        let results: Vec<GateResult> = gates
+            .iter()
+            .map(|g| g.evaluate(&models.current.metrics, &models.candidate.metrics))
+            .collect();
         let verdict = crate::gate::verdict(&results, status);
-        let model = |r: &crate::manifest::ModelRef, metrics| ModelSummary {
-            provider: r.provider.clone(),
-            kind: r.kind,
-            model: r.model.clone(),
-            metrics,
-        };
         Summary {
             schema: SCHEMA.to_owned(),
             run_id: manifest.run_id.clone(),
@@ -106,10 +106,7 @@ impl Summary {
             finished_at,
             golden: manifest.golden.clone(),
             repeats: manifest.repeats,
-            models: Models {
-                current: model(&manifest.models.current, cur),
-                candidate: model(&manifest.models.candidate, cand),
-            },
+            models,
             items: ItemDiff::from_items(items, manifest.repeats),
             gates: results,
             verdict,
@@ -122,13 +119,13 @@ impl Summary {
 
     /// What the views call the two compared sides: the two models of a run, or for a diff the
     /// model of run A (the baseline) and of run B.
-    pub fn side_names(&self) -> [String; 2] {
+    pub fn side_names(&self) -> Sides<String> {
         match &self.diff_of {
-            Some(d) => [
-                format!("A: {}", d.a_side.as_str()),
-                format!("B: {}", d.b_side.as_str()),
-            ],
-            None => ["current".to_owned(), "candidate".to_owned()],
+            Some(d) => Sides {
+                current: format!("A: {}", d.a_side.as_str()),
+                candidate: format!("B: {}", d.b_side.as_str()),
+            },
+            None => Sides::new(|side| side.as_str().to_owned()),
         }
     }
 }

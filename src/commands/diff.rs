@@ -10,8 +10,8 @@ use super::{Views, conclude};
 use crate::cli::DiffArgs;
 use crate::error::Exit;
 use crate::golden::short;
-use crate::manifest::{self, DiffOf, GoldenRef, Manifest, ModelRef, ModelRefs, RunKind};
-use crate::record::{Side, read_results};
+use crate::manifest::{self, DiffOf, GoldenRef, Manifest, ModelRef, RunKind};
+use crate::record::{Side, Sides, read_results};
 use crate::rundir::{self, RunData};
 
 pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
@@ -61,7 +61,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
 
     let (run_id, dir) = rundir::create(&args.out, "-diff")?;
     let side_ref = |run: &RunData, side: Side| {
-        let m = run.manifest.models.get(side);
+        let m = &run.manifest.models[side];
         ModelRef {
             provider: format!(
                 "{} ({} of run {})",
@@ -84,7 +84,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             ..gb.clone()
         },
         repeats,
-        models: ModelRefs {
+        models: Sides {
             current: side_ref(&a, args.a_side),
             candidate: side_ref(&b, args.b_side),
         },

@@ -17,11 +17,11 @@ use crate::error::{Error, Exit};
 use crate::evaluation::{Evaluation, Overrides};
 use crate::gate::Gate;
 use crate::golden;
-use crate::manifest::{GoldenRef, Manifest, ModelRef, ModelRefs, RerunOf, RerunOnly, RunKind};
+use crate::manifest::{GoldenRef, Manifest, ModelRef, RerunOf, RerunOnly, RunKind};
 use crate::metrics::{ItemTally, ModelTally, Status};
 use crate::progress::Progress;
 use crate::provider::{self, Client};
-use crate::record::Side;
+use crate::record::{Side, Sides, TrialKey};
 use crate::rundir::{self, ResultsWriter, RunData};
 use crate::runner::{Runner, Work};
 use crate::summary::Summary;
@@ -70,12 +70,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 }
 
 /// A run that did not complete says why, and how to go on.
-fn explain_the_end(plan: &Plan, summary: &Summary, tallies: &[ModelTally; 2]) {
+fn explain_the_end(plan: &Plan, summary: &Summary, tallies: &Sides<ModelTally>) {
     if summary.status == Status::Failed {
         for side in Side::BOTH {
-            let t = &tallies[side.index()].all;
+            let t = &tallies[side].all;
             if t.requests > 0 && t.answered == 0 {
-                let c = &plan.work.clients[side.index()];
+                let c = &plan.work.clients[side];
                 eprintln!(
                     "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
                     c.label, c.model
@@ -101,7 +101,7 @@ struct Plan {
     gates: Vec<Gate>,
     resumed: bool,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
-    done: HashSet<(usize, Side, u32)>,
+    done: HashSet<TrialKey>,
     concurrency: usize,
 }
 
@@ -168,7 +168,7 @@ impl Plan {
         if evaluation
             .clients
             .iter()
-            .any(|c| c.kind == crate::config::ProviderKind::Reference)
+            .any(|(_, c)| c.kind == crate::config::ProviderKind::Reference)
         {
             // The reference answerers count tokens inside the timed attempt; load the tokenizer first.
             crate::tokens::warm();
@@ -329,10 +329,7 @@ fn fresh_manifest(
             locked,
         },
         repeats: args.repeat.unwrap_or(evaluation.config.repeats),
-        models: ModelRefs {
-            current: model_ref(&evaluation.clients[0]),
-            candidate: model_ref(&evaluation.clients[1]),
-        },
+        models: evaluation.clients.as_ref().map(model_ref),
         gates: evaluation
             .gates
             .iter()
@@ -350,7 +347,7 @@ fn fresh_manifest(
 
 /// What [`execute`] hands on: the tallies of the trials it ran.
 struct Executed {
-    tallies: [ModelTally; 2],
+    tallies: Sides<ModelTally>,
     items: Vec<ItemTally>,
     interrupted: bool,
 }

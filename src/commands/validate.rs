@@ -24,10 +24,10 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         g.meta.version,
         g.items.len(),
         golden::short(&g.sha256),
-        eval.clients[0].model,
-        eval.clients[0].label,
-        eval.clients[1].model,
-        eval.clients[1].label,
+        eval.clients.current.model,
+        eval.clients.current.label,
+        eval.clients.candidate.model,
+        eval.clients.candidate.label,
         eval.gates.len()
     )?;
     if args.check_reachable {
@@ -60,7 +60,8 @@ fn check_reachable(eval: &Evaluation, out: &mut dyn Write) -> anyhow::Result<Vec
         trial: 0,
     };
     let mut problems = Vec::new();
-    for (cfg, client) in eval.providers.iter().zip(&eval.clients) {
+    for side in crate::record::Side::BOTH {
+        let (cfg, client) = (&eval.providers[side], &eval.clients[side]);
         let mut probe_cfg = cfg.clone();
         probe_cfg.max_tokens = Some(cfg.max_tokens.map_or(PROBE_TOKENS, |m| m.min(PROBE_TOKENS)));
         probe_cfg.limits.retries = 0;

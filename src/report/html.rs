@@ -10,6 +10,7 @@ use super::{Exporter, ReportInput, metric_rows};
 use crate::gate::{GateResult, MetricKind, MetricRef, Outcome, Verdict};
 use crate::metrics::Status;
 use crate::metrics::{Metrics, decode_histogram};
+use crate::record::Sides;
 
 const TEMPLATE: &str = include_str!("templates/report.html");
 const ITEMS_MARKER: &str = "@@goldgate-items@@";
@@ -53,7 +54,7 @@ impl Exporter for Html {
 struct Page<'a> {
     s: &'a super::Summary,
     /// What the two compared sides are called: `current`/`candidate`, or a diff's runs.
-    names: [String; 2],
+    names: Sides<String>,
     warnings: &'a [String],
     verdict_class: &'static str,
     verdict_text: String,
@@ -135,9 +136,10 @@ impl<'a> Page<'a> {
             metrics: metric_rows(cur, cand),
             tags: tag_rows(cur, cand),
             chart: Chart::new(cur, cand),
-            classification: [(0, cur), (1, cand)]
-                .into_iter()
-                .filter_map(|(side, m)| ClassView::new(names[side].clone(), m))
+            classification: s
+                .models
+                .iter()
+                .filter_map(|(side, m)| ClassView::new(names[side].clone(), &m.metrics))
                 .collect(),
             groups: Group::ALL
                 .iter()

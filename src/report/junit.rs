@@ -56,9 +56,9 @@ impl Exporter for Junit {
             let name = format!("{}: {}", g.metric, g.rule);
             let numbers = format!(
                 "{} {} -> {} {} (limit {})",
-                names[0],
+                names.current,
                 g.format(g.current),
-                names[1],
+                names.candidate,
                 g.format(g.candidate),
                 g.format(g.limit)
             );

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use super::view::{Group, ItemRow, ItemView, SideRow};
 use super::{Exporter, ReportInput, metric_rows};
 use crate::gate::{GateResult, Outcome, Verdict};
+use crate::record::Sides;
 use crate::score::ClassificationMetrics;
 
 /// GitHub refuses comments and step summaries over 65,536 characters; report.md stays under this
@@ -69,10 +70,10 @@ fn render(input: &ReportInput) -> String {
     );
     let left = MAX_BYTES.saturating_sub(fixed + gates.len());
     // The confusion matrices take at most half of what is left; the regressions the rest.
-    let sides: Vec<(&String, &ClassificationMetrics)> = names
+    let sides: Vec<(&String, &ClassificationMetrics)> = s
+        .models
         .iter()
-        .zip([&s.models.current.metrics, &s.models.candidate.metrics])
-        .filter_map(|(name, m)| Some((name, m.classification.as_ref()?)))
+        .filter_map(|(side, m)| Some((&names[side], m.metrics.classification.as_ref()?)))
         .collect();
     let mut classification = String::new();
     for (name, c) in &sides {
@@ -129,9 +130,9 @@ fn header(input: &ReportInput) -> String {
     let _ = writeln!(
         out,
         "## goldgate: {verdict} — {} `{}` vs {} `{}`\n",
-        names[1],
+        names.candidate,
         code(&s.models.candidate.model),
-        names[0],
+        names.current,
         code(&s.models.current.model)
     );
     if let Some(d) = &s.diff_of {
@@ -195,11 +196,11 @@ fn warnings(all: &[String]) -> String {
 /// The gate table, whole when it fits in `budget`. Else the gates that failed come first, then
 /// the skipped, then the passed, as many as fit (in their order), and a line says how many of each
 /// are left out.
-fn gates(all: &[GateResult], names: &[String; 2], budget: usize) -> String {
+fn gates(all: &[GateResult], names: &Sides<String>, budget: usize) -> String {
     let mut out = format!(
         "| Gate | Rule | {} | {} | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
-        capitalized(&names[0]),
-        capitalized(&names[1])
+        capitalized(&names.current),
+        capitalized(&names.candidate)
     );
     let rows: Vec<String> = all.iter().map(gate_row).collect();
     if out.len() + rows.iter().map(String::len).sum::<usize>() <= budget {
@@ -261,12 +262,12 @@ fn gate_row(g: &GateResult) -> String {
 }
 
 /// The metrics side by side: a fixed set of rows.
-fn metrics(input: &ReportInput, names: &[String; 2]) -> String {
+fn metrics(input: &ReportInput, names: &Sides<String>) -> String {
     let m = &input.summary.models;
     let mut out = format!(
         "\n| Metric | {} | {} |\n|---|--:|--:|\n",
-        capitalized(&names[0]),
-        capitalized(&names[1])
+        capitalized(&names.current),
+        capitalized(&names.candidate)
     );
     for (name, cur, cand) in metric_rows(&m.current.metrics, &m.candidate.metrics) {
         let _ = writeln!(out, "| {name} | {cur} | {cand} |");
@@ -388,7 +389,7 @@ fn counts(view: &ItemView) -> String {
 
 /// The first regressions in detail, as many as fit in `budget` (at most [`SHOWN_REGRESSIONS`]),
 /// and a line for the others.
-fn regressions(view: &ItemView, names: &[String; 2], budget: usize) -> String {
+fn regressions(view: &ItemView, names: &Sides<String>, budget: usize) -> String {
     let mut out = String::new();
     let total = view.count(Group::Regressed);
     if total == 0 {
@@ -414,7 +415,7 @@ fn regressions(view: &ItemView, names: &[String; 2], budget: usize) -> String {
     out
 }
 
-fn item(row: &ItemRow, view: &ItemView, names: &[String; 2]) -> String {
+fn item(row: &ItemRow, view: &ItemView, names: &Sides<String>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -431,8 +432,8 @@ fn item(row: &ItemRow, view: &ItemView, names: &[String; 2]) -> String {
             ANSWER_LINES
         ))
     );
-    side(&mut out, &capitalized(&names[0]), &row.current);
-    side(&mut out, &capitalized(&names[1]), &row.candidate);
+    side(&mut out, &capitalized(&names.current), &row.current);
+    side(&mut out, &capitalized(&names.candidate), &row.candidate);
     out.push_str("</details>\n\n");
     out
 }
@@ -658,7 +659,7 @@ mod tests {
                 bound: crate::gate::Bound::Min(0.5),
             }
         };
-        let names = ["current".to_owned(), "candidate".to_owned()];
+        let names = Sides::new(|side| side.as_str().to_owned());
         let few: Vec<GateResult> = (0..6).map(gate).collect();
         let whole = gates(&few, &names, 60_000);
         assert_eq!(whole.lines().count(), 8, "{whole}");

@@ -4,6 +4,7 @@ use std::io::{self, IsTerminal, Write};
 
 use crate::gate::{GateResult, Outcome, Verdict};
 use crate::metrics::Metrics;
+use crate::record::Sides;
 
 use super::Summary;
 
@@ -71,20 +72,26 @@ pub fn print(
     if let Some(d) = &s.diff_of {
         writeln!(out, "  A = run {} (the baseline), B = run {}", d.a, d.b)?;
     }
-    let name_width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+    let name_width = names
+        .values()
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0);
     writeln!(
         out,
         "  {:<name_width$}  {}  ({})",
-        names[0], cur.model, cur.provider
+        names.current, cur.model, cur.provider
     )?;
     writeln!(
         out,
         "  {:<name_width$}  {}  ({})",
-        names[1], cand.model, cand.provider
+        names.candidate, cand.model, cand.provider
     )?;
     writeln!(out)?;
     metrics_table(out, &names, &cur.metrics, &cand.metrics)?;
-    for (name, m) in names.iter().zip([&cur.metrics, &cand.metrics]) {
+    for (side, m) in s.models.iter() {
+        let (name, m) = (&names[side], &m.metrics);
         if m.empty_answers > 0 {
             writeln!(
                 out,
@@ -171,7 +178,7 @@ pub fn print(
 /// Two right-aligned value columns under the sides' names, the row names padded to the longest.
 fn metrics_table(
     out: &mut dyn Write,
-    names: &[String; 2],
+    names: &Sides<String>,
     cur: &Metrics,
     cand: &Metrics,
 ) -> io::Result<()> {
@@ -184,8 +191,12 @@ fn metrics_table(
             .unwrap_or(0)
     };
     let name_w = width(|r| r.0.chars().count(), "");
-    let cur_w = width(|r| r.1.chars().count(), &names[0]);
-    writeln!(out, "{:<name_w$}  {:>cur_w$}   {}", "", names[0], names[1])?;
+    let cur_w = width(|r| r.1.chars().count(), &names.current);
+    writeln!(
+        out,
+        "{:<name_w$}  {:>cur_w$}   {}",
+        "", names.current, names.candidate
+    )?;
     for (name, c, k) in &rows {
         writeln!(out, "{name:<name_w$}  {c:>cur_w$}   {k}")?;
     }

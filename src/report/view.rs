@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::golden::Items;
 use crate::metrics::{ItemClass, ItemTally};
-use crate::record::{ResultHead, ResultRecord, read_lines};
+use crate::record::{ResultHead, ResultRecord, Sides, read_lines};
 use crate::score::Evidence;
 
 /// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
@@ -132,10 +132,9 @@ impl std::ops::DerefMut for SideRow {
 
 impl SideRow {
     fn from_record(r: ResultRecord, t: &ItemTally, cap: usize) -> SideRow {
-        let i = r.model.index();
         let mut row = SideRow {
-            passed: t.passed[i],
-            trials: t.done[i],
+            passed: t.passed[r.model],
+            trials: t.done[r.model],
             ok: r.ok,
             latency_ms: r.latency_ms,
             trial: r.trial,
@@ -285,7 +284,7 @@ impl<'a> ItemView<'a> {
         let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
         let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
         // The lowest trial of each side represents it: trial 0 unless an interrupt lost it.
-        let mut sides: Vec<[Option<SideRow>; 2]> = vec![[None, None]; items.len()];
+        let mut sides: Vec<Sides<Option<SideRow>>> = vec![Sides::default(); items.len()];
         if results.exists() {
             // Most lines of a large run are unchanged items whose answers are not shown: read
             // their head only, and parse the whole line only where it is displayed.
@@ -294,13 +293,13 @@ impl<'a> ItemView<'a> {
                 let Some(&i) = index.get(head.id.as_ref()) else {
                     return Ok(());
                 };
-                let slot = &mut sides[i][head.model.index()];
+                let slot = &mut sides[i][head.model];
                 if slot.as_ref().is_some_and(|s| s.trial <= head.trial) {
                     return Ok(());
                 }
                 let cap = match groups[i] {
                     Group::Unchanged if omit_unchanged => {
-                        let m = head.model.index();
+                        let m = head.model;
                         *slot = Some(SideRow {
                             passed: tallies[i].passed[m],
                             trials: tallies[i].done[m],
@@ -324,9 +323,9 @@ impl<'a> ItemView<'a> {
             .into_iter()
             .zip(&groups)
             .enumerate()
-            .map(|(i, ([cur, cand], &group))| {
-                let mut current = cur.unwrap_or_default();
-                let mut candidate = cand.unwrap_or_default();
+            .map(|(i, (side_rows, &group))| {
+                let mut current = side_rows.current.unwrap_or_default();
+                let mut candidate = side_rows.candidate.unwrap_or_default();
                 if group != Group::Unchanged {
                     word_diff(&mut current, &mut candidate);
                 }
@@ -393,16 +392,28 @@ mod tests {
     #[test]
     fn groups_follow_pass_counts() {
         let t = |cur, cand| ItemTally {
-            passed: [cur, cand],
-            done: [2, 2],
+            passed: Sides {
+                current: cur,
+                candidate: cand,
+            },
+            done: Sides {
+                current: 2,
+                candidate: 2,
+            },
         };
         assert_eq!(Group::of(&t(2, 1), 2), Group::Regressed);
         assert_eq!(Group::of(&t(0, 1), 2), Group::Improved);
         assert_eq!(Group::of(&t(2, 2), 2), Group::Unchanged);
         assert_eq!(Group::of(&t(1, 1), 2), Group::BothFail);
         let partial = ItemTally {
-            passed: [1, 0],
-            done: [1, 0],
+            passed: Sides {
+                current: 1,
+                candidate: 0,
+            },
+            done: Sides {
+                current: 1,
+                candidate: 0,
+            },
         };
         assert_eq!(Group::of(&partial, 2), Group::Incomplete);
     }
