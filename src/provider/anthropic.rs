@@ -8,7 +8,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::openai::{retry_after, status_error};
+use super::http::{ChatMessage, Secrets, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
 
@@ -31,7 +31,8 @@ pub struct Anthropic {
     model: String,
     temperature: Option<f64>,
     max_tokens: u32,
-    key: Option<SecretString>,
+    /// The key, kept only to scrub it from error bodies that echo it back.
+    secrets: Secrets,
 }
 
 #[derive(Serialize)]
@@ -40,15 +41,9 @@ struct MessagesRequest<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<&'a str>,
-    messages: [Message<'a>; 1],
+    messages: [ChatMessage<'a>; 1],
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: &'static str,
-    content: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -116,7 +111,7 @@ impl Anthropic {
             model: cfg.model.clone(),
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            key,
+            secrets: key.into_iter().collect(),
         })
     }
 
@@ -125,7 +120,8 @@ impl Anthropic {
             model: &self.model,
             max_tokens: self.max_tokens,
             system: request.system.as_deref(),
-            messages: [Message {
+            // The system prompt is a field of its own here, not a message.
+            messages: [ChatMessage {
                 role: "user",
                 content: &request.prompt,
             }],
@@ -197,7 +193,7 @@ impl Provider for Anthropic {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
+        self.secrets.scrubbed(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -5,12 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use super::http::Secrets;
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{CommandOutput, ProviderConfig};
 use crate::error::{Error, Location};
@@ -36,7 +35,7 @@ pub struct CommandProvider {
     max_tokens: Option<u32>,
     seed: Option<u64>,
     /// Values substituted from the environment: scrubbed from every error message.
-    secrets: Vec<SecretString>,
+    secrets: Secrets,
 }
 
 /// What the program reads on stdin.
@@ -98,19 +97,13 @@ impl CommandProvider {
         let program = resolve_program(name, &dir)
             .map_err(|(message, fix)| Error::input(at("command.argv"), message, fix))?;
         let mut env = Vec::with_capacity(opts.env.len());
-        let mut secrets = Vec::new();
+        let mut secrets = Secrets::default();
         for (var, template) in &opts.env {
-            let (value, used) =
-                super::http_json::substitute_env(template, |v| std::env::var(v).ok()).map_err(
-                    |missing| {
-                        Error::input(
-                            at(&format!("command.env.{var}")),
-                            format!("the environment variable {missing} is not set (or is empty)"),
-                            format!("export {missing}=… before running"),
-                        )
-                    },
-                )?;
-            secrets.extend(used.into_iter().map(SecretString::from));
+            let (value, used) = super::env::substitute(template, |v| std::env::var(v).ok())
+                .map_err(|missing| {
+                    super::env::unset_error(at(&format!("command.env.{var}")), &missing, "")
+                })?;
+            secrets.extend(used);
             env.push((var.clone(), value));
         }
         Ok(CommandProvider {
@@ -241,17 +234,7 @@ impl Provider for CommandProvider {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.attempt(request)
-            .map(|r| {
-                r.map_err(|mut e| {
-                    for secret in &self.secrets {
-                        e.message =
-                            crate::provider::http::redact(&e.message, secret.expose_secret());
-                    }
-                    e
-                })
-            })
-            .boxed()
+        self.secrets.scrubbed(self.attempt(request))
     }
 }
 

@@ -1,9 +1,16 @@
 //! The shared HTTP plumbing of the provider adapters: one client per provider, error
-//! classification, bounded body reading.
+//! classification, bounded body reading, what a status and its headers mean, the chat messages
+//! of a request, and the secrets scrubbed from every error.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use crate::provider::{CallError, ErrorKind};
+use futures::future::BoxFuture;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+
+use crate::provider::{CallError, Completion, ErrorKind, Request};
 
 /// A client builder with the settings every adapter wants. Built once per provider: the
 /// connection pool is what makes thousands of requests cheap.
@@ -89,32 +96,237 @@ pub fn snippet(bytes: &[u8]) -> String {
     crate::text::ellipsize(&text, MAX)
 }
 
-/// Remove a secret from text that came back from a server (some APIs echo the key in errors).
-pub fn redact(text: &str, secret: &str) -> String {
-    if secret.len() < 4 || !text.contains(secret) {
-        return text.to_owned();
+/// The `Authorization: Bearer …` header of a key, if there is one. Marked sensitive so that no
+/// debug output of a request ever shows it.
+pub fn bearer_auth(key: Option<&SecretString>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(key) = key {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+            .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-key-characters"));
+        value.set_sensitive(true);
+        headers.insert(AUTHORIZATION, value);
     }
-    text.replace(secret, "[redacted]")
+    headers
 }
 
-/// One attempt with the key scrubbed from whatever error it ends in: the adapters that hold a
-/// key all answer through this, so none can forget it.
-pub fn scrub_key<'a>(
-    attempt: impl std::future::Future<Output = Result<crate::provider::Completion, CallError>>
-    + Send
-    + 'a,
-    key: Option<&'a secrecy::SecretString>,
-) -> futures::future::BoxFuture<'a, Result<crate::provider::Completion, CallError>> {
-    use futures::FutureExt as _;
-    use secrecy::ExposeSecret as _;
-    attempt
-        .map(move |r| {
-            r.map_err(|mut e| {
-                if let Some(key) = key {
-                    e.message = redact(&e.message, key.expose_secret());
-                }
+/// One message of a chat API; OpenAI's, Ollama's and Anthropic's have this shape.
+#[derive(Serialize)]
+pub struct ChatMessage<'a> {
+    pub role: &'static str,
+    pub content: &'a str,
+}
+
+/// A request as chat messages: its system prompt, if it has one, then its prompt from the user.
+pub fn chat_messages(request: &Request) -> Vec<ChatMessage<'_>> {
+    let mut messages = Vec::with_capacity(2);
+    if let Some(system) = &request.system {
+        messages.push(ChatMessage {
+            role: "system",
+            content: system,
+        });
+    }
+    messages.push(ChatMessage {
+        role: "user",
+        content: &request.prompt,
+    });
+    messages
+}
+
+/// The error of a non-success status: 429 is `rate_limited`, everything else `http_status`
+/// (whose retrying the retry policy decides by the code). `detail` is what the body said.
+pub fn status_error(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    detail: String,
+) -> CallError {
+    let mut err = CallError::new(
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            ErrorKind::RateLimited
+        } else {
+            ErrorKind::HttpStatus
+        },
+        format!("HTTP {}: {detail}", status.as_u16()),
+    );
+    err.status = Some(status.as_u16());
+    err.retry_after = retry_after;
+    err
+}
+
+/// `Retry-After` (seconds or an HTTP date) or OpenAI's `retry-after-ms`.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    if let Some(ms) = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    if let Some(value) = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+    {
+        if let Ok(secs) = value.parse::<f64>() {
+            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+        }
+        if let Some(when) = httpdate_parse(value) {
+            return Some(when.duration_since(SystemTime::now()).unwrap_or_default());
+        }
+    }
+    // OpenAI's own: when the request or token budget refills, as Go durations ("6m0s", "20ms").
+    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
+        .iter()
+        .filter_map(|h| headers.get(*h)?.to_str().ok().and_then(go_duration))
+        .max()
+}
+
+/// A Go-style duration: `1s`, `20ms`, `6m0s`, `1h2m3.5s`.
+fn go_duration(s: &str) -> Option<Duration> {
+    let mut total = 0.0;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let unit_end = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "h" => 3600.0,
+            "m" => 60.0,
+            "s" => 1.0,
+            "ms" => 0.001,
+            "us" | "µs" => 0.000_001,
+            "ns" => 0.000_000_001,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+/// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP servers send.
+fn httpdate_parse(s: &str) -> Option<SystemTime> {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    let dt = time::PrimitiveDateTime::parse(s, fmt).ok()?;
+    let unix = dt.assume_utc().unix_timestamp();
+    u64::try_from(unix)
+        .ok()
+        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// What must never reach an error message: a provider's key (some APIs echo it in errors) and
+/// the values substituted from the environment into its headers or its program's environment.
+#[derive(Default)]
+pub struct Secrets(Vec<SecretString>);
+
+impl Secrets {
+    /// `text` with every secret replaced by `[redacted]`. A secret shorter than 4 characters is
+    /// left alone: it would match all over the message.
+    pub fn scrub_str(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in &self.0 {
+            let secret = secret.expose_secret();
+            if secret.len() >= 4 && text.contains(secret) {
+                text = text.replace(secret, "[redacted]");
+            }
+        }
+        text
+    }
+
+    /// The error's message, scrubbed.
+    pub fn scrub(&self, err: &mut CallError) {
+        err.message = self.scrub_str(&err.message);
+    }
+
+    /// One attempt with the secrets scrubbed from whatever error it ends in: the adapters that
+    /// hold a secret all answer through this, so none can forget it.
+    pub fn scrubbed<'a>(
+        &'a self,
+        attempt: impl Future<Output = Result<Completion, CallError>> + Send + 'a,
+    ) -> BoxFuture<'a, Result<Completion, CallError>> {
+        Box::pin(async move {
+            attempt.await.map_err(|mut e| {
+                self.scrub(&mut e);
                 e
             })
         })
-        .boxed()
+    }
+}
+
+impl FromIterator<SecretString> for Secrets {
+    fn from_iter<I: IntoIterator<Item = SecretString>>(secrets: I) -> Secrets {
+        Secrets(secrets.into_iter().collect())
+    }
+}
+
+/// Values substituted from the environment.
+impl Extend<String> for Secrets {
+    fn extend<I: IntoIterator<Item = String>>(&mut self, values: I) {
+        self.0.extend(values.into_iter().map(SecretString::from));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_reset_headers() {
+        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
+        assert_eq!(go_duration("20ms"), Some(Duration::from_millis(20)));
+        assert_eq!(
+            go_duration("1h2m3.5s"),
+            Some(Duration::from_secs_f64(3723.5))
+        );
+        assert_eq!(go_duration("soon"), None);
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("1s"));
+        h.insert("x-ratelimit-reset-tokens", HeaderValue::from_static("2.5s"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(2500)));
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
+        );
+        assert_eq!(
+            retry_after(&h),
+            Some(Duration::ZERO),
+            "a past date means now"
+        );
+    }
+
+    #[test]
+    fn every_secret_of_four_characters_or_more_is_redacted() {
+        let mut secrets: Secrets = [SecretString::from("sk-live-123")].into_iter().collect();
+        secrets.extend(["abc".to_owned(), "s3cret".to_owned()]);
+        let mut e = CallError::new(
+            ErrorKind::HttpStatus,
+            "bad key sk-live-123 for abc (s3cret, s3cret)",
+        );
+        secrets.scrub(&mut e);
+        assert_eq!(
+            e.message,
+            "bad key [redacted] for abc ([redacted], [redacted])"
+        );
+        assert_eq!(Secrets::default().scrub_str("sk-live-123"), "sk-live-123");
+    }
 }

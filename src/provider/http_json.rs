@@ -5,12 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
 
-use super::openai::{retry_after, status_error};
+use super::http::{Secrets, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{HttpOptions, ProviderConfig};
 use crate::error::{Error, Location};
@@ -42,7 +40,7 @@ pub struct HttpJson {
     max_tokens: Option<u32>,
     seed: Option<u64>,
     /// The values substituted from the environment: scrubbed from every error message.
-    secrets: Vec<SecretString>,
+    secrets: Secrets,
 }
 
 impl HttpJson {
@@ -58,12 +56,15 @@ impl HttpJson {
                 "add [http] with url, body and answer",
             ));
         };
-        let mut secrets = Vec::new();
+        let mut secrets = Secrets::default();
         let mut headers = HeaderMap::new();
         for (name, template) in &opts.headers {
             let field = format!("http.headers.{name}");
-            let (value, secret) = substitute_env(template, |var| std::env::var(var).ok())
-                .map_err(|var| missing_var(at(&field), &var))?;
+            let (value, secret) = super::env::substitute(template, |v| std::env::var(v).ok())
+                .map_err(|var| {
+                    let fix_tail = "; secrets are read only from the environment";
+                    super::env::unset_error(at(&field), &var, fix_tail)
+                })?;
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 Error::input(
                     at(&field),
@@ -81,7 +82,7 @@ impl HttpJson {
             })?;
             if !secret.is_empty() {
                 value.set_sensitive(true);
-                secrets.extend(secret.into_iter().map(SecretString::from));
+                secrets.extend(secret);
             }
             headers.insert(name, value);
         }
@@ -196,17 +197,7 @@ impl Provider for HttpJson {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.attempt(request)
-            .map(|r| {
-                r.map_err(|mut e| {
-                    for secret in &self.secrets {
-                        e.message =
-                            crate::provider::http::redact(&e.message, secret.expose_secret());
-                    }
-                    e
-                })
-            })
-            .boxed()
+        self.secrets.scrubbed(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {
@@ -216,58 +207,6 @@ impl Provider for HttpJson {
 
 fn token_pointers(opts: &HttpOptions) -> Option<(String, String)> {
     Some((opts.input_tokens.clone()?, opts.output_tokens.clone()?))
-}
-
-fn missing_var(at: Location, var: &str) -> Error {
-    Error::input(
-        at,
-        format!("the environment variable {var} is not set (or is empty)"),
-        format!("export {var}=… before running; secrets are read only from the environment"),
-    )
-}
-
-/// Replace each `${NAME}` by the variable's value. Returns the text and the substituted values
-/// (secrets, to be redacted), or the name of a variable that is unset or empty.
-/// `$` not followed by `{NAME}` is kept as it is.
-pub(super) fn substitute_env(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<(String, Vec<String>), String> {
-    let mut out = String::with_capacity(text.len());
-    let mut used = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let name_len = after
-            .find('}')
-            .filter(|&n| n > 0 && is_var_name(&after[..n]));
-        match name_len {
-            Some(n) => {
-                let name = &after[..n];
-                let value = lookup(name)
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| name.to_owned())?;
-                out.push_str(&value);
-                used.push(value);
-                rest = &after[n + 1..];
-            }
-            None => {
-                out.push_str("${");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    Ok((out, used))
-}
-
-fn is_var_name(s: &str) -> bool {
-    let mut chars = s.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 #[derive(serde::Serialize)]
@@ -476,20 +415,6 @@ mod tests {
         assert!(BodyTemplate::new("q={{ prompt }}", false).is_ok());
         let (message, _) = BodyTemplate::new("{{ expected }}", true).err().unwrap();
         assert!(message.contains("`expected`"), "{message}");
-    }
-
-    #[test]
-    fn env_substitution() {
-        let lookup = |v: &str| (v == "TOKEN").then(|| "s3cret".to_owned());
-        assert_eq!(
-            substitute_env("Bearer ${TOKEN}", lookup).unwrap(),
-            ("Bearer s3cret".to_owned(), vec!["s3cret".to_owned()])
-        );
-        assert_eq!(
-            substitute_env("costs $5 ${ not a var", lookup).unwrap(),
-            ("costs $5 ${ not a var".to_owned(), vec![])
-        );
-        assert_eq!(substitute_env("${NOPE}", lookup).unwrap_err(), "NOPE");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod anthropic;
 pub mod cache;
 mod call;
 mod command;
+mod env;
 pub mod gguf;
 pub(crate) mod http;
 mod http_json;

@@ -3,11 +3,10 @@
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::openai::{retry_after, status_error};
+use super::http::{ChatMessage, Secrets, chat_messages, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
 
@@ -20,22 +19,17 @@ pub struct Ollama {
     url: String,
     model: String,
     options: Options,
-    /// Ollama itself needs none; a hosted or proxied one may want a bearer token.
-    key: Option<SecretString>,
+    /// The key, kept only to scrub it from error bodies that echo it back. Ollama itself needs
+    /// none; a hosted or proxied one may want a bearer token.
+    secrets: Secrets,
 }
 
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: Vec<Message<'a>>,
+    messages: Vec<ChatMessage<'a>>,
     stream: bool,
     options: &'a Options,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: &'static str,
-    content: &'a str,
 }
 
 #[derive(Serialize)]
@@ -76,15 +70,8 @@ impl Ollama {
         key: Option<SecretString>,
         timeout: Duration,
     ) -> reqwest::Result<Ollama> {
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &key {
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-key-characters"));
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
         let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
-            .default_headers(headers)
+            .default_headers(crate::provider::http::bearer_auth(key.as_ref()))
             .build()?;
         let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         Ok(Ollama {
@@ -96,25 +83,14 @@ impl Ollama {
                 num_predict: cfg.max_tokens,
                 seed: cfg.seed,
             },
-            key,
+            secrets: key.into_iter().collect(),
         })
     }
 
     async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
-        let mut messages = Vec::with_capacity(2);
-        if let Some(system) = &request.system {
-            messages.push(Message {
-                role: "system",
-                content: system,
-            });
-        }
-        messages.push(Message {
-            role: "user",
-            content: &request.prompt,
-        });
         let body = ChatRequest {
             model: &self.model,
-            messages,
+            messages: chat_messages(request),
             stream: false,
             options: &self.options,
         };
@@ -176,7 +152,7 @@ impl Provider for Ollama {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
+        self.secrets.scrubbed(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -1,14 +1,14 @@
 //! `kind = "openai"`: any server that speaks OpenAI's chat completions API (OpenAI, vLLM,
 //! llama.cpp's server, LM Studio, Ollama's `/v1`, …).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
-use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
-use secrecy::{ExposeSecret, SecretString};
+use reqwest::header::HeaderMap;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::http::{ChatMessage, Secrets, chat_messages, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
 
@@ -26,14 +26,14 @@ pub struct OpenAi {
     seed: Option<u64>,
     stream: bool,
     tokenize: Option<crate::config::TokenizeOptions>,
-    /// Kept only to scrub the key from error bodies that echo it back.
-    key: Option<SecretString>,
+    /// The key, kept only to scrub it from error bodies that echo it back.
+    secrets: Secrets,
 }
 
 #[derive(Serialize)]
 struct ChatRequest<'a> {
     model: &'a str,
-    messages: Vec<Message<'a>>,
+    messages: Vec<ChatMessage<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -50,12 +50,6 @@ struct ChatRequest<'a> {
 struct StreamOptions {
     /// Ask for a final chunk carrying the usage: streamed answers are priced exactly too.
     include_usage: bool,
-}
-
-#[derive(Serialize)]
-struct Message<'a> {
-    role: &'static str,
-    content: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -153,16 +147,8 @@ impl OpenAi {
         key: Option<SecretString>,
         timeout: Duration,
     ) -> reqwest::Result<OpenAi> {
-        let mut headers = HeaderMap::new();
-        if let Some(key) = &key {
-            // Marked sensitive so that no debug output of the request ever shows it.
-            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
-                .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-key-characters"));
-            value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
-        }
         let http = crate::provider::http::client_builder(timeout, cfg.limits.concurrency)
-            .default_headers(headers)
+            .default_headers(crate::provider::http::bearer_auth(key.as_ref()))
             .build()?;
         let base = cfg.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
         Ok(OpenAi {
@@ -174,7 +160,7 @@ impl OpenAi {
             seed: cfg.seed,
             stream: cfg.stream,
             tokenize: cfg.tokenize.clone(),
-            key,
+            secrets: key.into_iter().collect(),
         })
     }
 
@@ -211,20 +197,9 @@ impl OpenAi {
     }
 
     async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
-        let mut messages = Vec::with_capacity(2);
-        if let Some(system) = &request.system {
-            messages.push(Message {
-                role: "system",
-                content: system,
-            });
-        }
-        messages.push(Message {
-            role: "user",
-            content: &request.prompt,
-        });
         let body = ChatRequest {
             model: &self.model,
-            messages,
+            messages: chat_messages(request),
             temperature: self.temperature,
             max_tokens: self.max_tokens,
             seed: self.seed,
@@ -290,7 +265,7 @@ impl Provider for OpenAi {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        crate::provider::http::scrub_key(self.attempt(request), self.key.as_ref())
+        self.secrets.scrubbed(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {
@@ -314,26 +289,6 @@ impl Provider for OpenAi {
             })
         })
     }
-}
-
-/// The error of a non-success status: 429 is `rate_limited`, everything else `http_status`
-/// (whose retrying the retry policy decides by the code). `detail` is what the body said.
-pub(super) fn status_error(
-    status: StatusCode,
-    retry_after: Option<Duration>,
-    detail: String,
-) -> CallError {
-    let mut err = CallError::new(
-        if status == StatusCode::TOO_MANY_REQUESTS {
-            ErrorKind::RateLimited
-        } else {
-            ErrorKind::HttpStatus
-        },
-        format!("HTTP {}: {detail}", status.as_u16()),
-    );
-    err.status = Some(status.as_u16());
-    err.retry_after = retry_after;
-    err
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -542,115 +497,9 @@ impl SseParser {
     }
 }
 
-/// `Retry-After` (seconds or an HTTP date) or OpenAI's `retry-after-ms`.
-pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    if let Some(ms) = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    if let Some(value) = headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-    {
-        if let Ok(secs) = value.parse::<f64>() {
-            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
-        }
-        if let Some(when) = httpdate_parse(value) {
-            return Some(when.duration_since(SystemTime::now()).unwrap_or_default());
-        }
-    }
-    // OpenAI's own: when the request or token budget refills, as Go durations ("6m0s", "20ms").
-    ["x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"]
-        .iter()
-        .filter_map(|h| headers.get(*h)?.to_str().ok().and_then(go_duration))
-        .max()
-}
-
-/// A Go-style duration: `1s`, `20ms`, `6m0s`, `1h2m3.5s`.
-fn go_duration(s: &str) -> Option<Duration> {
-    let mut total = 0.0;
-    let mut rest = s.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let value: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            "us" | "µs" => 0.000_001,
-            "ns" => 0.000_000_001,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-/// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP servers send.
-fn httpdate_parse(s: &str) -> Option<SystemTime> {
-    let fmt = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let dt = time::PrimitiveDateTime::parse(s, fmt).ok()?;
-    let unix = dt.assume_utc().unix_timestamp();
-    u64::try_from(unix)
-        .ok()
-        .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn openai_reset_headers() {
-        assert_eq!(go_duration("6m0s"), Some(Duration::from_secs(360)));
-        assert_eq!(go_duration("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(
-            go_duration("1h2m3.5s"),
-            Some(Duration::from_secs_f64(3723.5))
-        );
-        assert_eq!(go_duration("soon"), None);
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-reset-requests", HeaderValue::from_static("1s"));
-        h.insert("x-ratelimit-reset-tokens", HeaderValue::from_static("2.5s"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(2500)));
-    }
-
-    #[test]
-    fn retry_after_forms() {
-        let mut h = HeaderMap::new();
-        h.insert("retry-after", HeaderValue::from_static("2"));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after-ms", HeaderValue::from_static("150"));
-        assert_eq!(retry_after(&h), Some(Duration::from_millis(150)));
-        let mut h = HeaderMap::new();
-        h.insert(
-            "retry-after",
-            HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT"),
-        );
-        assert_eq!(
-            retry_after(&h),
-            Some(Duration::ZERO),
-            "a past date means now"
-        );
-    }
 
     #[test]
     fn sse_events_survive_any_chunking() {

@@ -36,7 +36,7 @@ pub const FETCH_HINT: &str = "fetch the shipped example's models with `just mode
 /// Where the weights of a provider file are: `~/` and `${VAR}` / `${VAR:-default}` expanded, a
 /// relative path taken from the provider file's directory.
 pub fn resolve_path(raw: &str, provider_file: &Path) -> Result<PathBuf, String> {
-    let expanded = expand_vars(raw, |name| std::env::var(name).ok())?;
+    let expanded = super::env::expand(raw, |name| std::env::var(name).ok())?;
     let expanded = match expanded.strip_prefix("~/") {
         Some(rest) => {
             let home = std::env::var("HOME")
@@ -55,39 +55,6 @@ pub fn resolve_path(raw: &str, provider_file: &Path) -> Result<PathBuf, String> 
     } else {
         expanded
     })
-}
-
-/// Expand `${NAME}` and `${NAME:-default}` (the default used when NAME is unset or empty).
-fn expand_vars(raw: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(start) = rest.find("${") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("`${{` without a closing `}}` in `{raw}`"))?;
-        let inner = &after[..end];
-        let (name, default) = match inner.split_once(":-") {
-            Some((n, d)) => (n, Some(d)),
-            None => (inner, None),
-        };
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!("`${{{inner}}}` is not a variable name"));
-        }
-        match (lookup(name).filter(|v| !v.is_empty()), default) {
-            (Some(value), _) => out.push_str(&value),
-            (None, Some(default)) => out.push_str(default),
-            (None, None) => {
-                return Err(format!(
-                    "the environment variable {name} is not set (write `${{{name}:-default}}` for a fallback)"
-                ));
-            }
-        }
-        rest = &after[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// The SHA-256 of a file, hex.
@@ -167,29 +134,6 @@ pub fn provider(path: &Path, cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(name: &str) -> Option<String> {
-        match name {
-            "MODELS" => Some("/m".into()),
-            "EMPTY" => Some(String::new()),
-            _ => None,
-        }
-    }
-
-    #[test]
-    fn variables_expand_with_defaults() {
-        assert_eq!(expand_vars("${MODELS}/a.gguf", env).unwrap(), "/m/a.gguf");
-        assert_eq!(
-            expand_vars("${UNSET:-~/.cache/x}/a.gguf", env).unwrap(),
-            "~/.cache/x/a.gguf"
-        );
-        assert_eq!(expand_vars("${EMPTY:-/d}/a", env).unwrap(), "/d/a");
-        assert_eq!(expand_vars("plain/path", env).unwrap(), "plain/path");
-        let err = expand_vars("${UNSET}/a.gguf", env).unwrap_err();
-        assert!(err.contains("UNSET"), "{err}");
-        assert!(expand_vars("${MODELS/a", env).is_err());
-        assert!(expand_vars("${a b}", env).is_err());
-    }
 
     #[test]
     fn relative_paths_are_relative_to_the_provider_file() {
