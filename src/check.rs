@@ -6,6 +6,28 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+/// The pass/fail checks an answer can be put through, as result lines name them
+/// (`"checks": {"keywords": {...}}`). In name order, so a line's checks read in the order they
+/// always have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// The answer repeats the prompt or the context (the echo guard).
+    Echo,
+    /// A forbidden string appears in the answer.
+    Forbidden,
+    /// The answer is (or is not) one JSON value.
+    Json,
+    /// The item's keywords appear in the answer.
+    Keywords,
+    /// The predicted class equals the item's label.
+    Label,
+    /// The answer matches (or avoids) the regexes.
+    Regex,
+    /// The answer is similar enough to `expected`.
+    Similarity,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum CheckSpec {

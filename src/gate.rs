@@ -8,133 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::GateConfig;
 use crate::error::{Error, Location, Problem};
-use crate::metrics::Metrics;
+use crate::metrics::{MetricKind, MetricRef, Metrics};
 
 /// Comparisons allow this much floating-point slack, so 0.95 × 0.8 is not a failure of 0.76.
 const EPSILON: f64 = 1e-9;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricKind {
-    Accuracy,
-    Faithfulness,
-    LatencyP50,
-    LatencyP90,
-    LatencyP95,
-    LatencyP99,
-    ErrorRate,
-    CostPer1k,
-    MacroF1,
-    Similarity,
-    FaithfulnessSupport,
-    ForbiddenRate,
-}
-
-impl MetricKind {
-    const ALL: [(&'static str, MetricKind); 12] = [
-        ("accuracy", MetricKind::Accuracy),
-        ("faithfulness", MetricKind::Faithfulness),
-        ("latency_p50_ms", MetricKind::LatencyP50),
-        ("latency_p90_ms", MetricKind::LatencyP90),
-        ("latency_p95_ms", MetricKind::LatencyP95),
-        ("latency_p99_ms", MetricKind::LatencyP99),
-        ("error_rate", MetricKind::ErrorRate),
-        ("cost_per_1k", MetricKind::CostPer1k),
-        ("macro_f1", MetricKind::MacroF1),
-        ("similarity", MetricKind::Similarity),
-        ("faithfulness_support", MetricKind::FaithfulnessSupport),
-        ("forbidden_rate", MetricKind::ForbiddenRate),
-    ];
-
-    pub fn names() -> impl Iterator<Item = &'static str> {
-        Self::ALL.iter().map(|(n, _)| *n)
-    }
-
-    fn parse(name: &str) -> Option<MetricKind> {
-        Self::ALL.iter().find(|(n, _)| *n == name).map(|(_, k)| *k)
-    }
-
-    pub fn value(self, m: &Metrics) -> Option<f64> {
-        match self {
-            MetricKind::Accuracy => m.accuracy,
-            MetricKind::Faithfulness => m.faithfulness,
-            MetricKind::LatencyP50 => m.latency_ms.as_ref().map(|l| l.p50),
-            MetricKind::LatencyP90 => m.latency_ms.as_ref().map(|l| l.p90),
-            MetricKind::LatencyP95 => m.latency_ms.as_ref().map(|l| l.p95),
-            MetricKind::LatencyP99 => m.latency_ms.as_ref().map(|l| l.p99),
-            MetricKind::ErrorRate => m.error_rate,
-            MetricKind::CostPer1k => m.cost_per_1k,
-            MetricKind::MacroF1 => m.classification.as_ref().map(|c| c.macro_f1),
-            // The word-set measure: it rewards the right facts, not the same phrasing.
-            MetricKind::Similarity => m.similarity.as_ref().map(|s| s.token_set),
-            MetricKind::FaithfulnessSupport => m.faithfulness_support,
-            MetricKind::ForbiddenRate => m.forbidden_rate,
-        }
-    }
-
-    /// How a value of this metric reads to a person.
-    pub fn format(self, v: f64) -> String {
-        match self {
-            MetricKind::Accuracy | MetricKind::ErrorRate | MetricKind::ForbiddenRate => {
-                format!("{:.1}%", v * 100.0)
-            }
-            MetricKind::Faithfulness => format!("{v:.2}"),
-            MetricKind::MacroF1 | MetricKind::Similarity | MetricKind::FaithfulnessSupport => {
-                format!("{v:.3}")
-            }
-            MetricKind::LatencyP50
-            | MetricKind::LatencyP90
-            | MetricKind::LatencyP95
-            | MetricKind::LatencyP99 => {
-                if v >= 100.0 {
-                    format!("{v:.0} ms")
-                } else {
-                    format!("{v:.1} ms")
-                }
-            }
-            MetricKind::CostPer1k => format!("${v:.4}"),
-        }
-    }
-}
-
-/// A metric, overall or restricted to one tag (`accuracy[tag=billing]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricRef {
-    pub kind: MetricKind,
-    pub tag: Option<String>,
-    pub name: String,
-}
-
-impl MetricRef {
-    pub fn parse(s: &str) -> Option<MetricRef> {
-        let s = s.trim();
-        let (base, tag) = match s.split_once('[') {
-            Some((base, rest)) => {
-                let tag = rest.strip_suffix(']')?.trim().strip_prefix("tag=")?.trim();
-                if tag.is_empty() {
-                    return None;
-                }
-                (base.trim(), Some(tag.to_owned()))
-            }
-            None => (s, None),
-        };
-        Some(MetricRef {
-            kind: MetricKind::parse(base)?,
-            tag,
-            name: s.to_owned(),
-        })
-    }
-
-    pub fn value(&self, m: &Metrics) -> Option<f64> {
-        match &self.tag {
-            None => self.kind.value(m),
-            Some(tag) => m
-                .by_tag
-                .as_ref()
-                .and_then(|t| t.get(tag))
-                .and_then(|m| self.kind.value(m)),
-        }
-    }
-}
 
 /// One bound of a gate; serialised as `{"min_ratio": 0.95}` so a stored run can be re-gated.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -158,7 +35,9 @@ impl fmt::Display for Bound {
 }
 
 /// One rule: a metric and one bound. A `[[gate]]` table with several bounds becomes several rules.
-#[derive(Debug, Clone, PartialEq)]
+/// Stored in run.json as `{"metric": "accuracy", "bound": {"min_ratio": 0.95}}`, so a stored run
+/// can be gated again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
     pub metric: MetricRef,
     pub bound: Bound,
@@ -267,21 +146,9 @@ impl Gate {
             }
             // Undefined on both sides (faithfulness with no context anywhere, macro-F1 with no
             // label): nothing to judge, and saying so beats failing a set that lacks the data.
-            (None, _) if cur.is_none() => (
-                Outcome::Skipped,
-                Some(match self.metric.kind {
-                    MetricKind::Faithfulness => {
-                        "no item with a context was answered, so faithfulness is undefined"
-                    }
-                    MetricKind::MacroF1 => {
-                        "no item with a label was answered, so macro-F1 is undefined"
-                    }
-                    MetricKind::Similarity => {
-                        "no item with an expected answer was answered, so similarity is undefined"
-                    }
-                    _ => "neither model has a value for this metric",
-                }),
-            ),
+            (None, _) if cur.is_none() => {
+                (Outcome::Skipped, Some(self.metric.kind.info().undefined))
+            }
             // The candidate has no value where the baseline has one (e.g. every request failed,
             // so no latency): that cannot pass.
             (None, _) => (
@@ -297,7 +164,7 @@ impl Gate {
         };
         let note = note.map(str::to_owned);
         GateResult {
-            metric: self.metric.name.clone(),
+            metric: self.metric.clone(),
             rule: self.bound.to_string(),
             current: cur,
             candidate: cand,
@@ -322,7 +189,7 @@ pub enum Outcome {
 /// One row of `summary.json`'s `gates`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GateResult {
-    pub metric: String,
+    pub metric: MetricRef,
     pub rule: String,
     pub current: Option<f64>,
     pub candidate: Option<f64>,
@@ -335,21 +202,9 @@ pub struct GateResult {
 }
 
 impl GateResult {
-    /// The gate as a rule again, to apply it to other metrics (`goldgate diff`).
-    pub fn gate(&self) -> Option<Gate> {
-        Some(Gate {
-            metric: MetricRef::parse(&self.metric)?,
-            bound: self.bound,
-        })
-    }
-
     /// How this gate's values read to a person.
     pub fn format(&self, v: Option<f64>) -> String {
-        match (v, MetricRef::parse(&self.metric)) {
-            (Some(v), Some(m)) => m.kind.format(v),
-            (Some(v), None) => format!("{v}"),
-            (None, _) => "n/a".to_owned(),
-        }
+        v.map_or_else(|| "n/a".to_owned(), |v| self.metric.kind.format(v))
     }
 }
 
@@ -491,7 +346,7 @@ mod tests {
             .iter()
             .map(|g| g.evaluate(&cur, &cand))
             .collect();
-        let by = |m: &str| results.iter().find(|r| r.metric == m).unwrap();
+        let by = |m: &str| results.iter().find(|r| r.metric.to_string() == m).unwrap();
         assert!(!by("accuracy").pass);
         assert!(!by("latency_p95_ms").pass);
         assert!(!by("error_rate").pass);

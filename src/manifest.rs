@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{Bound, Gate};
+use crate::gate::Gate;
 use crate::record::Sides;
 
 pub const MANIFEST_SCHEMA: &str = "goldgate/run/v1";
@@ -21,7 +21,7 @@ pub struct Manifest {
     pub golden: GoldenRef,
     pub repeats: u32,
     pub models: Sides<ModelRef>,
-    pub gates: Vec<GateRule>,
+    pub gates: Vec<Gate>,
     /// Notes every view must show (e.g. a diff of runs over different golden sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -244,30 +244,6 @@ pub struct ModelRef {
     pub provider: String,
     pub kind: crate::config::ProviderKind,
     pub model: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GateRule {
-    pub metric: String,
-    pub bound: Bound,
-}
-
-impl GateRule {
-    pub fn from_gate(g: &Gate) -> GateRule {
-        GateRule {
-            metric: g.metric.name.clone(),
-            bound: g.bound,
-        }
-    }
-
-    pub fn gate(&self) -> anyhow::Result<Gate> {
-        Ok(Gate {
-            metric: crate::gate::MetricRef::parse(&self.metric).ok_or_else(|| {
-                anyhow::anyhow!("run.json names an unknown gate metric `{}`", self.metric)
-            })?,
-            bound: self.bound,
-        })
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

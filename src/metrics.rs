@@ -11,6 +11,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
+use crate::check::CheckKind;
 use crate::provider::ErrorKind;
 use crate::record::{ResultRecord, Sides};
 use crate::score::{ClassificationMetrics, Confusion, JudgeUsage};
@@ -178,8 +179,9 @@ impl Tally {
         if r.ok {
             self.answered += 1;
             self.empty += u64::from(r.answer.as_deref().is_none_or(|a| a.trim().is_empty()));
-            self.echoed += u64::from(r.checks.contains_key("echo"));
-            self.forbidden += u64::from(r.checks.get("forbidden").is_some_and(|c| !c.pass));
+            self.echoed += u64::from(r.checks.contains_key(&CheckKind::Echo));
+            self.forbidden +=
+                u64::from(r.checks.get(&CheckKind::Forbidden).is_some_and(|c| !c.pass));
             if let Some(us) = r.latency_us() {
                 self.latency_us
                     .record(us)
@@ -377,6 +379,271 @@ pub struct Tokens {
     pub estimated: bool,
 }
 
+/// The catalogue of metrics a gate can be put on. Each kind's facts — its name in goldgate.toml
+/// and summary.json, its label in the views, where its value is in [`Metrics`], how it reads, and
+/// why it can be undefined — are one row of [`CATALOGUE`]: adding a metric is that row, the
+/// variant, and the tally that computes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    Accuracy,
+    Faithfulness,
+    LatencyP50,
+    LatencyP90,
+    LatencyP95,
+    LatencyP99,
+    ErrorRate,
+    CostPer1k,
+    MacroF1,
+    Similarity,
+    FaithfulnessSupport,
+    ForbiddenRate,
+}
+
+/// How a metric's values read, and how a change in one is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A share of the requests, shown as a percentage; a change in points.
+    Proportion,
+    /// Faithfulness's 1–5 scale; a change as a difference.
+    Score,
+    /// A 0–1 measure, three decimals; a change relative.
+    Fraction,
+    /// Milliseconds; a change relative.
+    Millis,
+    /// US dollars; a change relative.
+    Usd,
+}
+
+/// One row of the catalogue.
+pub struct MetricInfo {
+    pub kind: MetricKind,
+    /// The name in goldgate.toml's `[[gate]] metric` and in summary.json.
+    pub name: &'static str,
+    /// The name in the views' metric tables.
+    pub label: &'static str,
+    pub unit: Unit,
+    /// Where the value is in a model's metrics; `None` when the run has no data for it.
+    pub value: fn(&Metrics) -> Option<f64>,
+    /// Why neither model has a value (a gate on it is then skipped, with this note).
+    pub undefined: &'static str,
+}
+
+const NO_VALUE: &str = "neither model has a value for this metric";
+
+/// Every gateable metric, in the order the docs and error messages list them.
+pub const CATALOGUE: [MetricInfo; 12] = [
+    MetricInfo {
+        kind: MetricKind::Accuracy,
+        name: "accuracy",
+        label: "accuracy",
+        unit: Unit::Proportion,
+        value: |m| m.accuracy,
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::Faithfulness,
+        name: "faithfulness",
+        label: "faithfulness",
+        unit: Unit::Score,
+        value: |m| m.faithfulness,
+        undefined: "no item with a context was answered, so faithfulness is undefined",
+    },
+    MetricInfo {
+        kind: MetricKind::LatencyP50,
+        name: "latency_p50_ms",
+        label: "latency p50",
+        unit: Unit::Millis,
+        value: |m| m.latency_ms.as_ref().map(|l| l.p50),
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::LatencyP90,
+        name: "latency_p90_ms",
+        label: "latency p90",
+        unit: Unit::Millis,
+        value: |m| m.latency_ms.as_ref().map(|l| l.p90),
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::LatencyP95,
+        name: "latency_p95_ms",
+        label: "latency p95",
+        unit: Unit::Millis,
+        value: |m| m.latency_ms.as_ref().map(|l| l.p95),
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::LatencyP99,
+        name: "latency_p99_ms",
+        label: "latency p99",
+        unit: Unit::Millis,
+        value: |m| m.latency_ms.as_ref().map(|l| l.p99),
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::ErrorRate,
+        name: "error_rate",
+        label: "error rate",
+        unit: Unit::Proportion,
+        value: |m| m.error_rate,
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::CostPer1k,
+        name: "cost_per_1k",
+        label: "cost per 1k",
+        unit: Unit::Usd,
+        value: |m| m.cost_per_1k,
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::MacroF1,
+        name: "macro_f1",
+        label: "macro-F1",
+        unit: Unit::Fraction,
+        value: |m| m.classification.as_ref().map(|c| c.macro_f1),
+        undefined: "no item with a label was answered, so macro-F1 is undefined",
+    },
+    MetricInfo {
+        kind: MetricKind::Similarity,
+        name: "similarity",
+        label: "similarity (token set)",
+        unit: Unit::Fraction,
+        // The word-set measure: it rewards the right facts, not the same phrasing.
+        value: |m| m.similarity.as_ref().map(|s| s.token_set),
+        undefined: "no item with an expected answer was answered, so similarity is undefined",
+    },
+    MetricInfo {
+        kind: MetricKind::FaithfulnessSupport,
+        name: "faithfulness_support",
+        label: "faithfulness support",
+        unit: Unit::Fraction,
+        value: |m| m.faithfulness_support,
+        undefined: NO_VALUE,
+    },
+    MetricInfo {
+        kind: MetricKind::ForbiddenRate,
+        name: "forbidden_rate",
+        label: "forbidden rate",
+        unit: Unit::Proportion,
+        value: |m| m.forbidden_rate,
+        undefined: NO_VALUE,
+    },
+];
+
+impl MetricKind {
+    pub fn info(self) -> &'static MetricInfo {
+        // The catalogue is in declaration order (a test holds it so).
+        &CATALOGUE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        CATALOGUE.iter().map(|i| i.name)
+    }
+
+    pub fn parse(name: &str) -> Option<MetricKind> {
+        CATALOGUE.iter().find(|i| i.name == name).map(|i| i.kind)
+    }
+
+    pub fn value(self, m: &Metrics) -> Option<f64> {
+        (self.info().value)(m)
+    }
+
+    /// How a value of this metric reads to a person.
+    pub fn format(self, v: f64) -> String {
+        match self.info().unit {
+            Unit::Proportion => format!("{:.1}%", v * 100.0),
+            Unit::Score => format!("{v:.2}"),
+            Unit::Fraction => format!("{v:.3}"),
+            Unit::Millis if v >= 100.0 => format!("{v:.0} ms"),
+            Unit::Millis => format!("{v:.1} ms"),
+            Unit::Usd => format!("${v:.4}"),
+        }
+    }
+
+    /// How far the candidate moved from the current value, as the views show it; empty when
+    /// there is nothing to compare (a ratio to zero, a missing value).
+    pub fn change(self, current: f64, candidate: f64) -> String {
+        match self.info().unit {
+            Unit::Proportion => format!("{:+.1} pts", (candidate - current) * 100.0),
+            Unit::Score => format!("{:+.2}", candidate - current),
+            _ if current != 0.0 => format!("{:+.1}%", (candidate / current - 1.0) * 100.0),
+            _ => String::new(),
+        }
+    }
+}
+
+/// A metric, overall or restricted to one tag (`accuracy[tag=billing]`). Written and read as
+/// that text in goldgate.toml, run.json and summary.json; a value of this type everywhere between.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MetricRef {
+    pub kind: MetricKind,
+    pub tag: Option<String>,
+}
+
+impl MetricRef {
+    pub fn parse(s: &str) -> Option<MetricRef> {
+        let s = s.trim();
+        let (base, tag) = match s.split_once('[') {
+            Some((base, rest)) => {
+                let tag = rest.strip_suffix(']')?.trim().strip_prefix("tag=")?.trim();
+                if tag.is_empty() {
+                    return None;
+                }
+                (base.trim(), Some(tag.to_owned()))
+            }
+            None => (s, None),
+        };
+        Some(MetricRef {
+            kind: MetricKind::parse(base)?,
+            tag,
+        })
+    }
+
+    pub fn value(&self, m: &Metrics) -> Option<f64> {
+        match &self.tag {
+            None => self.kind.value(m),
+            Some(tag) => m
+                .by_tag
+                .as_ref()
+                .and_then(|t| t.get(tag))
+                .and_then(|m| self.kind.value(m)),
+        }
+    }
+}
+
+impl std::fmt::Display for MetricRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so a table's `{:<width$}` lines the names up.
+        match &self.tag {
+            None => f.pad(self.kind.name()),
+            Some(tag) => f.pad(&format!("{}[tag={tag}]", self.kind.name())),
+        }
+    }
+}
+
+impl Serialize for MetricRef {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MetricRef, D::Error> {
+        let text = std::borrow::Cow::<str>::deserialize(d)?;
+        MetricRef::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown gate metric `{text}` (known: {})",
+                MetricKind::names().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+}
+
 /// The `metrics` object of `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Metrics {
@@ -513,6 +780,19 @@ mod tests {
         }
         let decoded = decode_histogram(&encode_histogram(&t.latency_us)).unwrap();
         assert_eq!(decoded, t.latency_us);
+    }
+
+    #[test]
+    fn the_catalogue_is_in_declaration_order_and_names_round_trip() {
+        for (i, info) in CATALOGUE.iter().enumerate() {
+            assert_eq!(info.kind as usize, i, "{} is out of place", info.name);
+            assert_eq!(MetricKind::parse(info.name), Some(info.kind));
+        }
+        let tagged = MetricRef::parse(" accuracy[tag= billing ]").unwrap();
+        assert_eq!(tagged.to_string(), "accuracy[tag=billing]");
+        let json = serde_json::to_string(&tagged).unwrap();
+        assert_eq!(serde_json::from_str::<MetricRef>(&json).unwrap(), tagged);
+        assert!(serde_json::from_str::<MetricRef>("\"acuracy\"").is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::check::CheckKind;
 use crate::provider::CallError;
 use crate::score::{Check, Faithfulness, JudgeUsage, Similarity};
 
@@ -149,7 +150,7 @@ pub struct ResultRecord {
     pub tokens: Option<TokenCount>,
     pub cost_usd: f64,
     #[serde(default)]
-    pub checks: BTreeMap<String, Check>,
+    pub checks: BTreeMap<CheckKind, Check>,
     #[serde(default)]
     pub faithfulness: Option<Faithfulness>,
     #[serde(default)]
@@ -173,7 +174,7 @@ pub struct JudgeRecord {
 impl ResultRecord {
     /// The label check's (expected, predicted), for the confusion matrix.
     pub fn label(&self) -> Option<(&str, &str)> {
-        match &self.checks.get("label")?.evidence {
+        match &self.checks.get(&CheckKind::Label)?.evidence {
             crate::score::Evidence::Label {
                 expected,
                 predicted,

@@ -179,14 +179,7 @@ fn record(item: &Item, t: TrialKey, outcome: Outcome, scores: Option<Scores>) ->
             .as_ref()
             .and_then(|s| s.judge.clone())
             .map(|(usage, error)| crate::record::JudgeRecord { usage, error }),
-        checks: scores
-            .map(|s| {
-                s.checks
-                    .into_iter()
-                    .map(|(k, v)| (k.to_owned(), v))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        checks: scores.map(|s| s.checks).unwrap_or_default(),
         error,
     }
 }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::gate::{Gate, GateResult, Verdict};
+use crate::gate::{GateResult, Verdict};
 use crate::manifest::{GoldenRef, Manifest};
 use crate::metrics::{ItemClass, ItemTally, Status};
 use crate::metrics::{Metrics, ModelTally};
@@ -79,7 +79,6 @@ impl Summary {
         manifest: &Manifest,
         tallies: &Sides<ModelTally>,
         items: &[ItemTally],
-        gates: &[Gate],
         status: Status,
         finished_at: String,
     ) -> Summary {
@@ -92,7 +91,8 @@ impl Summary {
                 metrics: tallies[side].metrics(),
             }
         });
-        let results: Vec<GateResult> = gates
+        let results: Vec<GateResult> = manifest
+            .gates
             .iter()
             .map(|g| g.evaluate(&models.current.metrics, &models.candidate.metrics))
             .collect();

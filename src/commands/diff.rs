@@ -131,7 +131,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
     drop(out);
 
     let data = RunData::load(&dir)?;
-    let summary = data.summary(data.status(), rundir::now_rfc3339())?;
+    let summary = data.summary(data.status(), rundir::now_rfc3339());
     let concluded = conclude(
         &dir,
         &summary,

@@ -27,7 +27,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
             && m.repeats == first.repeats
             && m.models.current.model == first.models.current.model
             && m.models.candidate.model == first.models.candidate.model
-            && serde_json::to_value(&m.gates).ok() == serde_json::to_value(&first.gates).ok();
+            && m.gates == first.gates;
         if !same {
             return Err(Error::Usage(format!(
                 "{} and {} are not shards of one run (golden set, models, repeats or gates differ)",
@@ -108,7 +108,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
 
     let data = RunData::load(&dir)?;
     let status = crate::metrics::Status::of(&data.tallies, !data.is_complete());
-    let summary = data.summary(status, rundir::now_rfc3339())?;
+    let summary = data.summary(status, rundir::now_rfc3339());
     let concluded = conclude(
         &dir,
         &summary,

@@ -19,7 +19,7 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
         .recorded
         .as_ref()
         .map_or_else(rundir::now_rfc3339, |r| r.finished_at.clone());
-    let summary = data.summary(data.status(), finished_at)?;
+    let summary = data.summary(data.status(), finished_at);
     let views = Views {
         formats: &args.format,
         terminal: false,

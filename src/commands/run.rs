@@ -15,7 +15,6 @@ use super::{Views, conclude};
 use crate::cli::RunArgs;
 use crate::error::{Error, Exit};
 use crate::evaluation::{Evaluation, Overrides};
-use crate::gate::Gate;
 use crate::golden;
 use crate::manifest::{GoldenRef, Manifest, ModelRef, RerunOf, RerunOnly, RunKind};
 use crate::metrics::{ItemTally, ModelTally, Status};
@@ -43,7 +42,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let (summary, tallies, item_tallies) = if plan.resumed {
         let data = RunData::load(&plan.dir)?;
         let status = Status::of(&data.tallies, executed.interrupted || !data.is_complete());
-        let summary = data.summary(status, rundir::now_rfc3339())?;
+        let summary = data.summary(status, rundir::now_rfc3339());
         (summary, data.tallies, data.item_tallies)
     } else {
         let status = Status::of(&executed.tallies, executed.interrupted);
@@ -51,7 +50,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
             &plan.manifest,
             &executed.tallies,
             &executed.items,
-            &plan.gates,
             status,
             rundir::now_rfc3339(),
         );
@@ -98,7 +96,6 @@ struct Plan {
     manifest: Manifest,
     /// The items of this run (as `items.jsonl` holds them), the clients, prompt and scorers.
     work: Arc<Work>,
-    gates: Vec<Gate>,
     resumed: bool,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
     done: HashSet<TrialKey>,
@@ -197,7 +194,6 @@ impl Plan {
         let Evaluation {
             config,
             clients,
-            gates,
             prompt,
             scoring,
             ..
@@ -212,7 +208,6 @@ impl Plan {
                 system: config.system,
                 scoring: Arc::new(scoring),
             }),
-            gates,
             resumed: done.is_some(),
             done: done.unwrap_or_default(),
             concurrency,
@@ -330,11 +325,7 @@ fn fresh_manifest(
         },
         repeats: args.repeat.unwrap_or(evaluation.config.repeats),
         models: evaluation.clients.as_ref().map(model_ref),
-        gates: evaluation
-            .gates
-            .iter()
-            .map(crate::manifest::GateRule::from_gate)
-            .collect(),
+        gates: evaluation.gates.clone(),
         warnings: Vec::new(),
         kind: RunKind::Run {
             source: Some(source),

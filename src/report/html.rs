@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::view::{Group, ItemView, SideRow};
 use super::{Exporter, ReportInput, metric_rows};
-use crate::gate::{GateResult, MetricKind, MetricRef, Outcome, Verdict};
+use crate::gate::{GateResult, Outcome, Verdict};
+use crate::metrics::MetricKind;
 use crate::metrics::Status;
 use crate::metrics::{Metrics, decode_histogram};
 use crate::record::Sides;
@@ -175,13 +176,8 @@ fn group_key(g: Group) -> &'static str {
 }
 
 fn gate_row(g: &GateResult) -> GateRow {
-    let kind = MetricRef::parse(&g.metric).map(|m| m.kind);
-    let change = match (g.current, g.candidate, kind) {
-        (Some(c), Some(k), Some(MetricKind::Accuracy | MetricKind::ErrorRate)) => {
-            format!("{:+.1} pts", (k - c) * 100.0)
-        }
-        (Some(c), Some(k), Some(MetricKind::Faithfulness)) => format!("{:+.2}", k - c),
-        (Some(c), Some(k), _) if c != 0.0 => format!("{:+.1}%", (k / c - 1.0) * 100.0),
+    let change = match (g.current, g.candidate) {
+        (Some(c), Some(k)) => g.metric.kind.change(c, k),
         _ => String::new(),
     };
     let op = match g.bound {
@@ -189,7 +185,7 @@ fn gate_row(g: &GateResult) -> GateRow {
         _ => "≤",
     };
     GateRow {
-        metric: g.metric.clone(),
+        metric: g.metric.to_string(),
         rule: g.rule.clone(),
         current: g.format(g.current),
         candidate: g.format(g.candidate),

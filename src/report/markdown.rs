@@ -253,7 +253,7 @@ fn gate_row(g: &GateResult) -> String {
     };
     format!(
         "| {} | {} | {} | {} | {} | {result} |\n",
-        esc(&clip(&g.metric, CELL_CHARS)),
+        esc(&clip(&g.metric.to_string(), CELL_CHARS)),
         esc(&clip(&g.rule, CELL_CHARS)),
         g.format(g.current),
         g.format(g.candidate),
@@ -648,7 +648,10 @@ mod tests {
         let gate = |i: usize| {
             let outcome = [Outcome::Pass, Outcome::Fail, Outcome::Skipped][i % 3];
             GateResult {
-                metric: format!("accuracy[tag={}|{i}]", "t".repeat(500)),
+                metric: crate::metrics::MetricRef {
+                    kind: crate::metrics::MetricKind::Accuracy,
+                    tag: Some(format!("{}|{i}", "t".repeat(500))),
+                },
                 rule: "candidate >= 0.5".into(),
                 current: Some(1.0),
                 candidate: Some(0.5),

@@ -15,7 +15,7 @@ use clap::ValueEnum;
 
 pub use view::ItemView;
 
-use crate::gate::MetricKind;
+use crate::metrics::MetricKind;
 use crate::metrics::Metrics;
 use crate::summary::Summary;
 
@@ -83,10 +83,24 @@ pub fn write(dir: &Path, input: &ReportInput, formats: &[Format]) -> anyhow::Res
     Ok(())
 }
 
+/// The gate metrics the views' tables always show, in order.
+const SHOWN: [MetricKind; 7] = [
+    MetricKind::Accuracy,
+    MetricKind::Faithfulness,
+    MetricKind::ErrorRate,
+    MetricKind::LatencyP50,
+    MetricKind::LatencyP95,
+    MetricKind::LatencyP99,
+    MetricKind::CostPer1k,
+];
+/// Those shown only when the golden set has the data for them.
+const SHOWN_WITH_DATA: [MetricKind; 2] = [MetricKind::Similarity, MetricKind::MacroF1];
+
 /// The metrics every view shows side by side, formatted.
 pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, String)> {
-    let f = |v: Option<f64>, k: MetricKind| v.map_or_else(|| "n/a".to_owned(), |v| k.format(v));
-    let lat = |m: &Metrics, p: fn(&crate::metrics::LatencyMs) -> f64| m.latency_ms.as_ref().map(p);
+    let cell =
+        |m: &Metrics, k: MetricKind| k.value(m).map_or_else(|| "n/a".to_owned(), |v| k.format(v));
+    let metric = |k: MetricKind| (k.info().label, cell(cur, k), cell(cand, k));
     let tokens = |m: &Metrics| {
         format!(
             "{} / {}{}",
@@ -99,64 +113,19 @@ pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, 
             }
         )
     };
-    let mut rows = vec![
-        (
-            "accuracy",
-            f(cur.accuracy, MetricKind::Accuracy),
-            f(cand.accuracy, MetricKind::Accuracy),
-        ),
-        (
-            "faithfulness",
-            f(cur.faithfulness, MetricKind::Faithfulness),
-            f(cand.faithfulness, MetricKind::Faithfulness),
-        ),
-        (
-            "error rate",
-            f(cur.error_rate, MetricKind::ErrorRate),
-            f(cand.error_rate, MetricKind::ErrorRate),
-        ),
-        (
-            "latency p50",
-            f(lat(cur, |l| l.p50), MetricKind::LatencyP50),
-            f(lat(cand, |l| l.p50), MetricKind::LatencyP50),
-        ),
-        (
-            "latency p95",
-            f(lat(cur, |l| l.p95), MetricKind::LatencyP95),
-            f(lat(cand, |l| l.p95), MetricKind::LatencyP95),
-        ),
-        (
-            "latency p99",
-            f(lat(cur, |l| l.p99), MetricKind::LatencyP99),
-            f(lat(cand, |l| l.p99), MetricKind::LatencyP99),
-        ),
-        (
-            "cost per 1k",
-            f(cur.cost_per_1k, MetricKind::CostPer1k),
-            f(cand.cost_per_1k, MetricKind::CostPer1k),
-        ),
-        ("tokens in / out", tokens(cur), tokens(cand)),
-        (
-            "requests (errors)",
-            format!("{} ({})", cur.requests, cur.errors),
-            format!("{} ({})", cand.requests, cand.errors),
-        ),
-    ];
-    // Rows that exist only when the golden set has the data for them.
-    if cur.similarity.is_some() || cand.similarity.is_some() {
-        rows.push((
-            "similarity (token set)",
-            f(MetricKind::Similarity.value(cur), MetricKind::Similarity),
-            f(MetricKind::Similarity.value(cand), MetricKind::Similarity),
-        ));
-    }
-    if cur.classification.is_some() || cand.classification.is_some() {
-        rows.push((
-            "macro-F1",
-            f(MetricKind::MacroF1.value(cur), MetricKind::MacroF1),
-            f(MetricKind::MacroF1.value(cand), MetricKind::MacroF1),
-        ));
-    }
+    let mut rows: Vec<_> = SHOWN.into_iter().map(metric).collect();
+    rows.push(("tokens in / out", tokens(cur), tokens(cand)));
+    rows.push((
+        "requests (errors)",
+        format!("{} ({})", cur.requests, cur.errors),
+        format!("{} ({})", cand.requests, cand.errors),
+    ));
+    rows.extend(
+        SHOWN_WITH_DATA
+            .into_iter()
+            .filter(|k| k.value(cur).is_some() || k.value(cand).is_some())
+            .map(metric),
+    );
     if cur.empty_answers > 0 || cand.empty_answers > 0 {
         rows.push((
             "empty answers",

@@ -207,7 +207,7 @@ fn metrics_table(
 fn gate_table(out: &mut dyn Write, gates: &[GateResult], p: &Paint) -> io::Result<()> {
     let width = gates
         .iter()
-        .map(|g| g.metric.len())
+        .map(|g| g.metric.to_string().len())
         .max()
         .unwrap_or(0)
         .max(8);

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Evidence, Scorer};
+use crate::check::CheckKind;
 use crate::golden::Item;
 use crate::prompt::PromptTemplate;
 
@@ -58,8 +59,8 @@ pub struct EchoScorer {
 }
 
 impl Scorer for EchoScorer {
-    fn name(&self) -> &'static str {
-        "echo"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Echo
     }
 
     /// `Some` (a failed check) only for an echo: an answer that echoes nothing has nothing to show.

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Check, Evidence, Scorer};
+use crate::check::CheckKind;
 use crate::golden::{Item, MatchMode};
 
 /// Where a keyword was found, and how closely it matched (1.0 for a verbatim match).
@@ -26,8 +27,8 @@ pub struct KeywordScorer {
 }
 
 impl Scorer for KeywordScorer {
-    fn name(&self) -> &'static str {
-        "keywords"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Keywords
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {
@@ -156,8 +157,8 @@ fn find_fuzzy(
 pub struct ForbiddenScorer;
 
 impl Scorer for ForbiddenScorer {
-    fn name(&self) -> &'static str {
-        "forbidden"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Forbidden
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {

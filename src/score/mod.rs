@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::check::{CheckSpec, Measure, Patterns};
+use crate::check::{CheckKind, CheckSpec, Measure, Patterns};
 use crate::config::{FaithfulnessMethod, ScoringConfig};
 use crate::golden::Item;
 
@@ -78,14 +78,14 @@ pub enum Evidence {
 
 /// A pass/fail check of an answer. Returns `None` when the check does not apply to the item.
 pub trait Scorer: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> CheckKind;
     fn check(&self, item: &Item, answer: &str) -> Option<Check>;
 }
 
 /// All the scoring of one answer.
 #[derive(Debug, Clone, Default)]
 pub struct Scores {
-    pub checks: BTreeMap<&'static str, Check>,
+    pub checks: BTreeMap<CheckKind, Check>,
     pub faithfulness: Option<Faithfulness>,
     pub similarity: Option<Similarity>,
     /// What the judge cost for this answer, and why it failed if it did.
@@ -106,8 +106,8 @@ struct RegexScorer {
 }
 
 impl Scorer for RegexScorer {
-    fn name(&self) -> &'static str {
-        "regex"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Regex
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {
@@ -139,8 +139,8 @@ struct JsonScorer {
 }
 
 impl Scorer for JsonScorer {
-    fn name(&self) -> &'static str {
-        "json"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Json
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {
@@ -165,8 +165,8 @@ struct LabelScorer {
 }
 
 impl Scorer for LabelScorer {
-    fn name(&self) -> &'static str {
-        "label"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Label
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {
@@ -189,8 +189,8 @@ struct SimilarityScorer {
 }
 
 impl Scorer for SimilarityScorer {
-    fn name(&self) -> &'static str {
-        "similarity"
+    fn kind(&self) -> CheckKind {
+        CheckKind::Similarity
     }
 
     fn check(&self, item: &Item, answer: &str) -> Option<Check> {
@@ -278,12 +278,12 @@ impl Scoring {
         let checks: BTreeMap<_, _> = self
             .scorers
             .iter()
-            .filter_map(|s| s.check(item, answer).map(|c| (s.name(), c)))
+            .filter_map(|s| s.check(item, answer).map(|c| (s.kind(), c)))
             .collect();
         let similarity = item.expected.as_deref().map(|e| Similarity::of(answer, e));
         // An echo copies the context, which would read as perfectly faithful: it is no answer
         // to score.
-        let echoed = checks.contains_key("echo");
+        let echoed = checks.contains_key(&CheckKind::Echo);
         let (faithfulness, judge) = match self.faithfulness {
             _ if !item.has_context() || echoed => (None, None),
             FaithfulnessMethod::Lexical => (lexical_faithfulness(answer, &item.context), None),

@@ -94,7 +94,7 @@ fn the_schema_compiles_and_matches_the_crate() {
 
     // The closed value sets follow the crate's own lists, so neither can drift from the other.
     let metric = validator_for(&schema["$defs"]["gate"]["properties"]["metric"]);
-    for name in goldgate::gate::MetricKind::names() {
+    for name in goldgate::metrics::MetricKind::names() {
         for form in [name.to_owned(), format!("{name}[tag=billing]")] {
             assert!(
                 metric.is_valid(&json!(form)),
