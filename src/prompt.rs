@@ -4,6 +4,7 @@ use std::path::Path;
 
 use crate::error::{Error, Location};
 use crate::golden::Item;
+use crate::text::one_line;
 
 /// What a prompt may use. The expected answer, keywords and label are deliberately absent: a
 /// prompt that showed them would leak the answer to the model under test.
@@ -29,13 +30,13 @@ impl PromptTemplate {
         tera.add_raw_template("prompt", source).map_err(|e| {
             Error::input(
                 at(),
-                format!("the prompt template does not parse: {}", one_line(&e)),
+                format!("the prompt template does not parse: {}", one_line(&e.to_string())),
                 "prompts use tera syntax: {{ question }}, {{ context }}, {% if context %}…{% endif %}",
             )
         })?;
         let used = tera
             .get_template_variables("prompt")
-            .map_err(|e| Error::input(at(), one_line(&e), "check the template"))?;
+            .map_err(|e| Error::input(at(), one_line(&e.to_string()), "check the template"))?;
         let mut unknown: Vec<&str> = used
             .into_iter()
             .filter(|v| !VARIABLES.contains(v))
@@ -63,17 +64,10 @@ impl PromptTemplate {
             format!(
                 "{}\n(prompt template error: {})",
                 item.question,
-                one_line(&e)
+                one_line(&e.to_string())
             )
         })
     }
-}
-
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[cfg(test)]

@@ -752,7 +752,8 @@ pub fn ellipsize_start(text: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
-fn one_line(text: &str) -> String {
+/// `text` on one line: whitespace runs folded to one space, control characters dropped.
+pub fn one_line(text: &str) -> String {
     text.split_whitespace()
         .collect::<Vec<_>>()
         .join(" ")

@@ -404,7 +404,7 @@ impl<'a> Context<'a> {
             support,
             supported: support >= SUPPORT_THRESHOLD,
             passage: self.sentences[a].passage,
-            window: cut(&window, WINDOW_CHARS),
+            window: text::ellipsize(&window, WINDOW_CHARS),
             missing: keys
                 .iter()
                 .zip(&anywhere)
@@ -414,17 +414,6 @@ impl<'a> Context<'a> {
             negation_mismatch,
         }
     }
-}
-
-/// At most about `max` characters, cut at a word boundary, with an ellipsis when cut.
-fn cut(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        return s.to_owned();
-    }
-    let end = s.char_indices().nth(max).map_or(s.len(), |(i, _)| i);
-    let head = &s[..end];
-    let head = head.rfind(' ').map_or(head, |i| &head[..i]);
-    format!("{}…", head.trim_end())
 }
 
 #[cfg(test)]
@@ -841,7 +830,7 @@ mod tests {
     #[test]
     fn windows_are_cut_for_the_record() {
         let long = "word ".repeat(200);
-        let cut = cut(&long, WINDOW_CHARS);
+        let cut = text::ellipsize(&long, WINDOW_CHARS);
         assert!(cut.chars().count() <= WINDOW_CHARS + 1 && cut.ends_with('…'));
     }
 

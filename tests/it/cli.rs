@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, golden-set commands, init, the shipped example.
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, Run, item};
+use crate::support::{Project, Run, assert_exit, item};
 
 #[test]
 fn gate_pass_is_exit_0_and_the_terminal_summary_has_the_spec_shape() {
@@ -116,7 +116,7 @@ fn an_edited_golden_set_is_refused_unless_allowed() {
         &(item("a", "q edited", &["ok"]).to_string() + "\n"),
     );
     let run = project.run(&[]);
-    assert_eq!(run.code(), 2);
+    assert_exit(&run, 2);
     assert!(
         run.stderr()
             .contains("items.jsonl was edited since version 1 was locked"),
@@ -135,7 +135,7 @@ fn an_edited_golden_set_is_refused_unless_allowed() {
         .args(["golden", "check", "goldens/set"])
         .output()
         .unwrap();
-    assert_eq!(check.status.code(), Some(2));
+    assert_exit(&check, 2);
     let lock = project
         .cmd()
         .args(["golden", "lock", "goldens/set"])
@@ -147,7 +147,7 @@ fn an_edited_golden_set_is_refused_unless_allowed() {
         .args(["golden", "check", "goldens/set"])
         .output()
         .unwrap();
-    assert_eq!(check.status.code(), Some(0));
+    assert_exit(&check, 0);
     let stats = project
         .cmd()
         .args(["golden", "stats", "goldens/set", "--json"])
@@ -191,7 +191,7 @@ fn bad_input_is_exit_2_with_file_line_field_and_fix() {
     // Fix the items; the gate typo is next.
     project.golden(&[item("a", "q", &["ok"])]);
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("goldgate.toml: field `gate[0]`: unknown gate metric `acuracy`"),
@@ -203,7 +203,7 @@ fn bad_input_is_exit_2_with_file_line_field_and_fix() {
         "golden = \"goldens/set\"\ncurrent = \"providers/current.toml\"\ncandidate = \"providers/candidate.toml\"\nrepeat = 2\n",
     );
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("goldgate.toml:4") && err.contains("unknown field `repeat`"),
@@ -216,7 +216,7 @@ fn bad_input_is_exit_2_with_file_line_field_and_fix() {
         .args(["run", "--limit", "0"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
 }
 
 #[test]
@@ -334,7 +334,7 @@ fn init_scaffolds_an_evaluation_that_runs() {
         .arg(&target)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
 }
 
 /// The shipped example runs from the repository with no key and no network, and shows a real diff.
@@ -404,7 +404,7 @@ fn local_example_without_the_gguf_feature_says_how_to_build() {
         .args(["validate", "-c", "examples/local/goldgate.toml"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("providers/smollm2.toml") && err.contains("built without the gguf feature"),
@@ -505,7 +505,7 @@ fn rerun_takes_only_the_regressed_items() {
     let ok = ok_project.run(&["--quiet"]);
     assert_eq!(ok.code(), 0, "{}", ok.stderr());
     let none = ok_project.run(&["--rerun", ok.dir.as_ref().unwrap().to_str().unwrap()]);
-    assert_eq!(none.code(), 2);
+    assert_exit(&none, 2);
     assert!(
         none.stderr().contains("no item regressed"),
         "{}",

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, item};
+use crate::support::{Project, assert_exit, item};
 
 /// The candidate meets every kind of fault; the current model answers normally.
 #[test]
@@ -353,7 +353,7 @@ fn api_key_is_sent_but_never_written() {
         .env_remove("GG_TEST_KEY")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("GG_TEST_KEY is not set"), "{stderr}");
     assert!(

@@ -14,7 +14,7 @@ use goldgate::provider::gguf::engine::{Engine, Gguf, Sampling, read_vocab};
 use goldgate::provider::gguf::tokenizer::Tokenizer;
 use goldgate::provider::{Provider, Request};
 
-use crate::support::Run;
+use crate::support::{Run, assert_exit};
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -353,7 +353,7 @@ fn gguf_missing_weights_are_a_configuration_error() {
         .arg(out_dir.path())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("smollm2.toml") && err.contains("does not exist"),

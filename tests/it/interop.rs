@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::server::{MockServer, Reply, Seen};
-use crate::support::{Project, Run, eval_toml, item};
+use crate::support::{Project, error_of, item};
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/interop")
@@ -70,31 +70,6 @@ fn streamed_text(server: &str, name: &str) -> String {
         .collect()
 }
 
-fn project(items: &[Value], provider: impl Fn(&str) -> String) -> Project {
-    let p = Project {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    for side in ["current", "candidate"] {
-        p.write(&format!("providers/{side}.toml"), &provider(side));
-    }
-    p.write("goldgate.toml", &eval_toml(""));
-    p.golden(items);
-    p
-}
-
-fn run(project: &Project) -> Run {
-    let output = project.cmd().arg("run").output().unwrap();
-    Run::new(project.path(), output)
-}
-
-fn error_of(r: &Value) -> (&str, Option<u64>, &str) {
-    (
-        r["error"]["kind"].as_str().unwrap_or_default(),
-        r["error"]["status"].as_u64(),
-        r["error"]["message"].as_str().unwrap_or_default(),
-    )
-}
-
 fn is_tokenize(seen: &Seen) -> bool {
     seen.path.contains("tokenize")
 }
@@ -131,12 +106,12 @@ fn llama_cpp_python_transcripts_an_interrupted_stream_is_retried_never_an_empty_
     let items: Vec<_> = ids.iter().map(|q| item(q, q, &["14"])).collect();
     let base = server.base_url();
     // Both sides stream: a JSON reply to a streamed request is taken as such.
-    let project = project(&items, |side| {
+    let project = Project::with_providers(&items, "", |side| {
         format!(
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\nstream = true\n[limits]\nretries = 2\n"
         )
     });
-    let run = run(&project);
+    let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
 
     let streamed = streamed_text(SERVER, "stream");
@@ -171,7 +146,7 @@ fn llama_cpp_python_transcripts_an_interrupted_stream_is_retried_never_an_empty_
 
         let r = run.result("q-context", side);
         let (kind, status, message) = error_of(&r);
-        assert_eq!((kind, status), ("http_status", Some(400)), "{r}");
+        assert_eq!((kind.as_str(), status), ("http_status", Some(400)), "{r}");
         assert!(message.contains("maximum context length"), "{message}");
         assert_eq!(r["attempts"], 1, "a client error is not retried");
 
@@ -179,7 +154,7 @@ fn llama_cpp_python_transcripts_an_interrupted_stream_is_retried_never_an_empty_
         // retried like any 5xx: the server's word, not goldgate's guess.
         let r = run.result("q-invalid", side);
         let (kind, status, message) = error_of(&r);
-        assert_eq!((kind, status), ("http_status", Some(500)), "{r}");
+        assert_eq!((kind.as_str(), status), ("http_status", Some(500)), "{r}");
         assert!(message.contains("valid list"), "{message}");
         assert_eq!(r["attempts"], 3);
 
@@ -224,7 +199,7 @@ fn llama_cpp_python_tokenize_counts_what_a_stream_does_not() {
     let base = server.base_url();
     let host = format!("http://{}", server.addr);
     // Only the candidate counts tokens with the server's tokenizer.
-    let project = project(&items, |side| {
+    let project = Project::with_providers(&items, "", |side| {
         let tokenize = if side == "candidate" {
             format!("[tokenize]\nurl = \"{host}/extras/tokenize/count\"\nfield = \"input\"\n")
         } else {
@@ -234,7 +209,7 @@ fn llama_cpp_python_tokenize_counts_what_a_stream_does_not() {
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\nstream = true\n{tokenize}"
         )
     });
-    let run = run(&project);
+    let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
     // The candidate's streamed tokens are the server tokenizer's count (the recorded reply
     // gives the same count for every text), not the cl100k estimate the current side made.
@@ -285,12 +260,12 @@ fn servers_documented_replies_usage_from_timings_and_completeness() {
     let ids = ["q-llama-server", "q-vllm", "q-vllm-long", "q-empty"];
     let items: Vec<_> = ids.iter().map(|q| item(q, q, &["14"])).collect();
     let base = server.base_url();
-    let project = project(&items, |side| {
+    let project = Project::with_providers(&items, "", |side| {
         format!(
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\nstream = true\n[limits]\nretries = 1\n"
         )
     });
-    let run = run(&project);
+    let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
 
     let r = run.result("q-llama-server", "candidate");
@@ -310,7 +285,7 @@ fn servers_documented_replies_usage_from_timings_and_completeness() {
     );
     let r = run.result("q-vllm-long", "candidate");
     let (kind, status, message) = error_of(&r);
-    assert_eq!((kind, status), ("http_status", Some(400)), "{r}");
+    assert_eq!((kind.as_str(), status), ("http_status", Some(400)), "{r}");
     assert!(message.contains("maximum context length"), "{message}");
 
     // A finish_reason and no content: the model's real, empty answer, counted and warned about.
@@ -345,12 +320,12 @@ fn ollama_a_reply_not_marked_done_is_incomplete() {
     let ids = ["q-cut", "q-done", "q-never"];
     let items: Vec<_> = ids.iter().map(|q| item(q, q, &["14"])).collect();
     let base = format!("http://{}", server.addr);
-    let project = project(&items, |side| {
+    let project = Project::with_providers(&items, "", |side| {
         format!(
             "kind = \"ollama\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\n[limits]\nretries = 1\n"
         )
     });
-    let run = run(&project);
+    let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
     let r = run.result("q-done", "candidate");
     assert_eq!(r["answer"], "Refunds take 14 days.", "{r}");

@@ -7,30 +7,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::server::{MockServer, Reply, Seen};
-use crate::support::{Project, Run, eval_toml, item};
+use crate::support::{Project, Run, assert_exit, error_of, item};
 
 /// A project whose two providers are `provider(side)` (side = "current" / "candidate").
-fn project(items: &[Value], eval_extra: &str, provider: impl Fn(&str) -> String) -> Project {
-    let p = Project {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    for side in ["current", "candidate"] {
-        p.write(&format!("providers/{side}.toml"), &provider(side));
-    }
-    p.write("goldgate.toml", &eval_toml(eval_extra));
-    p.golden(items);
-    p
-}
-
-fn run_with_env(project: &Project, env: &[(&str, &str)]) -> Run {
-    let mut cmd = project.cmd();
-    cmd.arg("run");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Run::new(project.path(), cmd.output().unwrap())
-}
-
 /// The marker is in no file of the run, nor on stdout or stderr.
 fn assert_secret_kept(run: &Run, marker: &str) {
     assert!(!run.stdout().contains(marker), "stdout: {}", run.stdout());
@@ -55,17 +34,6 @@ fn tokens(run: &Run, side: &str) -> (u64, u64, bool) {
         t["input"].as_u64().unwrap(),
         t["output"].as_u64().unwrap(),
         t["estimated"].as_bool().unwrap(),
-    )
-}
-
-fn error_of(r: &Value) -> (String, Option<u64>, String) {
-    (
-        r["error"]["kind"].as_str().unwrap_or_default().to_owned(),
-        r["error"]["status"].as_u64(),
-        r["error"]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned(),
     )
 }
 
@@ -136,12 +104,12 @@ fn anthropic_messages_request_usage_and_error_kinds() {
         "q-empty",
     ];
     let items: Vec<_> = ids.iter().map(|q| item(q, q, &["forty-two"])).collect();
-    let project = project(&items, "system = \"Answer briefly.\"", |side| {
+    let project = Project::with_providers(&items, "system = \"Answer briefly.\"", |side| {
         format!(
             "kind = \"anthropic\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\napi_key_env = \"GG_ANTHROPIC_KEY\"\ntemperature = 0.0\n[limits]\nretries = 1\n"
         )
     });
-    let run = run_with_env(&project, &[("GG_ANTHROPIC_KEY", KEY)]);
+    let run = project.run_with_env(&[("GG_ANTHROPIC_KEY", KEY)]);
     // Both models meet the same errors: equal error rates, the gates pass.
     assert_eq!(run.code(), 0, "{}", run.stderr());
 
@@ -249,12 +217,12 @@ fn ollama_chat_request_usage_server_time_and_errors() {
         .iter()
         .map(|q| item(q, q, &["forty-two"]))
         .collect();
-    let project = project(&items, "system = \"Be exact.\"", |side| {
+    let project = Project::with_providers(&items, "system = \"Be exact.\"", |side| {
         format!(
             "kind = \"ollama\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\napi_key_env = \"GG_OLLAMA_KEY\"\ntemperature = 0.2\nmax_tokens = 64\nseed = 7\n[limits]\nretries = 1\n"
         )
     });
-    let run = run_with_env(&project, &[("GG_OLLAMA_KEY", KEY)]);
+    let run = project.run_with_env(&[("GG_OLLAMA_KEY", KEY)]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
 
     let seen = server.seen();
@@ -324,7 +292,7 @@ fn http_kind_renders_the_body_reads_pointers_and_keeps_header_secrets() {
         item("b", "q-no-answer", &["forty-two"]),
         item("c", "q-500", &["forty-two"]),
     ];
-    let project = project(&items, "", |side| {
+    let project = Project::with_providers(&items, "", |side| {
         format!(
             r#"kind = "http"
 model = "{side}"
@@ -346,7 +314,7 @@ retries = 0
 "#
         )
     });
-    let run = run_with_env(&project, &[("GG_HTTP_TOKEN", TOKEN)]);
+    let run = project.run_with_env(&[("GG_HTTP_TOKEN", TOKEN)]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
 
     let seen = server.seen();
@@ -402,7 +370,7 @@ retries = 0
         .env_remove("GG_HTTP_TOKEN")
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("GG_HTTP_TOKEN is not set")
@@ -439,7 +407,7 @@ fn command_kind_json_and_text_output_timeouts_and_failures() {
         item("b", "q-fail", &["forty-two"]),
         item("c", "q-sleep", &["forty-two"]),
     ];
-    let project = project(&items, "system = \"sys\"", |side| {
+    let project = Project::with_providers(&items, "system = \"sys\"", |side| {
         let text = if side == "candidate" {
             ", \"--text\""
         } else {
@@ -456,7 +424,7 @@ fn command_kind_json_and_text_output_timeouts_and_failures() {
     });
     project.write("model.py", SCRIPT);
     let started = std::time::Instant::now();
-    let run = run_with_env(&project, &[("GG_CMD_SECRET", SECRET)]);
+    let run = project.run_with_env(&[("GG_CMD_SECRET", SECRET)]);
     let wall = started.elapsed();
     assert_eq!(run.code(), 0, "{}", run.stderr());
     // Two timed-out attempts per model at 0.7 s, in parallel: nothing waited for the 30 s sleep.
@@ -535,7 +503,7 @@ fn command_kind_json_and_text_output_timeouts_and_failures() {
         .env("GG_CMD_SECRET", SECRET)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2));
+    assert_exit(&output, 2);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("command.argv") && stderr.contains("gg-no-such-model-binary"),
@@ -579,12 +547,12 @@ fn openai_streaming_records_time_to_first_token_and_classifies_broken_streams() 
         .map(|q| item(q, q, &["forty-two"]))
         .collect();
     let base = server.base_url();
-    let project = project(&items, "", |side| {
+    let project = Project::with_providers(&items, "", |side| {
         format!(
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\napi_key_env = \"GG_STREAM_KEY\"\nstream = true\n[limits]\nretries = 1\n"
         )
     });
-    let run = run_with_env(&project, &[("GG_STREAM_KEY", KEY)]);
+    let run = project.run_with_env(&[("GG_STREAM_KEY", KEY)]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
 
     let seen = server.seen();
@@ -732,7 +700,7 @@ fn check_reachable_calls_every_http_kind() {
         ),
     ];
     for (provider, field) in &kinds {
-        let project = project(&items, "", |_| provider.clone());
+        let project = Project::with_providers(&items, "", |_| provider.clone());
         let out = project.check_reachable(&[("GG_KEY", "k-123")]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{provider}: {err}");
@@ -741,7 +709,7 @@ fn check_reachable_calls_every_http_kind() {
             "{provider}: {err}"
         );
     }
-    let project = project(&items, "", |_| {
+    let project = Project::with_providers(&items, "", |_| {
         format!(
             "kind = \"anthropic\"\nmodel = \"m\"\nbase_url = \"{good}\"\napi_key_env = \"GG_KEY\"\n"
         )

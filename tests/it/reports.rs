@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, Run, item};
+use crate::support::{Project, Run, assert_exit, item};
 
 fn fixture() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -132,7 +132,7 @@ fn report_after_a_crash() {
     )
     .unwrap();
     let out = goldgate().arg("report").arg(&dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stderr).contains("cut off"));
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
@@ -149,7 +149,7 @@ fn report_after_a_crash() {
         .arg(dir.join("nope"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a goldgate run directory"));
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, Run, item};
+use crate::support::{Project, Run, assert_exit, item};
 
 fn count_lines(run: &Run) -> HashMap<(String, String, u64), usize> {
     let mut n = HashMap::new();
@@ -271,7 +271,7 @@ fn sigkill_then_resume_completes_every_trial_exactly_once() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert_eq!(server.seen().len(), before);
     // An evaluation edited since the run started is refused.
     project.write("goldgate.toml", &crate::support::eval_toml("repeats = 2"));
@@ -282,7 +282,7 @@ fn sigkill_then_resume_completes_every_trial_exactly_once() {
         .arg(&dir)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("the evaluation changed"));
 }
 
@@ -390,7 +390,7 @@ fn validate_checks_reachability_when_asked() {
         &format!("kind = \"openai\"\nmodel = \"c\"\nbase_url = \"http://{dead}/v1\"\n"),
     );
     let out = project.check_reachable(&[]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("providers/candidate.toml: field `base_url`")
@@ -400,7 +400,7 @@ fn validate_checks_reachability_when_asked() {
     );
     // Without the flag nothing is sent and the file is fine.
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
 }
 
 /// A server that is there but would fail every request of the run fails the check: a wrong
@@ -469,6 +469,6 @@ fn check_reachable_fails_on_what_would_fail_the_run() {
     });
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
     let out = project.check_reachable(&[]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_exit(&out, 0);
     assert!(String::from_utf8_lossy(&out.stdout).contains("rate-limited right now"));
 }

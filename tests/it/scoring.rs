@@ -2,7 +2,7 @@
 //! judge tokens kept apart, and classification, similarity, regex, JSON and fuzzy checks in a run.
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, eval_toml};
+use crate::support::{Project, assert_exit, eval_toml};
 
 fn with_usage(text: &str, input: u64, output: u64) -> Reply {
     Reply::Answer {
@@ -274,7 +274,7 @@ fn a_bad_pattern_is_a_configuration_error_with_its_line() {
         "{\"id\": \"a\", \"question\": \"q\"}\n{\"id\": \"b\", \"question\": \"q\", \"checks\": [{\"type\": \"regex\", \"pattern\": \"(unclosed\"}]}\n",
     );
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("items.jsonl:2: field `checks`: not a valid regex"),
@@ -286,6 +286,6 @@ fn a_bad_pattern_is_a_configuration_error_with_its_line() {
         &eval_toml("[scoring]\nfaithfulness = { method = \"judge\" }\n"),
     );
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("needs a provider"));
 }

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, Run, item};
+use crate::support::{Project, Run, assert_exit, item};
 
 fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
@@ -162,5 +162,5 @@ fn shards_partition_the_set_and_merge_exactly() {
         .arg(o.dir.as_ref().unwrap())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    assert_exit(&out, 2);
 }

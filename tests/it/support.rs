@@ -63,6 +63,34 @@ impl Project {
         p
     }
 
+    /// A project whose two provider files `provider("current")` and `provider("candidate")` write,
+    /// with `eval_extra` appended to goldgate.toml.
+    pub fn with_providers(
+        items: &[Value],
+        eval_extra: &str,
+        provider: impl Fn(&str) -> String,
+    ) -> Project {
+        let p = Project {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        for side in ["current", "candidate"] {
+            p.write(&format!("providers/{side}.toml"), &provider(side));
+        }
+        p.write("goldgate.toml", &eval_toml(eval_extra));
+        p.golden(items);
+        p
+    }
+
+    /// `goldgate run` with these environment variables set.
+    pub fn run_with_env(&self, env: &[(&str, &str)]) -> Run {
+        let mut cmd = self.cmd();
+        cmd.arg("run");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run::new(self.path(), cmd.output().unwrap())
+    }
+
     pub fn write(&self, rel: &str, content: &str) {
         let path = self.dir.path().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -185,4 +213,47 @@ pub fn skip_or_fail(what: &str) {
         }
         Err(_) => eprint!("{message}"),
     }
+}
+
+/// What a finished goldgate process left: its exit status and what it printed.
+pub trait Finished {
+    fn output(&self) -> &Output;
+}
+
+impl Finished for Output {
+    fn output(&self) -> &Output {
+        self
+    }
+}
+
+impl Finished for Run {
+    fn output(&self) -> &Output {
+        &self.output
+    }
+}
+
+/// Assert the exit code, and when it is not the one expected, show what the process said: an
+/// exit code alone never explains a failing test.
+#[track_caller]
+pub fn assert_exit(finished: &impl Finished, code: i32) {
+    let out = finished.output();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code}\n--- stderr\n{}\n--- stdout\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// A result line's error: (kind, HTTP status, message).
+pub fn error_of(r: &Value) -> (String, Option<u64>, String) {
+    (
+        r["error"]["kind"].as_str().unwrap_or_default().to_owned(),
+        r["error"]["status"].as_u64(),
+        r["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
