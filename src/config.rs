@@ -299,7 +299,8 @@ impl EvalConfig {
     }
 }
 
-/// The provider adapter kinds. Each kind's own options live in a table of its name.
+/// The provider adapter kinds. Each kind's own options live in a table of its name; its
+/// adapter, the checks of its options and the way it is built are one row of `provider::kinds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
@@ -579,7 +580,10 @@ impl Default for ReferenceOptions {
 }
 
 impl ProviderConfig {
-    pub fn load(path: &Path) -> Result<ProviderConfig, Error> {
+    /// Read a provider file as its schema says: a syntax error, a typo'd key or a wrong type is
+    /// an error naming the file, the line and the key. Checking the values is
+    /// [`ProviderConfig::check`]'s and the kind's own (`provider::load_config` runs both).
+    pub fn parse(path: &Path) -> Result<ProviderConfig, Error> {
         let text = read_input(path, "the provider file")?;
         let mut cfg: ProviderConfig = parse_toml(path, &text)?;
         // A local model runs one generation at a time unless told otherwise: on a small machine
@@ -590,11 +594,13 @@ impl ProviderConfig {
         {
             cfg.limits.concurrency = 1;
         }
-        cfg.check(path)?;
         Ok(cfg)
     }
 
-    fn check(&self, path: &Path) -> Result<(), Error> {
+    /// The checks every kind shares: the model name, limits, prices, `base_url` and
+    /// `api_key_env`, and that no kind's own table or key is used with another kind (an error,
+    /// not silently ignored). What a kind's own table must hold is checked by its adapter.
+    pub fn check(&self, path: &Path) -> Vec<Problem> {
         let at = || Location::file(path);
         let mut problems = Vec::new();
         if self.model.trim().is_empty() {
@@ -624,67 +630,7 @@ impl ProviderConfig {
                     .fix("give USD per million tokens, e.g. input = 2.50, or USD per machine hour, e.g. per_hour = 0.10"),
             );
         }
-        match (&self.gguf, self.kind) {
-            (Some(_), k) if k != ProviderKind::Gguf => problems.push(
-                Problem::new(
-                    at().field("gguf"),
-                    "the [gguf] table applies only to kind = \"gguf\"",
-                )
-                .fix("remove the table, or set kind = \"gguf\""),
-            ),
-            (None, ProviderKind::Gguf) => problems.push(
-                Problem::new(at().field("gguf"), "kind = \"gguf\" needs a [gguf] table")
-                    .fix("add [gguf] with path = \"….gguf\" and sha256 = \"…\""),
-            ),
-            (Some(g), _) => {
-                if !(g.sha256.len() == 64 && g.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
-                    problems.push(
-                        Problem::new(at().field("gguf.sha256"), "not a SHA-256 (64 hex digits)")
-                            .fix("write the output of `sha256sum FILE.gguf`"),
-                    );
-                }
-                if g.path.trim().is_empty() {
-                    problems.push(
-                        Problem::new(at().field("gguf.path"), "the path is empty")
-                            .fix("point it at the .gguf file"),
-                    );
-                }
-                if g.threads == Some(0) {
-                    problems.push(
-                        Problem::new(at().field("gguf.threads"), "must be at least 1")
-                            .fix("remove it to use one thread per core"),
-                    );
-                }
-                if g.context.is_some_and(|c| c < 16) {
-                    problems.push(
-                        Problem::new(
-                            at().field("gguf.context"),
-                            "too small for a prompt and an answer",
-                        )
-                        .fix("remove it, or give e.g. context = 2048"),
-                    );
-                }
-            }
-            (None, _) => {}
-        }
-        if self.reference.is_some() && self.kind != ProviderKind::Reference {
-            problems.push(
-                Problem::new(
-                    at().field("reference"),
-                    "the [reference] table applies only to kind = \"reference\"",
-                )
-                .fix("remove the table, or set kind = \"reference\""),
-            );
-        }
-        self.check_kind_options(path, &mut problems);
-        if let Some(r) = &self.reference
-            && r.sentences == 0
-        {
-            problems.push(
-                Problem::new(at().field("reference.sentences"), "must be at least 1")
-                    .fix("set sentences = 1"),
-            );
-        }
+        self.check_kind_owned(path, &mut problems);
         if let Some(url) = &self.base_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
@@ -708,25 +654,29 @@ impl ProviderConfig {
                 .fix("write api_key_env = \"OPENAI_API_KEY\" and export the key in that variable"),
             );
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Input(problems))
-        }
+        problems
     }
 
-    /// Which keys and tables each kind uses: a key another kind uses is an error, not silently
-    /// ignored, and a kind's own table must be there.
-    fn check_kind_options(&self, path: &Path, problems: &mut Vec<Problem>) {
+    /// A table (or key) that belongs to one kind, in another kind's file: an error, not silently
+    /// ignored. Whether the file's own kind has its table is the kind's check.
+    fn check_kind_owned(&self, path: &Path, problems: &mut Vec<Problem>) {
         let at = |field: &str| Location::file(path).field(field);
         let kind = self.kind.as_str();
-        let mut misplaced = |field: &str, present: bool, owner: ProviderKind| {
+        // Two wordings, kept as users know them: these two name only the owner.
+        for (table, present, owner) in [
+            ("gguf", self.gguf.is_some(), ProviderKind::Gguf),
+            (
+                "reference",
+                self.reference.is_some(),
+                ProviderKind::Reference,
+            ),
+        ] {
             if present && self.kind != owner {
                 problems.push(
                     Problem::new(
-                        at(field),
+                        at(table),
                         format!(
-                            "the [{field}] table applies only to kind = \"{}\", not \"{kind}\"",
+                            "the [{table}] table applies only to kind = \"{}\"",
                             owner.as_str()
                         ),
                     )
@@ -736,24 +686,25 @@ impl ProviderConfig {
                     )),
                 );
             }
-        };
-        misplaced("http", self.http.is_some(), ProviderKind::Http);
-        misplaced("command", self.command.is_some(), ProviderKind::Command);
-        misplaced("tokenize", self.tokenize.is_some(), ProviderKind::Openai);
-        if let Some(t) = &self.tokenize {
-            if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
-                problems.push(
-                    Problem::new(at("tokenize.url"), format!("`{}` is not an http(s) URL", t.url))
-                        .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8000/extras/tokenize/count\""),
-                );
-            }
-            if !matches!(t.field.as_str(), "input" | "content" | "prompt") {
+        }
+        for (table, present, owner) in [
+            ("http", self.http.is_some(), ProviderKind::Http),
+            ("command", self.command.is_some(), ProviderKind::Command),
+            ("tokenize", self.tokenize.is_some(), ProviderKind::Openai),
+        ] {
+            if present && self.kind != owner {
                 problems.push(
                     Problem::new(
-                        at("tokenize.field"),
-                        format!("`{}` is not a tokenize body field goldgate knows", t.field),
+                        at(table),
+                        format!(
+                            "the [{table}] table applies only to kind = \"{}\", not \"{kind}\"",
+                            owner.as_str()
+                        ),
                     )
-                    .fix("use \"input\" (llama-cpp-python), \"content\" (llama.cpp's llama-server) or \"prompt\" (vLLM)"),
+                    .fix(format!(
+                        "remove the table, or set kind = \"{}\"",
+                        owner.as_str()
+                    )),
                 );
             }
         }
@@ -764,162 +715,6 @@ impl ProviderConfig {
                     format!("streaming is supported by kind = \"openai\" only, not \"{kind}\""),
                 )
                 .fix("remove stream = true"),
-            );
-        }
-        match self.kind {
-            ProviderKind::Anthropic => {
-                if self.api_key_env.is_none() && self.base_url.is_none() {
-                    problems.push(
-                        Problem::new(
-                            at("api_key_env"),
-                            "the default base_url (api.anthropic.com) needs a key, and no api_key_env is set",
-                        )
-                        .fix("add api_key_env = \"ANTHROPIC_API_KEY\" (and export it), or set base_url to a proxy that adds it"),
-                    );
-                }
-                if self.seed.is_some() {
-                    problems.push(
-                        Problem::new(at("seed"), "Anthropic's Messages API has no seed").fix(
-                            "remove seed; use temperature = 0.0 for the most repeatable answers",
-                        ),
-                    );
-                }
-                if self.max_tokens == Some(0) {
-                    problems.push(
-                        Problem::new(at("max_tokens"), "must be at least 1")
-                            .fix("remove it (default 1024) or set a positive number"),
-                    );
-                }
-            }
-            ProviderKind::Http | ProviderKind::Command => {
-                if self.base_url.is_some() {
-                    let fix = if self.kind == ProviderKind::Http {
-                        "remove base_url and write the full endpoint as url in the [http] table"
-                    } else {
-                        "remove base_url"
-                    };
-                    problems.push(
-                        Problem::new(
-                            at("base_url"),
-                            format!("kind = \"{kind}\" does not use base_url"),
-                        )
-                        .fix(fix),
-                    );
-                }
-                if self.api_key_env.is_some() {
-                    let fix = if self.kind == ProviderKind::Http {
-                        "remove api_key_env and send the key in a header: [http.headers] Authorization = \"Bearer ${MY_KEY}\""
-                    } else {
-                        "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\""
-                    };
-                    problems.push(
-                        Problem::new(
-                            at("api_key_env"),
-                            format!("kind = \"{kind}\" does not use api_key_env"),
-                        )
-                        .fix(fix),
-                    );
-                }
-            }
-            _ => {}
-        }
-        if self.kind == ProviderKind::Http {
-            match &self.http {
-                None => problems.push(
-                    Problem::new(at("http"), "kind = \"http\" needs an [http] table").fix(
-                        "add [http] with url = \"https://…\", body = '{\"q\": {{ prompt | json }}}' and answer = \"/answer\"",
-                    ),
-                ),
-                Some(h) => check_http(h, &at, problems),
-            }
-        }
-        if self.kind == ProviderKind::Command {
-            match &self.command {
-                None => problems.push(
-                    Problem::new(at("command"), "kind = \"command\" needs a [command] table")
-                        .fix("add [command] with argv = [\"python3\", \"model.py\"]"),
-                ),
-                Some(c) => {
-                    if c.argv.first().is_none_or(|p| p.trim().is_empty()) {
-                        problems.push(Problem::new(at("command.argv"), "names no program").fix(
-                            "argv = [\"python3\", \"model.py\"]: the program, then its arguments",
-                        ));
-                    }
-                    for name in c.env.keys() {
-                        if name.is_empty() || name.contains(['=', '\0']) {
-                            problems.push(
-                                Problem::new(
-                                    at(&format!("command.env.{name}")),
-                                    "is not a valid environment variable name",
-                                )
-                                .fix("use letters, digits and underscores"),
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn check_http(h: &HttpOptions, at: &dyn Fn(&str) -> Location, problems: &mut Vec<Problem>) {
-    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
-        problems.push(
-            Problem::new(at("http.url"), format!("`{}` is not an http(s) URL", h.url))
-                .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8080/generate\""),
-        );
-    }
-    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
-    if !METHODS.contains(&h.method.to_ascii_uppercase().as_str()) {
-        problems.push(
-            Problem::new(
-                at("http.method"),
-                format!("`{}` is not an HTTP method goldgate sends", h.method),
-            )
-            .fix("use POST (the default), GET, PUT, PATCH or DELETE"),
-        );
-    }
-    for (field, pointer) in [
-        ("http.answer", Some(&h.answer)),
-        ("http.input_tokens", h.input_tokens.as_ref()),
-        ("http.output_tokens", h.output_tokens.as_ref()),
-    ] {
-        if let Some(p) = pointer
-            && !p.is_empty()
-            && !p.starts_with('/')
-        {
-            problems.push(
-                Problem::new(at(field), format!("`{p}` is not a JSON pointer"))
-                    .fix("a JSON pointer starts with `/`, e.g. \"/choices/0/message/content\""),
-            );
-        }
-    }
-    if h.input_tokens.is_some() != h.output_tokens.is_some() {
-        problems.push(
-            Problem::new(
-                at("http.input_tokens"),
-                "input_tokens and output_tokens come together",
-            )
-            .fix("give both pointers (the usage is then exact), or neither (tokens are estimated)"),
-        );
-    }
-    for (name, value) in &h.headers {
-        if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
-            problems.push(
-                Problem::new(
-                    at(&format!("http.headers.{name}")),
-                    "is not a valid header name",
-                )
-                .fix("use letters, digits and dashes, e.g. X-Api-Key"),
-            );
-        }
-        if value.contains(['\r', '\n']) {
-            problems.push(
-                Problem::new(
-                    at(&format!("http.headers.{name}")),
-                    "a header value cannot contain a line break",
-                )
-                .fix("write the value on one line"),
             );
         }
     }
@@ -938,7 +733,7 @@ mod tests {
             "kind = \"openai\"\nmodel = \"m\"\n[limits]\nconcurency = 4\n",
         )
         .unwrap();
-        let msg = ProviderConfig::load(&p).unwrap_err().to_string();
+        let msg = ProviderConfig::parse(&p).unwrap_err().to_string();
         assert!(msg.contains("p.toml:4"), "{msg}");
         assert!(msg.contains("concurency"), "{msg}");
     }
@@ -952,7 +747,8 @@ mod tests {
             "kind = \"openai\"\nmodel = \"m\"\napi_key_env = \"sk-secret123\"\n",
         )
         .unwrap();
-        let msg = ProviderConfig::load(&p).unwrap_err().to_string();
+        let problems = ProviderConfig::parse(&p).unwrap().check(&p);
+        let msg = Error::Input(problems).to_string();
         assert!(msg.contains("NAME of an environment variable"), "{msg}");
         assert!(!msg.contains("secret123"), "{msg}");
     }

@@ -8,7 +8,7 @@ use crate::error::{Error, Problem};
 use crate::gate::Gate;
 use crate::golden::GoldenSet;
 use crate::prompt::PromptTemplate;
-use crate::provider::Client;
+use crate::provider::{Client, load_config};
 use crate::record::Sides;
 use crate::score::Scoring;
 
@@ -21,7 +21,6 @@ pub struct Overrides {
 }
 
 pub struct Evaluation {
-    pub config_path: PathBuf,
     pub config: EvalConfig,
     pub golden: GoldenSet,
     pub providers: Sides<ProviderConfig>,
@@ -46,16 +45,8 @@ impl Evaluation {
 
         let mut problems: Vec<Problem> = Vec::new();
         let golden = keep(&mut problems, config_path, GoldenSet::load(&config.golden));
-        let current = keep(
-            &mut problems,
-            config_path,
-            ProviderConfig::load(&config.current),
-        );
-        let candidate = keep(
-            &mut problems,
-            config_path,
-            ProviderConfig::load(&config.candidate),
-        );
+        let current = keep(&mut problems, config_path, load_config(&config.current));
+        let candidate = keep(&mut problems, config_path, load_config(&config.candidate));
         let prompt = keep(
             &mut problems,
             config_path,
@@ -83,7 +74,7 @@ impl Evaluation {
                 if config.scoring.faithfulness.method
                     == crate::config::FaithfulnessMethod::Judge =>
             {
-                keep(&mut problems, config_path, ProviderConfig::load(path))
+                keep(&mut problems, config_path, load_config(path))
                     .and_then(|p| keep(&mut problems, config_path, Client::from_config(path, &p)))
                     .map(crate::score::Judge::new)
             }
@@ -128,7 +119,6 @@ impl Evaluation {
                 )
                 .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?;
                 Ok(Evaluation {
-                    config_path: config_path.to_path_buf(),
                     config,
                     golden,
                     providers: Sides {

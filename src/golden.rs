@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::check::{CheckSpec, Patterns};
 use crate::error::{Error, Location, Problem, read_input};
 
+/// How a golden set's SHA-256 is written (lower-case hex), for tools that check one.
+pub use crate::text::hex;
+
 /// Stop collecting after this many problems: past it, the user has a systematic error to fix first.
 const MAX_PROBLEMS: usize = 20;
 
@@ -600,14 +603,6 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
         set_hash.update(h);
     }
     Ok((items, hex(&set_hash.finalize()), unchecked, patterns))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }
 
 type ParseFailure = (Option<String>, String, String);

@@ -224,7 +224,6 @@ pub struct ResultHead<'a> {
     pub model: Side,
     pub trial: u32,
     pub ok: bool,
-    pub pass: bool,
     #[serde(default)]
     pub latency_ms: Option<f64>,
 }

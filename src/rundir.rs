@@ -277,6 +277,22 @@ impl ResultsWriter {
             .with_context(|| format!("cannot append to {}", self.path.display()))
     }
 
+    /// Append the result lines of another run that `keep` keeps (and may relabel): how `diff`
+    /// and `merge` build their run directories from stored runs.
+    pub fn copy_from(
+        &mut self,
+        run: &Path,
+        mut keep: impl FnMut(&mut ResultRecord) -> bool,
+    ) -> anyhow::Result<()> {
+        let mut failed = None;
+        read_results(&results_path(run), |mut r| {
+            if failed.is_none() && keep(&mut r) {
+                failed = self.write(&r).err();
+            }
+        })?;
+        failed.map_or(Ok(()), Err)
+    }
+
     pub fn flush(&mut self) -> anyhow::Result<()> {
         self.out
             .flush()

@@ -97,7 +97,7 @@ fn is_apostrophe(c: char) -> bool {
 /// Lower-cased word and number tokens for matching a claim against a context. Unlike [`words`],
 /// a number keeps its decimal point and thousands separators ("2.5", "2,500" stay whole, then
 /// are normalised by [`normalise_number`]), and contractions are resolved: "n't" forms are dropped
-/// (they are function words; [`has_negation`] keeps their meaning), "'s", "'re", "'ll", "'ve",
+/// (they are function words; [`negations`] keeps their meaning), "'s", "'re", "'ll", "'ve",
 /// "'d", "'m" are cut off. No stemming and no stopword removal here.
 pub fn match_tokens(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -233,11 +233,6 @@ pub fn number_word(word: &str) -> Option<&'static str> {
         .binary_search_by(|(w, _)| w.cmp(&word))
         .ok()
         .map(|i| WORDS[i].1)
-}
-
-/// Whether the text negates anything; see [`negations`].
-pub fn has_negation(text: &str) -> bool {
-    !negations(text).is_empty()
 }
 
 /// The negations of a text, each as the content words it most likely denies: the first run of
@@ -752,6 +747,15 @@ pub fn ellipsize_start(text: &str, max: usize) -> String {
     format!("…{tail}")
 }
 
+/// Lower-case hexadecimal, as SHA-256 sums are written.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
 /// `text` on one line: whitespace runs folded to one space, control characters dropped.
 pub fn one_line(text: &str) -> String {
     text.split_whitespace()
@@ -836,6 +840,7 @@ mod tests {
         );
         assert_eq!(negations("I did n't see it"), vec![vec!["see"]]);
         assert_eq!(negations("No refunds, sorry"), vec![vec!["refunds"]]);
+        let has_negation = |t| !negations(t).is_empty();
         assert!(!has_negation("No, refunds are issued."));
         assert!(!has_negation("It was not only long but loud."));
         assert!(has_negation("I have never been there"));

@@ -11,7 +11,7 @@ use crate::cli::DiffArgs;
 use crate::error::Exit;
 use crate::golden::short;
 use crate::manifest::{self, DiffOf, GoldenRef, Manifest, ModelRef, RunKind};
-use crate::record::{Side, Sides, read_results};
+use crate::record::{Side, Sides};
 use crate::rundir::{self, RunData};
 
 pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
@@ -109,23 +109,11 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         (&a, args.a_side, Side::Current),
         (&b, args.b_side, Side::Candidate),
     ] {
-        let mut error = None;
-        read_results(&rundir::results_path(&run.dir), |mut r| {
-            if error.is_some()
-                || r.model != side
-                || r.trial >= repeats
-                || !keep.contains(r.id.as_str())
-            {
-                return;
-            }
+        out.copy_from(&run.dir, |r| {
+            let kept = r.model == side && r.trial < repeats && keep.contains(r.id.as_str());
             r.model = label;
-            if let Err(e) = out.write(&r) {
-                error = Some(e);
-            }
+            kept
         })?;
-        if let Some(e) = error {
-            return Err(e);
-        }
     }
     out.flush()?;
     drop(out);

@@ -10,7 +10,6 @@ use super::{Views, conclude};
 use crate::cli::MergeArgs;
 use crate::error::{Error, Exit};
 use crate::manifest::RunKind;
-use crate::record::read_results;
 use crate::rundir::{self, RunData};
 
 pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
@@ -90,18 +89,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
     let mut out = rundir::ResultsWriter::create(&dir)?;
     let mut seen = HashSet::new();
     for run in &runs {
-        let mut failed = None;
-        read_results(&rundir::results_path(&run.dir), |r| {
-            if failed.is_some() || !seen.insert((r.id.clone(), r.model, r.trial)) {
-                return;
-            }
-            if let Err(e) = out.write(&r) {
-                failed = Some(e);
-            }
-        })?;
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        out.copy_from(&run.dir, |r| seen.insert((r.id.clone(), r.model, r.trial)))?;
     }
     out.flush()?;
     drop(out);

@@ -424,5 +424,5 @@ fn fingerprint(paths: &[&Path]) -> String {
         h.update((bytes.len() as u64).to_le_bytes());
         h.update(&bytes);
     }
-    golden::hex(&h.finalize())
+    crate::text::hex(&h.finalize())
 }

@@ -94,7 +94,6 @@ fn unreachable_problem(
     client: &provider::Client,
     e: &provider::CallError,
 ) -> error::Problem {
-    use config::ProviderKind as K;
     use provider::ErrorKind as E;
     let key_var = cfg.api_key_env.as_deref();
     let (field, fix) = match (e.kind, e.status) {
@@ -136,11 +135,10 @@ fn unreachable_problem(
             "check base_url and that the server is running (and reachable from here)".to_owned(),
         ),
     };
-    let field = match (cfg.kind, field) {
-        (K::Http, "base_url") => "http.url",
-        (K::Command, "base_url") => "command.argv",
-        (K::Gguf, "base_url") => "gguf.path",
-        (_, f) => f,
+    // Not every kind says where its requests go in base_url: blame the field that does.
+    let field = match field {
+        "base_url" => provider::kind(cfg.kind).endpoint_field,
+        f => f,
     };
     let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
     error::Problem::new(

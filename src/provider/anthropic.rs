@@ -1,5 +1,7 @@
 //! `kind = "anthropic"`: Anthropic's Messages API.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{ChatMessage, Secrets, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
+use crate::error::{Error, Location, Problem};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.anthropic.com/v1";
 
@@ -85,6 +88,47 @@ struct ErrorDetail {
     kind: String,
     #[serde(default)]
     message: String,
+}
+
+/// The rules of `kind = "anthropic"`: its default endpoint needs a key, the API has no seed, and
+/// it requires a positive `max_tokens`.
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let at = |field: &str| Location::file(path).field(field);
+    let mut problems = Vec::new();
+    if cfg.api_key_env.is_none() && cfg.base_url.is_none() {
+        problems.push(
+            Problem::new(
+                at("api_key_env"),
+                "the default base_url (api.anthropic.com) needs a key, and no api_key_env is set",
+            )
+            .fix("add api_key_env = \"ANTHROPIC_API_KEY\" (and export it), or set base_url to a proxy that adds it"),
+        );
+    }
+    if cfg.seed.is_some() {
+        problems.push(
+            Problem::new(at("seed"), "Anthropic's Messages API has no seed")
+                .fix("remove seed; use temperature = 0.0 for the most repeatable answers"),
+        );
+    }
+    if cfg.max_tokens == Some(0) {
+        problems.push(
+            Problem::new(at("max_tokens"), "must be at least 1")
+                .fix("remove it (default 1024) or set a positive number"),
+        );
+    }
+    problems
+}
+
+/// The adapter of a `kind = "anthropic"` file.
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    key: Option<SecretString>,
+    timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    let adapter =
+        Anthropic::new(cfg, key, timeout).map_err(|e| super::http::client_error(path, e))?;
+    Ok(Arc::new(adapter))
 }
 
 impl Anthropic {

@@ -3,16 +3,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::http::Secrets;
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{CommandOutput, ProviderConfig};
-use crate::error::{Error, Location};
+use crate::error::{Error, Location, Problem};
 
 /// An answer longer than this is not an answer.
 const MAX_STDOUT_BYTES: usize = 16 << 20;
@@ -61,6 +63,64 @@ struct CommandAnswer {
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+}
+
+/// The checks of `kind = "command"`: a program in `argv`, valid variable names in `env`, and no
+/// `base_url` or `api_key_env`, which a local program has no use for.
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let at = |field: &str| Location::file(path).field(field);
+    let mut problems = Vec::new();
+    if cfg.base_url.is_some() {
+        problems.push(super::kinds::unused_key(
+            path,
+            cfg.kind,
+            "base_url",
+            "remove base_url",
+        ));
+    }
+    if cfg.api_key_env.is_some() {
+        problems.push(super::kinds::unused_key(
+            path,
+            cfg.kind,
+            "api_key_env",
+            "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\"",
+        ));
+    }
+    let Some(c) = &cfg.command else {
+        problems.push(
+            Problem::new(at("command"), "kind = \"command\" needs a [command] table")
+                .fix("add [command] with argv = [\"python3\", \"model.py\"]"),
+        );
+        return problems;
+    };
+    if c.argv.first().is_none_or(|p| p.trim().is_empty()) {
+        problems.push(
+            Problem::new(at("command.argv"), "names no program")
+                .fix("argv = [\"python3\", \"model.py\"]: the program, then its arguments"),
+        );
+    }
+    for name in c.env.keys() {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            problems.push(
+                Problem::new(
+                    at(&format!("command.env.{name}")),
+                    "is not a valid environment variable name",
+                )
+                .fix("use letters, digits and underscores"),
+            );
+        }
+    }
+    problems
+}
+
+/// The adapter of a `kind = "command"` file; the program inherits the environment, keys included.
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    _key: Option<SecretString>,
+    timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    Ok(Arc::new(CommandProvider::new(path, cfg, timeout)?))
 }
 
 impl CommandProvider {

@@ -2,6 +2,7 @@
 //! classification, bounded body reading, what a status and its headers mean, the chat messages
 //! of a request, and the secrets scrubbed from every error.
 
+use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use futures::future::BoxFuture;
@@ -10,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
+use crate::error::{Error, Location};
 use crate::provider::{CallError, Completion, ErrorKind, Request};
 
 /// A client builder with the settings every adapter wants. Built once per provider: the
@@ -21,6 +23,16 @@ pub fn client_builder(timeout: Duration, concurrency: usize) -> reqwest::ClientB
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_max_idle_per_host(concurrency)
         .user_agent(concat!("goldgate/", env!("CARGO_PKG_VERSION")))
+}
+
+/// A client that cannot be built is a problem of the provider file, whose `base_url` is the likely
+/// culprit.
+pub fn client_error(path: &Path, e: reqwest::Error) -> Error {
+    Error::input(
+        Location::file(path),
+        format!("cannot build the HTTP client: {e}"),
+        "check base_url",
+    )
 }
 
 fn install_crypto_provider() {

@@ -3,15 +3,17 @@
 //! from the environment as `${VAR}`.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use secrecy::SecretString;
 
 use super::http::{Secrets, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{HttpOptions, ProviderConfig};
-use crate::error::{Error, Location};
+use crate::error::{Error, Location, Problem};
 
 const MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -41,6 +43,111 @@ pub struct HttpJson {
     seed: Option<u64>,
     /// The values substituted from the environment: scrubbed from every error message.
     secrets: Secrets,
+}
+
+/// The checks of `kind = "http"`: the whole endpoint is the `[http]` table, so `base_url` and
+/// `api_key_env` have no use here.
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let at = |field: &str| Location::file(path).field(field);
+    let mut problems = Vec::new();
+    if cfg.base_url.is_some() {
+        problems.push(super::kinds::unused_key(
+            path,
+            cfg.kind,
+            "base_url",
+            "remove base_url and write the full endpoint as url in the [http] table",
+        ));
+    }
+    if cfg.api_key_env.is_some() {
+        problems.push(super::kinds::unused_key(
+            path,
+            cfg.kind,
+            "api_key_env",
+            "remove api_key_env and send the key in a header: [http.headers] Authorization = \"Bearer ${MY_KEY}\"",
+        ));
+    }
+    match &cfg.http {
+        None => problems.push(
+            Problem::new(at("http"), "kind = \"http\" needs an [http] table").fix(
+                "add [http] with url = \"https://…\", body = '{\"q\": {{ prompt | json }}}' and answer = \"/answer\"",
+            ),
+        ),
+        Some(h) => check_table(h, &at, &mut problems),
+    }
+    problems
+}
+
+fn check_table(h: &HttpOptions, at: &dyn Fn(&str) -> Location, problems: &mut Vec<Problem>) {
+    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+        problems.push(
+            Problem::new(at("http.url"), format!("`{}` is not an http(s) URL", h.url))
+                .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8080/generate\""),
+        );
+    }
+    const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+    if !METHODS.contains(&h.method.to_ascii_uppercase().as_str()) {
+        problems.push(
+            Problem::new(
+                at("http.method"),
+                format!("`{}` is not an HTTP method goldgate sends", h.method),
+            )
+            .fix("use POST (the default), GET, PUT, PATCH or DELETE"),
+        );
+    }
+    for (field, pointer) in [
+        ("http.answer", Some(&h.answer)),
+        ("http.input_tokens", h.input_tokens.as_ref()),
+        ("http.output_tokens", h.output_tokens.as_ref()),
+    ] {
+        if let Some(p) = pointer
+            && !p.is_empty()
+            && !p.starts_with('/')
+        {
+            problems.push(
+                Problem::new(at(field), format!("`{p}` is not a JSON pointer"))
+                    .fix("a JSON pointer starts with `/`, e.g. \"/choices/0/message/content\""),
+            );
+        }
+    }
+    if h.input_tokens.is_some() != h.output_tokens.is_some() {
+        problems.push(
+            Problem::new(
+                at("http.input_tokens"),
+                "input_tokens and output_tokens come together",
+            )
+            .fix("give both pointers (the usage is then exact), or neither (tokens are estimated)"),
+        );
+    }
+    for (name, value) in &h.headers {
+        if HeaderName::from_bytes(name.as_bytes()).is_err() {
+            problems.push(
+                Problem::new(
+                    at(&format!("http.headers.{name}")),
+                    "is not a valid header name",
+                )
+                .fix("use letters, digits and dashes, e.g. X-Api-Key"),
+            );
+        }
+        if value.contains(['\r', '\n']) {
+            problems.push(
+                Problem::new(
+                    at(&format!("http.headers.{name}")),
+                    "a header value cannot contain a line break",
+                )
+                .fix("write the value on one line"),
+            );
+        }
+    }
+}
+
+/// The adapter of a `kind = "http"` file; the key, if any, is in its headers.
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    _key: Option<SecretString>,
+    timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    Ok(Arc::new(HttpJson::new(path, cfg, timeout)?))
 }
 
 impl HttpJson {

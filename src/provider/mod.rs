@@ -12,6 +12,7 @@ mod env;
 pub mod gguf;
 pub(crate) mod http;
 mod http_json;
+mod kinds;
 mod ollama;
 mod openai;
 pub mod ratelimit;
@@ -34,6 +35,8 @@ pub use anthropic::Anthropic;
 pub use call::{CallError, Completion, ErrorKind, Outcome, Request, Usage};
 pub use command::CommandProvider;
 pub use http_json::HttpJson;
+pub(crate) use kinds::kind;
+pub use kinds::load_config;
 pub use ollama::Ollama;
 pub use openai::OpenAi;
 pub use reference::Reference;
@@ -80,34 +83,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Build the client for a provider file. Fails (exit 2) on a missing key variable.
+    /// Build the client for a provider file, with its kind's adapter. Fails (exit 2) on a missing
+    /// key variable.
     pub fn from_config(path: &Path, cfg: &ProviderConfig) -> Result<Client, Error> {
         let timeout = Duration::from_secs_f64(cfg.limits.timeout_s);
         let key = read_key(path, cfg)?;
-        let http_client_error = |e: reqwest::Error| {
-            Error::input(
-                Location::file(path),
-                format!("cannot build the HTTP client: {e}"),
-                "check base_url",
-            )
-        };
-        let provider: Arc<dyn Provider> = match cfg.kind {
-            ProviderKind::Openai => {
-                Arc::new(OpenAi::new(cfg, key, timeout).map_err(http_client_error)?)
-            }
-            ProviderKind::Anthropic => {
-                Arc::new(Anthropic::new(cfg, key, timeout).map_err(http_client_error)?)
-            }
-            ProviderKind::Ollama => {
-                Arc::new(Ollama::new(cfg, key, timeout).map_err(http_client_error)?)
-            }
-            ProviderKind::Http => Arc::new(HttpJson::new(path, cfg, timeout)?),
-            ProviderKind::Command => Arc::new(CommandProvider::new(path, cfg, timeout)?),
-            ProviderKind::Reference => {
-                Arc::new(Reference::new(cfg.reference.clone().unwrap_or_default()))
-            }
-            ProviderKind::Gguf => gguf::provider(path, cfg)?,
-        };
+        let provider = (kind(cfg.kind).build)(path, cfg, key, timeout)?;
         Ok(Client::new(path, cfg, provider))
     }
 
@@ -301,15 +282,9 @@ impl Client {
     }
 }
 
+/// The key `api_key_env` names, read from the environment; `None` when the file names none.
 fn read_key(path: &Path, cfg: &ProviderConfig) -> Result<Option<SecretString>, Error> {
     let Some(var) = &cfg.api_key_env else {
-        if cfg.kind == ProviderKind::Openai && cfg.base_url.is_none() {
-            return Err(Error::input(
-                Location::file(path).field("api_key_env"),
-                "the default base_url (api.openai.com) needs a key, and no api_key_env is set",
-                "add api_key_env = \"OPENAI_API_KEY\" (and export it), or set base_url to a local server",
-            ));
-        }
         return Ok(None);
     };
     match std::env::var(var) {

@@ -1,5 +1,7 @@
 //! `kind = "ollama"`: Ollama's native chat API, which reports its own timings.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -9,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{ChatMessage, Secrets, chat_messages, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
+use crate::error::{Error, Problem};
 
 pub const DEFAULT_BASE_URL: &str = "http://127.0.0.1:11434";
 
@@ -62,6 +65,22 @@ struct ChatResponse {
 struct ResponseMessage {
     #[serde(default)]
     content: String,
+}
+
+/// `kind = "ollama"` has no options of its own: what it uses, every kind's checks cover.
+pub(super) fn check(_path: &Path, _cfg: &ProviderConfig) -> Vec<Problem> {
+    Vec::new()
+}
+
+/// The adapter of a `kind = "ollama"` file.
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    key: Option<SecretString>,
+    timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    let adapter = Ollama::new(cfg, key, timeout).map_err(|e| super::http::client_error(path, e))?;
+    Ok(Arc::new(adapter))
 }
 
 impl Ollama {

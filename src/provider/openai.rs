@@ -1,6 +1,8 @@
 //! `kind = "openai"`: any server that speaks OpenAI's chat completions API (OpenAI, vLLM,
 //! llama.cpp's server, LM Studio, Ollama's `/v1`, …).
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -11,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::http::{ChatMessage, Secrets, chat_messages, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
+use crate::error::{Error, Location, Problem};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -140,6 +143,48 @@ const NO_FINISH_REASON: &str = "the server did not say the answer was complete (
      so it was stopped part-way. llama.cpp's Python server stops a running stream whenever another \
      request arrives unless it is started with --interrupt_requests False; a proxy or load balancer \
      that closes idle streams does the same";
+
+/// The checks of `kind = "openai"`'s own options: `[tokenize]`'s endpoint and body field.
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let at = |field: &str| Location::file(path).field(field);
+    let mut problems = Vec::new();
+    if let Some(t) = &cfg.tokenize {
+        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+            problems.push(
+                Problem::new(at("tokenize.url"), format!("`{}` is not an http(s) URL", t.url))
+                    .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8000/extras/tokenize/count\""),
+            );
+        }
+        if !matches!(t.field.as_str(), "input" | "content" | "prompt") {
+            problems.push(
+                Problem::new(
+                    at("tokenize.field"),
+                    format!("`{}` is not a tokenize body field goldgate knows", t.field),
+                )
+                .fix("use \"input\" (llama-cpp-python), \"content\" (llama.cpp's llama-server) or \"prompt\" (vLLM)"),
+            );
+        }
+    }
+    problems
+}
+
+/// The adapter of a `kind = "openai"` file.
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    key: Option<SecretString>,
+    timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    if cfg.api_key_env.is_none() && cfg.base_url.is_none() {
+        return Err(Error::input(
+            Location::file(path).field("api_key_env"),
+            "the default base_url (api.openai.com) needs a key, and no api_key_env is set",
+            "add api_key_env = \"OPENAI_API_KEY\" (and export it), or set base_url to a local server",
+        ));
+    }
+    let adapter = OpenAi::new(cfg, key, timeout).map_err(|e| super::http::client_error(path, e))?;
+    Ok(Arc::new(adapter))
+}
 
 impl OpenAi {
     pub fn new(

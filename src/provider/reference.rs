@@ -3,19 +3,52 @@
 //! content words with the question, in context order. They are stand-ins for models, not models.
 
 use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
+use secrecy::SecretString;
 
 use super::{CallError, Completion, Provider, Request};
-use crate::config::ReferenceOptions;
+use crate::config::{ProviderConfig, ReferenceOptions};
+use crate::error::{Error, Location, Problem};
 use crate::text;
 
 pub const NO_ANSWER: &str = "I don't know.";
 
 pub struct Reference {
     options: ReferenceOptions,
+}
+
+/// The checks of `kind = "reference"`'s `[reference]` table.
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(r) = &cfg.reference
+        && r.sentences == 0
+    {
+        problems.push(
+            Problem::new(
+                Location::file(path).field("reference.sentences"),
+                "must be at least 1",
+            )
+            .fix("set sentences = 1"),
+        );
+    }
+    problems
+}
+
+/// The answerer of a `kind = "reference"` file; it calls nothing, so needs no key or timeout.
+pub(super) fn build(
+    _path: &Path,
+    cfg: &ProviderConfig,
+    _key: Option<SecretString>,
+    _timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
+    Ok(Arc::new(Reference::new(
+        cfg.reference.clone().unwrap_or_default(),
+    )))
 }
 
 impl Reference {

@@ -93,10 +93,6 @@ impl Judge {
         Judge { client }
     }
 
-    pub fn label(&self) -> &str {
-        &self.client.label
-    }
-
     /// Judge one answer. `Ok(None)` when the answer makes no statement.
     pub async fn faithfulness(
         &self,

@@ -19,7 +19,7 @@ use crate::config::{FaithfulnessMethod, ScoringConfig};
 use crate::golden::Item;
 
 pub use checks::json_error;
-pub use classification::{ClassificationMetrics, Confusion, OTHER};
+pub use classification::{ClassificationMetrics, Confusion};
 pub use echo::{EchoOf, EchoScorer};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use judge::{Judge, JudgeUsage};

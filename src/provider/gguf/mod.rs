@@ -23,12 +23,14 @@ mod model;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::Provider;
 use crate::config::ProviderConfig;
-use crate::error::{Error, Location};
+use crate::error::{Error, Location, Problem};
 
 /// What to run when the weights are missing.
 pub const FETCH_HINT: &str = "fetch the shipped example's models with `just models` (or `bash scripts/fetch-models.sh`); for your own model, point [gguf] path at its .gguf file";
@@ -69,7 +71,45 @@ pub fn sha256_file(path: &Path) -> std::io::Result<String> {
         }
         hasher.update(&buf[..n]);
     }
-    Ok(crate::golden::hex(&hasher.finalize()))
+    Ok(crate::text::hex(&hasher.finalize()))
+}
+
+/// The checks of a `kind = "gguf"` file's `[gguf]` table, without touching the weights (they
+/// are found and their hash checked when the model is loaded).
+pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
+    let at = |field: &str| Location::file(path).field(field);
+    let mut problems = Vec::new();
+    let Some(g) = &cfg.gguf else {
+        problems.push(
+            Problem::new(at("gguf"), "kind = \"gguf\" needs a [gguf] table")
+                .fix("add [gguf] with path = \"….gguf\" and sha256 = \"…\""),
+        );
+        return problems;
+    };
+    if !(g.sha256.len() == 64 && g.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
+        problems.push(
+            Problem::new(at("gguf.sha256"), "not a SHA-256 (64 hex digits)")
+                .fix("write the output of `sha256sum FILE.gguf`"),
+        );
+    }
+    if g.path.trim().is_empty() {
+        problems.push(
+            Problem::new(at("gguf.path"), "the path is empty").fix("point it at the .gguf file"),
+        );
+    }
+    if g.threads == Some(0) {
+        problems.push(
+            Problem::new(at("gguf.threads"), "must be at least 1")
+                .fix("remove it to use one thread per core"),
+        );
+    }
+    if g.context.is_some_and(|c| c < 16) {
+        problems.push(
+            Problem::new(at("gguf.context"), "too small for a prompt and an answer")
+                .fix("remove it, or give e.g. context = 2048"),
+        );
+    }
+    problems
 }
 
 /// Find the weights of a provider file and check their hash: a missing file or a mismatch is a
@@ -117,7 +157,12 @@ pub fn locate_weights(provider_file: &Path, cfg: &ProviderConfig) -> Result<Path
 
 /// Build the provider of a `kind = "gguf"` file.
 #[cfg(not(feature = "gguf"))]
-pub fn provider(path: &Path, _cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, Error> {
+pub(super) fn build(
+    path: &Path,
+    _cfg: &ProviderConfig,
+    _key: Option<SecretString>,
+    _timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
     Err(Error::input(
         Location::file(path).field("kind"),
         "this goldgate was built without the gguf feature, so it cannot run kind = \"gguf\"",
@@ -125,9 +170,15 @@ pub fn provider(path: &Path, _cfg: &ProviderConfig) -> Result<Arc<dyn Provider>,
     ))
 }
 
-/// Build the provider of a `kind = "gguf"` file: verify and load the weights (once).
+/// Build the provider of a `kind = "gguf"` file: verify and load the weights (once). It needs
+/// no key, and takes its timeout from `[limits]` itself.
 #[cfg(feature = "gguf")]
-pub fn provider(path: &Path, cfg: &ProviderConfig) -> Result<Arc<dyn Provider>, Error> {
+pub(super) fn build(
+    path: &Path,
+    cfg: &ProviderConfig,
+    _key: Option<SecretString>,
+    _timeout: Duration,
+) -> Result<Arc<dyn Provider>, Error> {
     Ok(Arc::new(engine::Gguf::load(path, cfg)?))
 }
 
