@@ -25,30 +25,19 @@ impl PromptTemplate {
     pub fn new(source: &str, file: &Path) -> Result<PromptTemplate, Error> {
         let at = || Location::file(file).field("prompt");
         let mut tera = tera::Tera::new();
-        // A prompt is plain text, not HTML: never escape what goes into it.
-        tera.autoescape_on(Vec::<&str>::new());
-        tera.add_raw_template("prompt", source).map_err(|e| {
-            Error::input(
+        add_text_template(&mut tera, "prompt", source, VARIABLES).map_err(|e| match e {
+            TemplateError::Parse(e) => Error::input(
                 at(),
-                format!("the prompt template does not parse: {}", one_line(&e.to_string())),
+                format!("the prompt template does not parse: {e}"),
                 "prompts use tera syntax: {{ question }}, {{ context }}, {% if context %}…{% endif %}",
-            )
-        })?;
-        let used = tera
-            .get_template_variables("prompt")
-            .map_err(|e| Error::input(at(), one_line(&e.to_string()), "check the template"))?;
-        let mut unknown: Vec<&str> = used
-            .into_iter()
-            .filter(|v| !VARIABLES.contains(v))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(first) = unknown.first() {
-            return Err(Error::input(
+            ),
+            TemplateError::Variables(e) => Error::input(at(), e, "check the template"),
+            TemplateError::Unknown(name) => Error::input(
                 at(),
-                format!("the prompt uses `{first}`, which is not an item variable"),
+                format!("the prompt uses `{name}`, which is not an item variable"),
                 format!("use only {}", VARIABLES.join(", ")),
-            ));
-        }
+            ),
+        })?;
         Ok(PromptTemplate { tera })
     }
 
@@ -67,6 +56,38 @@ impl PromptTemplate {
                 one_line(&e.to_string())
             )
         })
+    }
+}
+
+/// Why a template was refused, for its caller to say where and how to fix it.
+pub enum TemplateError {
+    /// It does not parse (the error, on one line).
+    Parse(String),
+    /// Its variables cannot be listed (the error, on one line).
+    Variables(String),
+    /// It uses a variable that is not offered (the first, by name).
+    Unknown(String),
+}
+
+/// Add a template of plain text — a prompt, a request body: never HTML-escaped — that may use only
+/// the `allowed` variables.
+pub fn add_text_template(
+    tera: &mut tera::Tera,
+    name: &str,
+    source: &str,
+    allowed: &[&str],
+) -> Result<(), TemplateError> {
+    tera.autoescape_on(Vec::<&str>::new());
+    tera.add_raw_template(name, source)
+        .map_err(|e| TemplateError::Parse(one_line(&e.to_string())))?;
+    let used = tera
+        .get_template_variables(name)
+        .map_err(|e| TemplateError::Variables(one_line(&e.to_string())))?;
+    let mut unknown: Vec<&str> = used.into_iter().filter(|v| !allowed.contains(v)).collect();
+    unknown.sort_unstable();
+    match unknown.first() {
+        Some(first) => Err(TemplateError::Unknown((*first).to_owned())),
+        None => Ok(()),
     }
 }
 

@@ -3,9 +3,8 @@
 //! (and `goldgate report`) works on it unchanged.
 
 use std::collections::HashSet;
-use std::io::Write;
 
-use super::{Views, conclude};
+use super::conclude_copied;
 
 use crate::cli::DiffArgs;
 use crate::error::Exit;
@@ -118,15 +117,5 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     drop(out);
 
-    let data = RunData::load(&dir)?;
-    let summary = data.summary(data.status(), rundir::now_rfc3339());
-    let concluded = conclude(
-        &dir,
-        &summary,
-        &data.items,
-        &data.item_tallies,
-        &Views::of_run(args.quiet),
-    )?;
-    writeln!(std::io::stdout().lock(), "{}", dir.display())?;
-    Ok(concluded.exit)
+    conclude_copied(&dir, args.quiet)
 }

@@ -3,9 +3,8 @@
 //! folded from the concatenated results, as any run's is.
 
 use std::collections::{BTreeSet, HashSet};
-use std::io::Write;
 
-use super::{Views, conclude};
+use super::conclude_copied;
 
 use crate::cli::MergeArgs;
 use crate::error::{Error, Exit};
@@ -94,16 +93,5 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
     out.flush()?;
     drop(out);
 
-    let data = RunData::load(&dir)?;
-    let status = crate::metrics::Status::of(&data.tallies, !data.is_complete());
-    let summary = data.summary(status, rundir::now_rfc3339());
-    let concluded = conclude(
-        &dir,
-        &summary,
-        &data.items,
-        &data.item_tallies,
-        &Views::of_run(args.quiet),
-    )?;
-    writeln!(std::io::stdout().lock(), "{}", dir.display())?;
-    Ok(concluded.exit)
+    conclude_copied(&dir, args.quiet)
 }

@@ -102,6 +102,23 @@ fn conclude(
     })
 }
 
+/// The end of a command that built a run directory by copying stored results (`diff`, `merge`):
+/// fold it as any run's, conclude, and print its path last.
+fn conclude_copied(dir: &Path, quiet: bool) -> anyhow::Result<Exit> {
+    let data = crate::rundir::RunData::load(dir)?;
+    // No summary is recorded yet: the status is what the results show.
+    let summary = data.summary(data.status(), crate::rundir::now_rfc3339());
+    let concluded = conclude(
+        dir,
+        &summary,
+        &data.items,
+        &data.item_tallies,
+        &Views::of_run(quiet),
+    )?;
+    writeln!(std::io::stdout().lock(), "{}", dir.display())?;
+    Ok(concluded.exit)
+}
+
 fn print_terminal(dir: &Path, summary: &Summary, view: &ItemView) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     crate::report::terminal::print(

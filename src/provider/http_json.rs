@@ -14,6 +14,7 @@ use super::http::{Secrets, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{HttpOptions, ProviderConfig};
 use crate::error::{Error, Location, Problem};
+use crate::prompt::{TemplateError, add_text_template};
 
 const MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -342,34 +343,23 @@ impl BodyTemplate {
     /// values that need escaping, which catches `"{{ prompt }}"` written without `| json`.
     fn new(source: &str, json: bool) -> Result<BodyTemplate, (String, String)> {
         let mut tera = tera::Tera::new();
-        // A body is not HTML.
-        tera.autoescape_on(Vec::<&str>::new());
         tera.register_filter(
             "json",
             |value: tera::Value, _: tera::Kwargs, _: &tera::State| {
                 serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned())
             },
         );
-        tera.add_raw_template(BODY, source).map_err(|e| {
-            (
-                format!("the body template does not parse: {}", one_line(&e)),
+        add_text_template(&mut tera, BODY, source, VARIABLES).map_err(|e| match e {
+            TemplateError::Parse(e) => (
+                format!("the body template does not parse: {e}"),
                 "bodies use tera syntax, e.g. body = '{\"q\": {{ prompt | json }}}'".to_owned(),
-            )
-        })?;
-        let used = tera
-            .get_template_variables(BODY)
-            .map_err(|e| (one_line(&e), "check the template".to_owned()))?;
-        let mut unknown: Vec<&str> = used
-            .into_iter()
-            .filter(|v| !VARIABLES.contains(v))
-            .collect();
-        unknown.sort_unstable();
-        if let Some(first) = unknown.first() {
-            return Err((
-                format!("the body uses `{first}`, which is not a request variable"),
+            ),
+            TemplateError::Variables(e) => (e, "check the template".to_owned()),
+            TemplateError::Unknown(name) => (
+                format!("the body uses `{name}`, which is not a request variable"),
                 format!("use only {}", VARIABLES.join(", ")),
-            ));
-        }
+            ),
+        })?;
         let template = BodyTemplate { tera };
         if json {
             let tricky = "a \"quoted\" word,\na new line and a \\ backslash";
@@ -412,11 +402,9 @@ impl BodyTemplate {
     }
 }
 
-fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
+/// A template error on one line, as every message here is.
+fn one_line(e: &tera::Error) -> String {
+    crate::text::one_line(&e.to_string())
 }
 
 fn extract_answer(json: &serde_json::Value, pointer: &str) -> Result<String, CallError> {
