@@ -17,12 +17,12 @@ use crate::error::{Error, Exit};
 use crate::evaluation::{Evaluation, Overrides};
 use crate::golden;
 use crate::manifest::{GoldenRef, Manifest, ModelRef, RerunOf, RerunOnly, RunKind};
-use crate::metrics::{ItemTally, ModelTally, Status};
+use crate::metrics::{ModelTally, Status};
 use crate::progress::Progress;
 use crate::provider::{self, Client};
 use crate::record::{Side, Sides, TrialKey};
 use crate::rundir::{self, ResultsWriter, RunData};
-use crate::runner::{Runner, Work};
+use crate::runner::{RunOutput, Runner, Work};
 use crate::summary::Summary;
 
 pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
@@ -336,16 +336,9 @@ fn fresh_manifest(
     }
 }
 
-/// What [`execute`] hands on: the tallies of the trials it ran.
-struct Executed {
-    tallies: Sides<ModelTally>,
-    items: Vec<ItemTally>,
-    interrupted: bool,
-}
-
 /// Both models over every (item, trial) the plan has not done yet, results appended as they
 /// arrive.
-async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<Executed> {
+async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
     let repeats = plan.manifest.repeats;
     let total = plan.work.items.len() as u64 * u64::from(repeats) * 2 - plan.done.len() as u64;
     let progress = Progress::new(total, args.quiet);
@@ -363,12 +356,7 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<Executed> {
     };
     let output = runner.run(results, &progress).await;
     progress.finish();
-    let output = output?;
-    Ok(Executed {
-        tallies: output.tallies,
-        items: output.items,
-        interrupted: output.interrupted,
-    })
+    output
 }
 
 /// The items `--rerun` takes from an earlier run, and the evaluation that run recorded.
