@@ -69,23 +69,12 @@ struct CommandAnswer {
 /// `base_url` or `api_key_env`, which a local program has no use for.
 pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
     let at = |field: &str| Location::file(path).field(field);
-    let mut problems = Vec::new();
-    if cfg.base_url.is_some() {
-        problems.push(super::kinds::unused_key(
-            path,
-            cfg.kind,
-            "base_url",
-            "remove base_url",
-        ));
-    }
-    if cfg.api_key_env.is_some() {
-        problems.push(super::kinds::unused_key(
-            path,
-            cfg.kind,
-            "api_key_env",
-            "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\"",
-        ));
-    }
+    let mut problems = super::kinds::unused_endpoint_keys(
+        path,
+        cfg,
+        "remove base_url",
+        "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\"",
+    );
     let Some(c) = &cfg.command else {
         problems.push(
             Problem::new(at("command"), "kind = \"command\" needs a [command] table")

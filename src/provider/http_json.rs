@@ -50,23 +50,12 @@ pub struct HttpJson {
 /// `api_key_env` have no use here.
 pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
     let at = |field: &str| Location::file(path).field(field);
-    let mut problems = Vec::new();
-    if cfg.base_url.is_some() {
-        problems.push(super::kinds::unused_key(
-            path,
-            cfg.kind,
-            "base_url",
-            "remove base_url and write the full endpoint as url in the [http] table",
-        ));
-    }
-    if cfg.api_key_env.is_some() {
-        problems.push(super::kinds::unused_key(
-            path,
-            cfg.kind,
-            "api_key_env",
-            "remove api_key_env and send the key in a header: [http.headers] Authorization = \"Bearer ${MY_KEY}\"",
-        ));
-    }
+    let mut problems = super::kinds::unused_endpoint_keys(
+        path,
+        cfg,
+        "remove base_url and write the full endpoint as url in the [http] table",
+        "remove api_key_env and send the key in a header: [http.headers] Authorization = \"Bearer ${MY_KEY}\"",
+    );
     match &cfg.http {
         None => problems.push(
             Problem::new(at("http"), "kind = \"http\" needs an [http] table").fix(

@@ -93,11 +93,26 @@ impl ProviderConfig {
     }
 }
 
-/// A key the file's kind has no use for: refused rather than silently ignored.
-pub(super) fn unused_key(path: &Path, kind: ProviderKind, field: &str, fix: &str) -> Problem {
-    Problem::new(
-        Location::file(path).field(field),
-        format!("kind = \"{}\" does not use {field}", kind.as_str()),
-    )
-    .fix(fix)
+/// `base_url` and `api_key_env` in a kind that reaches its model otherwise (a templated endpoint,
+/// a local program): refused rather than silently ignored, each with the kind's own fix.
+pub(super) fn unused_endpoint_keys(
+    path: &Path,
+    cfg: &ProviderConfig,
+    base_url_fix: &str,
+    api_key_env_fix: &str,
+) -> Vec<Problem> {
+    [
+        ("base_url", cfg.base_url.is_some(), base_url_fix),
+        ("api_key_env", cfg.api_key_env.is_some(), api_key_env_fix),
+    ]
+    .into_iter()
+    .filter(|(_, present, _)| *present)
+    .map(|(field, _, fix)| {
+        Problem::new(
+            Location::file(path).field(field),
+            format!("kind = \"{}\" does not use {field}", cfg.kind.as_str()),
+        )
+        .fix(fix)
+    })
+    .collect()
 }
