@@ -285,24 +285,14 @@ fn init_scaffolds_an_evaluation_that_runs() {
         .arg(&target)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let out = assert_cmd::Command::cargo_bin("goldgate")
         .unwrap()
         .current_dir(&target)
         .arg("validate")
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     // The first thing a new user runs must pass its own gates every time: its latency gate
     // compares two simulated service times, not scheduler noise. Fifty runs, each in a fresh
     // output directory, while the other tests load the machine.
@@ -550,12 +540,7 @@ fn an_item_with_no_check_is_an_error_unless_allowed() {
         &crate::support::eval_toml("[scoring]\nallow_unchecked = true\n"),
     );
     let out = project.cmd().arg("validate").output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
 }
 
 /// A latency gate measures the whole machine: every run records what the machine was doing.

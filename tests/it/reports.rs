@@ -32,12 +32,7 @@ fn stable(text: &str) -> String {
 fn report_renders_every_format_from_a_run_directory() {
     let (_tmp, dir) = fixture();
     let out = goldgate().arg("report").arg(&dir).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     insta::assert_snapshot!("report_md", stable(&md));
     let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
@@ -372,12 +367,7 @@ impl Synthetic {
             .timeout(std::time::Duration::from_secs(600))
             .output()
             .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_exit(&out, 0);
         std::fs::read_to_string(dir.join("report.md")).unwrap()
     }
 }

@@ -364,12 +364,7 @@ fn validate_checks_reachability_when_asked() {
     let server = MockServer::start(|_| Reply::answer("ok"));
     let project = Project::openai(&server.base_url(), &[item("a", "q", &["ok"])], "");
     let out = project.check_reachable(&[]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("answered a test call"), "{stdout}");
     // A real call of the evaluation's first item, with few output tokens and the model named.
