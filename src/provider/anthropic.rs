@@ -265,7 +265,9 @@ fn ratelimit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         })
         .map(|reset| {
             let now = time::OffsetDateTime::from(now);
-            Duration::try_from(reset - now).unwrap_or_default()
+            Duration::try_from(reset - now)
+                .unwrap_or_default()
+                .min(super::http::MAX_SERVER_WAIT)
         })
         .max()
 }

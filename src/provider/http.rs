@@ -170,9 +170,9 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .get("retry-after-ms")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| server_wait(ms / 1000.0))
     {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
+        return Some(ms);
     }
     if let Some(value) = headers
         .get(reqwest::header::RETRY_AFTER)
@@ -180,10 +180,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .map(str::trim)
     {
         if let Ok(secs) = value.parse::<f64>() {
-            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+            return server_wait(secs);
         }
         if let Some(when) = httpdate_parse(value) {
-            return Some(when.duration_since(SystemTime::now()).unwrap_or_default());
+            let wait = when.duration_since(SystemTime::now()).unwrap_or_default();
+            return Some(wait.min(MAX_SERVER_WAIT));
         }
     }
     // OpenAI's own: when the request or token budget refills, as Go durations ("6m0s", "20ms").
@@ -191,6 +192,24 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .iter()
         .filter_map(|h| headers.get(*h)?.to_str().ok().and_then(go_duration))
         .max()
+}
+
+/// The longest wait a server can ask for that is taken as written: a longer one — a year, `1e300`
+/// seconds, a date in 9999 — reads as this, which is past what the retry policy waits out
+/// (`RetryPolicy::max_retry_after`), so the request fails as rate limited instead of hanging.
+pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A wait in seconds as a server gave it: `None` when it is no wait at all (negative, NaN,
+/// infinite: the header is ignored), at most [`MAX_SERVER_WAIT`], never a panic.
+pub fn server_wait(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(
+        Duration::try_from_secs_f64(secs)
+            .unwrap_or(MAX_SERVER_WAIT)
+            .min(MAX_SERVER_WAIT),
+    )
 }
 
 /// A Go-style duration: `1s`, `20ms`, `6m0s`, `1h2m3.5s`.
@@ -221,7 +240,7 @@ fn go_duration(s: &str) -> Option<Duration> {
         total += value * scale;
         rest = &rest[unit_end..];
     }
-    Some(Duration::from_secs_f64(total))
+    server_wait(total)
 }
 
 /// Parse an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP servers send.
@@ -324,6 +343,37 @@ mod tests {
             Some(Duration::ZERO),
             "a past date means now"
         );
+    }
+
+    #[test]
+    fn absurd_server_waits_are_clamped_or_ignored_never_a_panic() {
+        let wait = |name: &'static str, value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(name, HeaderValue::from_static(value));
+            retry_after(&h)
+        };
+        let max = Some(MAX_SERVER_WAIT);
+        for (name, value, expected) in [
+            ("retry-after", "1e300", max),
+            ("retry-after", "99999999999999999999999", max),
+            ("retry-after", "1.5", Some(Duration::from_millis(1500))),
+            ("retry-after", "1e1", Some(Duration::from_secs(10))),
+            ("retry-after", "-5", None),
+            ("retry-after", "NaN", None),
+            ("retry-after", "inf", None),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT", max),
+            ("retry-after-ms", "1e308", max),
+            ("retry-after-ms", "-1", None),
+            ("x-ratelimit-reset-requests", "99999999999999999999h", max),
+            ("x-ratelimit-reset-tokens", "1e300s", None),
+            (
+                "x-ratelimit-reset-tokens",
+                "0.5s",
+                Some(Duration::from_millis(500)),
+            ),
+        ] {
+            assert_eq!(wait(name, value), expected, "{name}: {value}");
+        }
     }
 
     #[test]

@@ -362,3 +362,64 @@ fn api_key_is_sent_but_never_written() {
     );
     assert_eq!(server.seen().len(), before);
 }
+
+/// A server's wait with an absurd value (one that overflowed a duration and aborted the run) is
+/// clamped: past what goldgate waits out, so the request fails as rate limited at once; a wait
+/// that is no wait (negative, NaN) is ignored and the request retried after the usual backoff.
+#[test]
+fn absurd_retry_after_values_never_abort_the_run() {
+    const ABSURD: [(&str, &str, &str); 4] = [
+        ("wait-1e300", "retry-after", "1e300"),
+        ("wait-digits", "retry-after", "99999999999999999999999"),
+        ("wait-9999", "retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ("wait-ms", "retry-after-ms", "1e308"),
+    ];
+    const IGNORED: [(&str, &str, &str); 2] = [
+        ("wait-negative", "retry-after", "-5"),
+        ("wait-nan", "retry-after", "NaN"),
+    ];
+    let server = MockServer::start(|seen| {
+        if seen.model == "current" || seen.attempt > 1 {
+            return Reply::answer("The answer is forty-two.");
+        }
+        let (_, name, value) = ABSURD
+            .iter()
+            .chain(&IGNORED)
+            .find(|(id, _, _)| *id == seen.prompt)
+            .expect("every item has its header");
+        Reply::Json {
+            code: 429,
+            headers: vec![((*name).to_owned(), (*value).to_owned())],
+            body: "{\"error\": \"slow down\"}".to_owned(),
+            delay: Duration::ZERO,
+        }
+    });
+    let ids: Vec<&str> = ABSURD
+        .iter()
+        .chain(&IGNORED)
+        .map(|(id, _, _)| *id)
+        .collect();
+    let items: Vec<_> = ids.iter().map(|id| item(id, id, &["forty-two"])).collect();
+    let project = Project::openai(&server.base_url(), &items, "concurrency = 4\nretries = 2");
+    let run = project.run(&[]);
+    // The error-rate gate fails (the candidate's rate-limited requests); nothing panicked.
+    assert_exit(&run, 1);
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+    assert_eq!(run.results().len(), ids.len() * 2);
+    for (id, _, _) in ABSURD {
+        let r = run.result(id, "candidate");
+        assert_eq!(
+            (r["error"]["kind"].as_str(), r["attempts"].as_u64()),
+            (Some("rate_limited"), Some(1)),
+            "{id}: {r}"
+        );
+    }
+    for (id, _, _) in IGNORED {
+        let r = run.result(id, "candidate");
+        assert_eq!(
+            (r["ok"].as_bool(), r["attempts"].as_u64()),
+            (Some(true), Some(2)),
+            "{id}: {r}"
+        );
+    }
+}
