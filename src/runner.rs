@@ -184,14 +184,17 @@ fn record(item: &Item, t: TrialKey, outcome: Outcome, scores: Option<Scores>) ->
     }
 }
 
-/// First Ctrl-C: stop scheduling, let in-flight requests finish within the grace period.
-/// Second Ctrl-C, or the grace period running out: abort at once (written results stay).
+/// First interrupt: stop scheduling, let in-flight requests finish within the grace period.
+/// Second interrupt, or the grace period running out: abort at once (written results stay).
 async fn watch_interrupts(
     stopping: Arc<AtomicBool>,
     abort: tokio::sync::watch::Sender<bool>,
     grace: Duration,
 ) {
-    if tokio::signal::ctrl_c().await.is_err() {
+    let Ok(mut interrupts) = Interrupts::new() else {
+        return;
+    };
+    if interrupts.next().await.is_err() {
         return;
     }
     stopping.store(true, Ordering::SeqCst);
@@ -200,8 +203,38 @@ async fn watch_interrupts(
         grace.as_secs()
     );
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
+        _ = interrupts.next() => {}
         _ = tokio::time::sleep(grace) => {}
     }
     let _ = abort.send(true);
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (how CI systems cancel a job, and `kill` by default) are one
+/// request to stop: either keeps the partial results and ends the run as interrupted.
+struct Interrupts {
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn new() -> std::io::Result<Interrupts> {
+        Ok(Interrupts {
+            #[cfg(unix)]
+            terminate: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) -> std::io::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                r = tokio::signal::ctrl_c() => r,
+                _ = self.terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await
+        }
+    }
 }

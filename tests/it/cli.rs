@@ -221,6 +221,16 @@ fn bad_input_is_exit_2_with_file_line_field_and_fix() {
 
 #[test]
 fn first_interrupt_keeps_partial_results_and_exits_130() {
+    interrupted_by("INT");
+}
+
+/// CI systems cancel a job with SIGTERM: the same partial results, the same exit code.
+#[test]
+fn sigterm_is_an_interrupt_too() {
+    interrupted_by("TERM");
+}
+
+fn interrupted_by(signal: &str) {
     let server = MockServer::start(|_| Reply::Answer {
         text: "ok".into(),
         usage: None,
@@ -252,7 +262,7 @@ fn first_interrupt_keeps_partial_results_and_exits_130() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
