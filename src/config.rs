@@ -299,6 +299,20 @@ impl EvalConfig {
     }
 }
 
+/// What is wrong with a URL a provider file gives for requests, if anything: it must be an
+/// absolute http(s) URL with a host, as a URL parser reads it (`http://exa mple.com`, `http://`
+/// and `http://[::1` start like one and are not).
+pub fn http_url_problem(url: &str) -> Option<String> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Some(format!("`{url}` is not an http(s) URL"));
+    }
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host().is_some() => None,
+        Ok(_) => Some(format!("`{url}` names no host")),
+        Err(e) => Some(format!("`{url}` is not a valid URL: {e}")),
+    }
+}
+
 /// The provider adapter kinds. Each kind's own options live in a table of its name; its
 /// adapter, the checks of its options and the way it is built are one row of `provider::kinds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -631,15 +645,10 @@ impl ProviderConfig {
             );
         }
         self.check_kind_owned(path, &mut problems);
-        if let Some(url) = &self.base_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
+        if let Some(problem) = self.base_url.as_deref().and_then(http_url_problem) {
             problems.push(
-                Problem::new(
-                    at().field("base_url"),
-                    format!("`{url}` is not an http(s) URL"),
-                )
-                .fix("write the API root, e.g. base_url = \"http://127.0.0.1:8000/v1\""),
+                Problem::new(at().field("base_url"), problem)
+                    .fix("write the API root, e.g. base_url = \"http://127.0.0.1:8000/v1\""),
             );
         }
         if let Some(var) = &self.api_key_env
@@ -751,6 +760,29 @@ mod tests {
         let msg = Error::Input(problems).to_string();
         assert!(msg.contains("NAME of an environment variable"), "{msg}");
         assert!(!msg.contains("secret123"), "{msg}");
+    }
+
+    #[test]
+    fn provider_urls_are_parsed_not_prefix_matched() {
+        for ok in [
+            "http://127.0.0.1:8000/v1",
+            "https://api.openai.com/v1",
+            "http://[::1]:11434",
+            "http://llm.internal",
+        ] {
+            assert_eq!(http_url_problem(ok), None, "{ok}");
+        }
+        for (bad, says) in [
+            ("localhost:8000/v1", "is not an http(s) URL"),
+            ("ftp://host/x", "is not an http(s) URL"),
+            ("http://exa mple.com/v1", "is not a valid URL"),
+            ("http://[::1/v1", "is not a valid URL"),
+            ("http://", "is not a valid URL"),
+            ("http://host:99999/v1", "is not a valid URL"),
+        ] {
+            let problem = http_url_problem(bad).unwrap_or_default();
+            assert!(problem.contains(says), "{bad}: {problem}");
+        }
     }
 
     #[test]

@@ -68,9 +68,9 @@ pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
 }
 
 fn check_table(h: &HttpOptions, at: &dyn Fn(&str) -> Location, problems: &mut Vec<Problem>) {
-    if !(h.url.starts_with("http://") || h.url.starts_with("https://")) {
+    if let Some(problem) = crate::config::http_url_problem(&h.url) {
         problems.push(
-            Problem::new(at("http.url"), format!("`{}` is not an http(s) URL", h.url))
+            Problem::new(at("http.url"), problem)
                 .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8080/generate\""),
         );
     }

@@ -149,9 +149,9 @@ pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
     let at = |field: &str| Location::file(path).field(field);
     let mut problems = Vec::new();
     if let Some(t) = &cfg.tokenize {
-        if !(t.url.starts_with("http://") || t.url.starts_with("https://")) {
+        if let Some(problem) = crate::config::http_url_problem(&t.url) {
             problems.push(
-                Problem::new(at("tokenize.url"), format!("`{}` is not an http(s) URL", t.url))
+                Problem::new(at("tokenize.url"), problem)
                     .fix("write the full endpoint, e.g. url = \"http://127.0.0.1:8000/extras/tokenize/count\""),
             );
         }
