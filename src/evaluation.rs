@@ -55,6 +55,9 @@ impl Evaluation {
         if let Some(g) = &golden {
             problems.extend(unchecked_items(g, &config.scoring));
         }
+        if let (Some(g), Some(p)) = (&golden, &prompt) {
+            problems.extend(unrenderable_items(g, p, config_path));
+        }
         let gates = golden.as_ref().and_then(|g| {
             keep(
                 &mut problems,
@@ -183,6 +186,45 @@ fn unchecked_items(golden: &GoldenSet, scoring: &crate::config::ScoringConfig) -
         problems.push(Problem::new(
             crate::error::Location::file(&path),
             format!("… and {} more item(s) with no check", bad.len() - SHOWN),
+        ));
+    }
+    problems
+}
+
+/// Items whose prompt does not render. A template can fail on one item and not another (a filter
+/// on a field of the wrong type, `contexts[2]` where there are two, `throw`), so every item is
+/// rendered before anything runs: cheap next to one model call.
+fn unrenderable_items(
+    golden: &GoldenSet,
+    prompt: &PromptTemplate,
+    config_path: &Path,
+) -> Vec<Problem> {
+    /// Enough to show the pattern; the rest are counted.
+    const SHOWN: usize = 10;
+    let mut problems = Vec::new();
+    let mut failed = 0usize;
+    for i in 0..golden.items.len() {
+        let item = golden.items.get(i);
+        if let Err(e) = prompt.render(&item) {
+            failed += 1;
+            if failed <= SHOWN {
+                problems.push(
+                    Problem::new(
+                        crate::error::Location::file(config_path).field("prompt"),
+                        format!("the prompt does not render for item `{}`: {e}", item.id),
+                    )
+                    .fix("make the template work for every item (e.g. `{% if contexts | length > 2 %}` before `contexts[2]`, or `| default(value=\"\")`)"),
+                );
+            }
+        }
+    }
+    if failed > SHOWN {
+        problems.push(Problem::new(
+            crate::error::Location::file(config_path).field("prompt"),
+            format!(
+                "… and {} more item(s) whose prompt does not render",
+                failed - SHOWN
+            ),
         ));
     }
     problems

@@ -41,20 +41,26 @@ impl PromptTemplate {
         Ok(PromptTemplate { tera })
     }
 
-    pub fn render(&self, item: &Item) -> String {
+    /// The prompt of one item, or why it does not render (a filter on a value of the wrong type,
+    /// an index past the end of `contexts`, `throw`): that depends on the item, so an evaluation
+    /// renders every item before anything is sent, and a prompt that failed is never sent.
+    pub fn render(&self, item: &Item) -> Result<String, String> {
         let mut ctx = tera::Context::new();
         ctx.insert("question", &item.question);
         ctx.insert("context", &item.context_text());
         ctx.insert("contexts", &item.context);
         ctx.insert("id", &item.id);
         ctx.insert("tags", &item.tags);
-        // The template was checked against these variables at load; rendering cannot fail on them.
-        self.tera.render("prompt", &ctx).unwrap_or_else(|e| {
-            format!(
-                "{}\n(prompt template error: {})",
-                item.question,
-                one_line(&e.to_string())
-            )
+        self.tera.render("prompt", &ctx).map_err(|e| {
+            // tera's own message is "Failed to render 'prompt'"; the cause is in its source.
+            let mut message = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                message.push_str(": ");
+                message.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            one_line(&message)
         })
     }
 }
@@ -104,12 +110,12 @@ mod tests {
         let t = PromptTemplate::new(crate::config::DEFAULT_PROMPT, Path::new("g.toml")).unwrap();
         let mut it = item();
         it.question = "Is 3 < 4 & \"so\"?".into();
-        let p = t.render(&it);
+        let p = t.render(&it).unwrap();
         assert!(p.contains("Context:\nA.\n\nB."), "{p}");
         assert!(p.ends_with("Question: Is 3 < 4 & \"so\"?"), "{p}");
         let mut bare = item();
         bare.context.clear();
-        assert_eq!(t.render(&bare), "Question: Why?");
+        assert_eq!(t.render(&bare).unwrap(), "Question: Why?");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use crate::golden::{Item, Items};
 use crate::metrics::{ItemTally, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
-use crate::provider::{Client, Outcome, Request};
+use crate::provider::{CallError, Client, Outcome, Request};
 use crate::record::{ResultRecord, Side, Sides, TokenCount, TrialKey};
 use crate::rundir::ResultsWriter;
 use crate::score::{Scores, Scoring};
@@ -120,14 +120,24 @@ impl Runner<'_> {
 impl Work {
     async fn attempt(self: Arc<Self>, t: TrialKey, item: Arc<Item>) -> (TrialKey, ResultRecord) {
         let item = &*item;
-        let request = Request {
-            system: self.system.clone(),
-            prompt: self.prompt.render(item),
-            question: item.question.clone(),
-            context: item.context.clone(),
-            trial: t.trial,
+        let outcome = match self.prompt.render(item) {
+            Ok(prompt) => {
+                let request = Request {
+                    system: self.system.clone(),
+                    prompt,
+                    question: item.question.clone(),
+                    context: item.context.clone(),
+                    trial: t.trial,
+                };
+                self.clients[t.side].call(&request).await
+            }
+            // Every item was rendered before the run started, so this is an item that changed
+            // since; a prompt that did not render is never sent in its place.
+            Err(e) => Outcome::not_sent(CallError::new(
+                crate::provider::ErrorKind::BadResponse,
+                format!("not sent: the prompt does not render for this item: {e}"),
+            )),
         };
-        let outcome = self.clients[t.side].call(&request).await;
         // Scoring (a judge's calls included) happens after the answer was timed.
         let scores = match &outcome.result {
             Ok(answer) => Some(self.scoring.score(item, answer).await),

@@ -54,7 +54,9 @@ fn check_reachable(eval: &Evaluation, out: &mut dyn Write) -> anyhow::Result<Vec
     let item = eval.golden.items.get(0);
     let request = provider::Request {
         system: eval.config.system.clone(),
-        prompt: eval.prompt.render(&item),
+        prompt: eval.prompt.render(&item).map_err(|e| {
+            anyhow::anyhow!("the prompt of item `{}` does not render: {e}", item.id)
+        })?,
         question: item.question.clone(),
         context: item.context.clone(),
         trial: 0,

@@ -138,3 +138,20 @@ pub struct Outcome {
     /// Served from the response cache: the latency is the one recorded when it was fetched.
     pub cached: bool,
 }
+
+impl Outcome {
+    /// A request that was never made: no attempt, no usage, no cost.
+    pub fn not_sent(error: CallError) -> Outcome {
+        Outcome {
+            result: Err(error),
+            latency: None,
+            ttft: None,
+            server_ms: None,
+            attempts: 0,
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_usd: 0.0,
+            cached: false,
+        }
+    }
+}

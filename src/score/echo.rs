@@ -89,10 +89,11 @@ impl EchoScorer {
     fn find(&self, item: &Item, answer: &[String]) -> Option<(EchoOf, usize, f64)> {
         let passages: Vec<Vec<String>> = item.context.iter().map(|p| words(p)).collect();
         let context_copied = context_share(answer, &passages);
-        let mut own: Vec<Vec<String>> = instruction_segments(&self.prompt.render(item), item)
-            .into_iter()
-            .map(|s| words(&s))
-            .collect();
+        let mut own: Vec<Vec<String>> =
+            instruction_segments(&self.prompt.render(item).unwrap_or_default(), item)
+                .into_iter()
+                .map(|s| words(&s))
+                .collect();
         if let Some(system) = &self.system {
             own.push(words(system));
         }

@@ -1,7 +1,7 @@
 //! The command line as a user meets it: exit codes, golden-set commands, init, the shipped example.
 
 use crate::server::{MockServer, Reply};
-use crate::support::{Project, Run, assert_exit, item};
+use crate::support::{Project, Run, assert_exit, eval_toml, item};
 
 #[test]
 fn gate_pass_is_exit_0_and_the_terminal_summary_has_the_spec_shape() {
@@ -576,4 +576,30 @@ fn run_records_the_machine_and_golden_stats_reads_plainly() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("lock: locked at version 1"), "{stdout}");
+}
+
+/// A prompt that renders for some items and not others (an index past the end of `contexts`) is
+/// refused before anything is sent, naming the items; it was sent as a substitute prompt.
+#[test]
+fn a_prompt_that_fails_to_render_for_an_item_is_refused_before_any_call() {
+    let server = MockServer::start(|_| Reply::answer("ok"));
+    let mut two = item("two-passages", "q", &["ok"]);
+    two["context"] = serde_json::json!(["First passage.", "Second passage."]);
+    let items = vec![two, item("one-passage", "q", &["ok"])];
+    let project = Project::openai(&server.base_url(), &items, "");
+    project.write(
+        "goldgate.toml",
+        &eval_toml("").replace("{{ question }}", "{{ contexts[1] }}"),
+    );
+    for cmd in [&["validate"][..], &["run"][..]] {
+        let out = project.cmd().args(cmd).output().unwrap();
+        assert_exit(&out, 2);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("field `prompt`") && err.contains("`one-passage`"),
+            "{cmd:?}: {err}"
+        );
+        assert!(!err.contains("`two-passages`"), "{cmd:?}: {err}");
+    }
+    assert!(server.seen().is_empty(), "nothing was sent");
 }
