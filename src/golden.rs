@@ -696,6 +696,36 @@ pub fn closest<'a>(typo: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// The longest id or tag: room for any naming scheme, short enough for a report's table.
+const MAX_NAME_CHARS: usize = 200;
+
+/// Why a text cannot be an id or a tag, if it cannot. Ids and tags are printed in terminals, CI
+/// logs, Markdown and XML: no control character (a newline forges a log line, ESC a terminal
+/// sequence, NUL cuts a C string), no invisible or direction-changing character (two ids that look
+/// the same, text shown reversed), nothing unreadably long.
+fn name_problem(name: &str) -> Option<String> {
+    let chars = name.chars().count();
+    if chars > MAX_NAME_CHARS {
+        return Some(format!("is {chars} characters long, over {MAX_NAME_CHARS}"));
+    }
+    let hidden = |c: char| {
+        matches!(
+            c,
+            '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+    };
+    let c = name.chars().find(|&c| c.is_control() || hidden(c))?;
+    Some(format!(
+        "contains U+{:04X}, {}",
+        u32::from(c),
+        if c.is_control() {
+            "a control character"
+        } else {
+            "an invisible or direction-changing character"
+        }
+    ))
+}
+
 fn check_item(item: &Item, patterns: &mut Patterns, at: impl Fn() -> Location) -> Vec<Problem> {
     let mut problems = Vec::new();
     if item.id.trim().is_empty() {
@@ -703,6 +733,13 @@ fn check_item(item: &Item, patterns: &mut Patterns, at: impl Fn() -> Location) -
             Problem::new(at().field("id"), "the id is empty")
                 .fix("give every item a stable, unique id such as \"refund-01\""),
         );
+    }
+    const PRINTABLE: &str = "ids and tags are printed in terminals, CI logs and reports: use visible characters, at most 200";
+    if let Some(why) = name_problem(&item.id) {
+        problems.push(Problem::new(at().field("id"), format!("the id {why}")).fix(PRINTABLE));
+    }
+    if let Some(why) = item.tags.iter().find_map(|t| name_problem(t)) {
+        problems.push(Problem::new(at().field("tags"), format!("a tag {why}")).fix(PRINTABLE));
     }
     if item.question.trim().is_empty() {
         problems.push(
@@ -894,6 +931,40 @@ mod tests {
         let msg = problems(d.path());
         assert!(msg.contains("items.jsonl:2: field `keyword`"), "{msg}");
         assert!(msg.contains("did you mean `keywords`"), "{msg}");
+    }
+
+    #[test]
+    fn ids_and_tags_are_printable_and_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let long = "x".repeat(201);
+        write_set(
+            d.path(),
+            &format!(
+                "{{\"id\":\"a\\nb\",\"question\":\"q\"}}\n{{\"id\":\"esc\\u001b[31m\",\"question\":\"q\"}}\n{{\"id\":\"bidi\\u202e\",\"question\":\"q\"}}\n{{\"id\":\"{long}\",\"question\":\"q\"}}\n{{\"id\":\"ok\",\"question\":\"q\",\"tags\":[\"zero\\u200bwidth\"]}}\n{{\"id\":\"fine/été-01.v2\",\"question\":\"q\",\"tags\":[\"billing\"]}}\n"
+            ),
+        );
+        let msg = problems(d.path());
+        assert!(
+            msg.contains(":1: field `id`: the id contains U+000A, a control character"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(":2: field `id`: the id contains U+001B"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(":3: field `id`: the id contains U+202E, an invisible"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(":4: field `id`: the id is 201 characters long"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(":5: field `tags`: a tag contains U+200B"),
+            "{msg}"
+        );
+        assert!(!msg.contains(":6:"), "{msg}");
     }
 
     #[test]
