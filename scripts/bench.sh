@@ -6,13 +6,23 @@
 # peak RSS, goldgate's p50 against the server's own measured p50, and the time to render the reports.
 #
 #   bash scripts/bench.sh [N] [LATENCY_MS] [CONCURRENCY]      defaults: 2000 50 64
+#
+# RUNS=k runs goldgate k times against the same server and reports the median wall time (each
+# run's in wall_s_runs): on a shared machine one run is noise. The binaries are built into
+# $CARGO_TARGET_DIR (default target/); GOLDGATE=path measures that binary instead, unbuilt.
 set -euo pipefail
-N=${1:-2000}; LATENCY_MS=${2:-50}; CONC=${3:-64}
+N=${1:-2000}; LATENCY_MS=${2:-50}; CONC=${3:-64}; RUNS=${RUNS:-1}
 cd "$(dirname "$0")/.."
-cargo build --release --quiet --bin goldgate --example bench_server
+target=${CARGO_TARGET_DIR:-target}
+if [ -z "${GOLDGATE:-}" ]; then
+  cargo build --release --quiet --bin goldgate --example bench_server
+elif [ ! -x "$target/release/examples/bench_server" ]; then
+  cargo build --release --quiet --example bench_server
+fi
+goldgate=${GOLDGATE:-$target/release/goldgate}
 work=$(mktemp -d)
 trap 'kill $server_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-./target/release/examples/bench_server serve 127.0.0.1:0 "$LATENCY_MS" 0 > "$work/server.log" &
+"$target/release/examples/bench_server" serve 127.0.0.1:0 "$LATENCY_MS" 0 > "$work/server.log" &
 server_pid=$!
 for _ in $(seq 50); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
 addr=$(sed -n 's/listening on //p' "$work/server.log")
@@ -31,33 +41,39 @@ for side in current candidate; do
     "$side" "$addr" "$CONC" > "$work/providers/$side.toml"
 done
 printf 'golden = "goldens/bench"\ncurrent = "providers/current.toml"\ncandidate = "providers/candidate.toml"\nprompt = "{{ question }}"\n[[gate]]\nmetric = "accuracy"\nmin_ratio = 0.95\n' > "$work/goldgate.toml"
-./target/release/goldgate golden lock "$work/goldens/bench" >/dev/null
+"$goldgate" golden lock "$work/goldens/bench" >/dev/null
 validate_start=$(date +%s.%N)
-./target/release/goldgate validate -c "$work/goldgate.toml" >/dev/null
+"$goldgate" validate -c "$work/goldgate.toml" >/dev/null
 validate_s=$(echo "$(date +%s.%N) - $validate_start" | bc)
 
-set +e
-/usr/bin/time -v ./target/release/goldgate run -c "$work/goldgate.toml" --out "$work/reports" --quiet \
-  > "$work/run.out" 2> "$work/time.txt"
-code=$?
-set -e
+for run in $(seq "$RUNS"); do
+  set +e
+  /usr/bin/time -v "$goldgate" run -c "$work/goldgate.toml" --out "$work/reports" --quiet \
+    > "$work/run.out" 2> "$work/time-$run.txt"
+  code=$?
+  set -e
+done
 run_dir=$(tail -n 1 "$work/run.out")
 curl -s "http://$addr/stats" > "$work/stats.json"
 # The server (and a bare Rust client) alone at the same load: the ceiling goldgate is measured against.
-./target/release/examples/bench_server load "http://$addr" 3 $((2 * CONC)) > "$work/capacity.json"
+"$target/release/examples/bench_server" load "http://$addr" 3 $((2 * CONC)) > "$work/capacity.json"
 report_start=$(date +%s.%N)
-./target/release/goldgate report "$run_dir" >/dev/null
+"$goldgate" report "$run_dir" >/dev/null
 report_s=$(echo "$(date +%s.%N) - $report_start" | bc)
 mkdir -p bench
-python3 - "$N" "$LATENCY_MS" "$CONC" "$work/time.txt" "$run_dir/summary.json" "$code" "$work/stats.json" "$report_s" "$validate_s" "$work/capacity.json" <<'PY' | tee -a bench/results.jsonl
-import json, re, sys, datetime
+python3 - "$N" "$LATENCY_MS" "$CONC" "$work" "$run_dir/summary.json" "$code" "$work/stats.json" "$report_s" "$validate_s" "$work/capacity.json" "$RUNS" <<'PY' | tee -a bench/results.jsonl
+import json, re, sys, datetime, statistics
 n, lat, conc = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-t = open(sys.argv[4]).read()
-def field(name):
+runs = [open(f"{sys.argv[4]}/time-{k}.txt").read() for k in range(1, int(sys.argv[11]) + 1)]
+def field(t, name):
     return re.search(re.escape(name) + r":\s*(.+)", t).group(1).strip()
-parts = [float(p) for p in field("Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
-wall = sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
-cpu = float(field("User time (seconds)")) + float(field("System time (seconds)"))
+def wall_of(t):
+    parts = [float(p) for p in field(t, "Elapsed (wall clock) time (h:mm:ss or m:ss)").split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+walls = [wall_of(t) for t in runs]
+wall = statistics.median(walls)
+cpu = statistics.median(float(field(t, "User time (seconds)")) + float(field(t, "System time (seconds)")) for t in runs)
+peak_kb = max(int(field(t, "Maximum resident set size (kbytes)")) for t in runs)
 s = json.load(open(sys.argv[5]))
 server = json.load(open(sys.argv[7]))
 ideal = n * lat / 1000 / conc
@@ -65,9 +81,10 @@ m = s["models"]["current"]["metrics"]
 print(json.dumps({
     "when": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     "items": n, "latency_ms": lat, "concurrency": conc, "exit": int(sys.argv[6]), "status": s["status"],
-    "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio": round(wall / ideal, 3) if ideal else None,
+    "wall_s": round(wall, 3), "wall_s_runs": [round(w, 3) for w in walls],
+    "ideal_s": round(ideal, 3), "ratio": round(wall / ideal, 3) if ideal else None,
     "requests_per_s": round(2 * n / wall, 1), "cpu_s_per_1k_requests": round(cpu / (2 * n) * 1000, 4),
-    "peak_rss_mb": round(int(field("Maximum resident set size (kbytes)")) / 1024, 1),
+    "peak_rss_mb": round(peak_kb / 1024, 1),
     "p50_ms": m["latency_ms"]["p50"], "server_p50_ms": server["p50_ms"],
     "p50_minus_server_ms": round(m["latency_ms"]["p50"] - server["p50_ms"], 3),
     "errors": m["errors"] + s["models"]["candidate"]["metrics"]["errors"],

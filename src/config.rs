@@ -41,6 +41,99 @@ fn toml_problem(path: &Path, text: &str, e: &toml::de::Error) -> Problem {
     Problem::new(at, message).fix(fix)
 }
 
+/// The largest `repeats`: more trials than this is a typo, not a plan (each is a paid call).
+const MAX_REPEATS: f64 = 1000.0;
+/// The most requests in flight: beyond this, a run exhausts file descriptors before any server.
+const MAX_CONCURRENCY: f64 = 4096.0;
+/// A day: no single attempt should wait longer, and a `Duration` of it cannot overflow.
+pub(crate) const MAX_TIMEOUT_S: f64 = 86_400.0;
+/// Retries after the first attempt; with backoff, 100 already spans hours.
+const MAX_RETRIES: f64 = 100.0;
+/// USD per million tokens or per machine hour; far above any price list, low enough that a cost
+/// per 1,000 queries stays a finite number.
+const MAX_PRICE: f64 = 1e6;
+
+/// A numeric field's documented range. Every number a configuration file gives is checked against
+/// one, with the field's location, because TOML accepts `inf`, `nan` and `1e308`: a timeout of
+/// 1e30 seconds panics when it becomes a `Duration`, a price of `inf` makes every cost `null` in
+/// results.jsonl (which a resume then cannot read), and a negative delay is nobody's intent.
+pub(crate) struct NumberRule {
+    field: &'static str,
+    min: f64,
+    max: f64,
+    fix: &'static str,
+}
+
+impl NumberRule {
+    pub(crate) const fn new(field: &'static str, min: f64, max: f64) -> NumberRule {
+        NumberRule {
+            field,
+            min,
+            max,
+            fix: "",
+        }
+    }
+
+    pub(crate) const fn fix(mut self, fix: &'static str) -> NumberRule {
+        self.fix = fix;
+        self
+    }
+
+    /// The problem with `value`, if it is not a finite number within the range.
+    pub(crate) fn check(
+        &self,
+        at: impl Fn(&str) -> Location,
+        value: impl Into<NumberValue>,
+    ) -> Option<Problem> {
+        let v = value.into().0;
+        let message = if v.is_nan() {
+            "is not a number (nan)".to_owned()
+        } else if (self.min..=self.max).contains(&v) {
+            return None;
+        } else if v.is_infinite() {
+            format!(
+                "{v} is not a finite number: it must be from {} to {}",
+                self.min, self.max
+            )
+        } else {
+            format!(
+                "{v} is out of range: it must be from {} to {}",
+                self.min, self.max
+            )
+        };
+        let mut problem = Problem::new(at(self.field), message);
+        if !self.fix.is_empty() {
+            problem = problem.fix(self.fix);
+        }
+        Some(problem)
+    }
+}
+
+/// Any of the number types configuration fields have, widened to f64 for [`NumberRule::check`];
+/// u32, usize and u64 values up to 2^53 convert exactly, which every range here is within.
+pub(crate) struct NumberValue(f64);
+
+impl From<f64> for NumberValue {
+    fn from(v: f64) -> Self {
+        NumberValue(v)
+    }
+}
+impl From<u32> for NumberValue {
+    fn from(v: u32) -> Self {
+        NumberValue(f64::from(v))
+    }
+}
+impl From<usize> for NumberValue {
+    fn from(v: usize) -> Self {
+        NumberValue(v as f64)
+    }
+}
+impl From<u64> for NumberValue {
+    fn from(v: u64) -> Self {
+        NumberValue(v as f64)
+    }
+}
+
 pub const DEFAULT_PROMPT: &str = "{% if context %}Answer the question using only the context below.\n\nContext:\n{{ context }}\n\n{% endif %}Question: {{ question }}";
 
 /// `goldgate.toml`: which golden set, which two providers, the prompt, the scorers and the gates.
@@ -62,6 +155,11 @@ pub struct EvalConfig {
     /// Requests in flight across both models; default: the sum of the providers' `concurrency`.
     #[serde(default)]
     pub concurrency: Option<usize>,
+    /// The most either model's requests may fail (after retries) for the run to be judged at all:
+    /// above it, the comparison measures an outage, not the models, and the run fails (exit 3)
+    /// whatever the ratio gates say. 1 turns it off.
+    #[serde(default = "EvalConfig::default_max_error_rate")]
+    pub max_error_rate: f64,
     #[serde(default)]
     pub scoring: ScoringConfig,
     #[serde(default, rename = "gate")]
@@ -204,21 +302,16 @@ impl EvalConfig {
                 *p = base.join(&*p);
             }
         }
-        if cfg.repeats == 0 {
-            return Err(Error::input(
-                Location::file(path).field("repeats"),
-                "repeats must be at least 1",
-                "set repeats = 1 (one trial per item and model) or more",
-            ));
+        let mut problems = cfg.check_numbers(path);
+        match cfg.check_scoring(path) {
+            Ok(patterns) if problems.is_empty() => cfg.scoring.patterns = patterns,
+            Ok(_) => return Err(Error::Input(problems)),
+            Err(Error::Input(more)) => {
+                problems.extend(more);
+                return Err(Error::Input(problems));
+            }
+            Err(e) => return Err(e),
         }
-        if cfg.concurrency == Some(0) {
-            return Err(Error::input(
-                Location::file(path).field("concurrency"),
-                "concurrency must be at least 1",
-                "remove the key to use the providers' concurrency, or set a positive number",
-            ));
-        }
-        cfg.scoring.patterns = cfg.check_scoring(path)?;
         if let Some(p) = &mut cfg.scoring.faithfulness.provider
             && p.is_relative()
         {
@@ -227,28 +320,45 @@ impl EvalConfig {
         Ok(cfg)
     }
 
+    fn default_max_error_rate() -> f64 {
+        0.05
+    }
+
+    /// Every number of the file against its documented range (docs/configuration.md).
+    fn check_numbers(&self, path: &Path) -> Vec<Problem> {
+        let at = |field: &str| Location::file(path).field(field);
+        let sc = &self.scoring;
+        [
+            NumberRule::new("repeats", 1.0, MAX_REPEATS)
+                .fix("one trial per item and model is repeats = 1")
+                .check(at, self.repeats),
+            self.concurrency.and_then(|c| {
+                NumberRule::new("concurrency", 1.0, MAX_CONCURRENCY)
+                    .fix("remove the key to use the sum of the providers' concurrency")
+                    .check(at, c)
+            }),
+            NumberRule::new("max_error_rate", 0.0, 1.0)
+                .fix("a share of the requests, e.g. 0.05 for 5%; 1 turns the ceiling off")
+                .check(at, self.max_error_rate),
+            NumberRule::new("scoring.keywords.fuzzy", 0.0, 1.0)
+                .fix("0 for exact matching, or a similarity such as 0.8")
+                .check(at, sc.keywords.fuzzy),
+            sc.similarity.and_then(|s| {
+                NumberRule::new("scoring.similarity.threshold", 0.0, 1.0)
+                    .fix("e.g. similarity = { threshold = 0.5 }")
+                    .check(at, s.threshold)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
     /// Check `[scoring]`; its regex checks come back compiled.
     fn check_scoring(&self, path: &Path) -> Result<Patterns, Error> {
         let sc = &self.scoring;
         let at = |field: &str| Location::file(path).field(field);
         let mut problems = Vec::new();
-        if !(0.0..=1.0).contains(&sc.keywords.fuzzy) {
-            problems.push(
-                Problem::new(at("scoring.keywords.fuzzy"), "must be between 0 and 1")
-                    .fix("0 for exact matching, or a similarity such as 0.8"),
-            );
-        }
-        if let Some(s) = &sc.similarity
-            && !(0.0..=1.0).contains(&s.threshold)
-        {
-            problems.push(
-                Problem::new(
-                    at("scoring.similarity.threshold"),
-                    "must be between 0 and 1",
-                )
-                .fix("e.g. similarity = { threshold = 0.5 }"),
-            );
-        }
         if sc.faithfulness.method == FaithfulnessMethod::Judge && sc.faithfulness.provider.is_none()
         {
             problems.push(
@@ -623,27 +733,7 @@ impl ProviderConfig {
                     .fix("name the model as the API knows it, e.g. model = \"gpt-4o\""),
             );
         }
-        if self.limits.concurrency == 0 {
-            problems.push(
-                Problem::new(at().field("limits.concurrency"), "must be at least 1")
-                    .fix("set concurrency = 8 or another positive number"),
-            );
-        }
-        if !(self.limits.timeout_s.is_finite() && self.limits.timeout_s > 0.0) {
-            problems.push(
-                Problem::new(
-                    at().field("limits.timeout_s"),
-                    "must be a positive number of seconds",
-                )
-                .fix("set timeout_s = 60"),
-            );
-        }
-        if self.pricing.input < 0.0 || self.pricing.output < 0.0 || self.pricing.per_hour < 0.0 {
-            problems.push(
-                Problem::new(at().field("pricing"), "prices cannot be negative")
-                    .fix("give USD per million tokens, e.g. input = 2.50, or USD per machine hour, e.g. per_hour = 0.10"),
-            );
-        }
+        problems.extend(self.check_numbers(path));
         self.check_kind_owned(path, &mut problems);
         if let Some(problem) = self.base_url.as_deref().and_then(http_url_problem) {
             problems.push(
@@ -664,6 +754,57 @@ impl ProviderConfig {
             );
         }
         problems
+    }
+
+    /// Every number of the file against its documented range (docs/configuration.md).
+    fn check_numbers(&self, path: &Path) -> Vec<Problem> {
+        let at = |field: &str| Location::file(path).field(field);
+        let limits = &self.limits;
+        let price = "USD per million tokens, e.g. input = 2.50; 0 for a free model";
+        [
+            self.temperature.and_then(|t| {
+                NumberRule::new("temperature", 0.0, 2.0)
+                    .fix("0 for greedy decoding; the APIs accept at most 2 (Anthropic 1)")
+                    .check(at, t)
+            }),
+            self.max_tokens.and_then(|n| {
+                NumberRule::new("max_tokens", 1.0, 1_000_000.0)
+                    .fix("the longest answer in tokens, e.g. max_tokens = 512; remove it for the server's default")
+                    .check(at, n)
+            }),
+            NumberRule::new("pricing.input", 0.0, MAX_PRICE)
+                .fix(price)
+                .check(at, self.pricing.input),
+            NumberRule::new("pricing.output", 0.0, MAX_PRICE)
+                .fix(price)
+                .check(at, self.pricing.output),
+            NumberRule::new("pricing.per_hour", 0.0, MAX_PRICE)
+                .fix("USD per hour of the machine that runs the model, e.g. per_hour = 0.10")
+                .check(at, self.pricing.per_hour),
+            NumberRule::new("limits.concurrency", 1.0, MAX_CONCURRENCY)
+                .fix("requests in flight to this provider, e.g. concurrency = 8")
+                .check(at, limits.concurrency),
+            NumberRule::new("limits.timeout_s", 0.001, MAX_TIMEOUT_S)
+                .fix("seconds one attempt may take, e.g. timeout_s = 60")
+                .check(at, limits.timeout_s),
+            NumberRule::new("limits.retries", 0.0, MAX_RETRIES)
+                .fix("retries after the first attempt, e.g. retries = 4; 0 for none")
+                .check(at, limits.retries),
+            // 0 would read as "no limit" to some and "never send" to others: neither is said by 0.
+            limits.requests_per_minute.and_then(|n| {
+                NumberRule::new("limits.requests_per_minute", 1.0, 1e9)
+                    .fix("remove the key for no limit, or give the provider's limit, e.g. 500")
+                    .check(at, n)
+            }),
+            limits.tokens_per_minute.and_then(|n| {
+                NumberRule::new("limits.tokens_per_minute", 1.0, 1e12)
+                    .fix("remove the key for no limit, or give the provider's limit, e.g. 30000")
+                    .check(at, n)
+            }),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// A table (or key) that belongs to one kind, in another kind's file: an error, not silently
@@ -782,6 +923,72 @@ mod tests {
         ] {
             let problem = http_url_problem(bad).unwrap_or_default();
             assert!(problem.contains(says), "{bad}: {problem}");
+        }
+    }
+
+    /// Numbers TOML accepts that no run can use: each is refused with its field, none panics.
+    #[test]
+    fn every_number_is_checked_against_its_range() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("p.toml");
+        for (line, field) in [
+            ("[limits]\ntimeout_s = 1e30", "limits.timeout_s"),
+            ("[limits]\ntimeout_s = inf", "limits.timeout_s"),
+            ("[limits]\ntimeout_s = nan", "limits.timeout_s"),
+            ("[limits]\ntimeout_s = -1", "limits.timeout_s"),
+            ("[limits]\ntimeout_s = 0", "limits.timeout_s"),
+            ("[limits]\nconcurrency = 0", "limits.concurrency"),
+            ("[limits]\nconcurrency = 1000000", "limits.concurrency"),
+            ("[limits]\nretries = 4000000000", "limits.retries"),
+            (
+                "[limits]\nrequests_per_minute = 0",
+                "limits.requests_per_minute",
+            ),
+            (
+                "[limits]\ntokens_per_minute = 0",
+                "limits.tokens_per_minute",
+            ),
+            ("[pricing]\ninput = nan", "pricing.input"),
+            ("[pricing]\noutput = inf", "pricing.output"),
+            ("[pricing]\noutput = -0.5", "pricing.output"),
+            ("[pricing]\nper_hour = 1e300", "pricing.per_hour"),
+            ("temperature = nan", "temperature"),
+            ("temperature = 7", "temperature"),
+            ("max_tokens = 0", "max_tokens"),
+        ] {
+            let text = format!("kind = \"openai\"\nmodel = \"m\"\n{line}\n");
+            std::fs::write(&p, &text).unwrap();
+            let problems = ProviderConfig::parse(&p).unwrap().check(&p);
+            let msg = Error::Input(problems).to_string();
+            assert!(msg.contains(&format!("field `{field}`")), "{line}: {msg}");
+        }
+        std::fs::write(
+            &p,
+            "kind = \"openai\"\nmodel = \"m\"\ntemperature = 0\nmax_tokens = 512\n[limits]\ntimeout_s = 0.5\nrequests_per_minute = 60\n[pricing]\ninput = 2.5\n",
+        )
+        .unwrap();
+        assert!(ProviderConfig::parse(&p).unwrap().check(&p).is_empty());
+
+        let e = d.path().join("goldgate.toml");
+        for (line, field) in [
+            ("repeats = 0", "repeats"),
+            ("repeats = 100000", "repeats"),
+            ("concurrency = 0", "concurrency"),
+            ("max_error_rate = 1.5", "max_error_rate"),
+            ("max_error_rate = nan", "max_error_rate"),
+            ("[scoring.keywords]\nfuzzy = nan", "scoring.keywords.fuzzy"),
+            (
+                "[scoring]\nsimilarity = { threshold = inf }",
+                "scoring.similarity.threshold",
+            ),
+        ] {
+            std::fs::write(
+                &e,
+                format!("golden = \"g\"\ncurrent = \"a.toml\"\ncandidate = \"b.toml\"\n{line}\n"),
+            )
+            .unwrap();
+            let msg = EvalConfig::load(&e).unwrap_err().to_string();
+            assert!(msg.contains(&format!("field `{field}`")), "{line}: {msg}");
         }
     }
 

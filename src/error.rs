@@ -153,6 +153,17 @@ pub fn exit_for(err: &anyhow::Error) -> Exit {
         .map_or(Exit::RunFailed, Error::exit)
 }
 
+/// What is printed for an error that ends a command, each line escaped for a terminal or a CI
+/// log: a message can quote a file, a server's body or a model's name, and none of them may
+/// forge a line, a terminal sequence or a workflow command.
+pub fn message(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+        .lines()
+        .map(|line| crate::text::printable(line).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Read a file the user pointed us at, naming it in the error.
 pub fn read_input(path: &Path, what: &str) -> Result<String, Error> {
     std::fs::read_to_string(path).map_err(|e| {

@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::GateConfig;
+use crate::config::{GateConfig, MAX_TIMEOUT_S, NumberRule};
 use crate::error::{Error, Location, Problem};
-use crate::metrics::{MetricKind, MetricRef, Metrics};
+use crate::metrics::{MetricKind, MetricRef, Metrics, Unit};
 
 /// Comparisons allow this much floating-point slack, so 0.95 × 0.8 is not a failure of 0.76.
 const EPSILON: f64 = 1e-9;
@@ -55,6 +55,101 @@ pub fn default_gates() -> Vec<Gate> {
         g("latency_p95_ms", Bound::MaxRatio(1.10)),
         g("error_rate", Bound::MaxRatio(1.0)),
     ]
+}
+
+/// The values a metric can take, in its unit: a bound outside them can never be met (`min = 5`
+/// on accuracy, which is a share from 0 to 1) or always is.
+fn value_range(kind: MetricKind) -> (f64, f64, &'static str) {
+    match kind.info().unit {
+        Unit::Proportion => (0.0, 1.0, "a share from 0 to 1: write 0.95 for 95%"),
+        Unit::Fraction => (0.0, 1.0, "a measure from 0 to 1, e.g. 0.8"),
+        Unit::Score => (1.0, 5.0, "faithfulness is on a 1-5 scale, e.g. min = 4.0"),
+        Unit::Millis => (0.0, MAX_TIMEOUT_S * 1000.0, "milliseconds, e.g. max = 1500"),
+        Unit::Usd => (0.0, 1e9, "US dollars per 1,000 queries, e.g. max = 2.50"),
+    }
+}
+
+/// The largest ratios a gate may give. "At least 10 x the current model" is no regression gate
+/// and `min_ratio = 95` is a percentage written as a ratio; "at most 100 x" bounds nothing a
+/// person means.
+const MAX_MIN_RATIO: f64 = 10.0;
+const MAX_MAX_RATIO: f64 = 100.0;
+
+/// What is wrong with one bound, if anything: not a finite number, outside what the metric can
+/// take, or a ratio that cannot mean what it says.
+fn bound_problem(
+    kind: MetricKind,
+    bound: Bound,
+    at: impl Fn(&str) -> Location + Copy,
+) -> Option<Problem> {
+    match bound {
+        Bound::Min(v) | Bound::Max(v) => {
+            let name = if matches!(bound, Bound::Min(_)) {
+                "min"
+            } else {
+                "max"
+            };
+            let (lo, hi, unit) = value_range(kind);
+            let rule = NumberRule::new("", lo, hi).fix(unit);
+            rule.check(|_| at(name), v)
+        }
+        Bound::MinRatio(r) | Bound::MaxRatio(r) => {
+            let name = if matches!(bound, Bound::MinRatio(_)) {
+                "min_ratio"
+            } else {
+                "max_ratio"
+            };
+            if r == 0.0 {
+                let says = if name == "min_ratio" {
+                    "min_ratio = 0 always passes"
+                } else {
+                    "max_ratio = 0 says the candidate may have no value at all"
+                };
+                return Some(Problem::new(at(name), says).fix(
+                    "a ratio multiplies the current model's value: e.g. min_ratio = 0.95 for at least 95% of it; for an absolute bound use min or max",
+                ));
+            }
+            let most = if name == "min_ratio" {
+                MAX_MIN_RATIO
+            } else {
+                MAX_MAX_RATIO
+            };
+            NumberRule::new("", 0.0, most)
+                .fix(
+                    "a ratio multiplies the current model's value: 0.95 is 95% of it, 1.10 is 110%",
+                )
+                .check(|_| at(name), r)
+        }
+    }
+}
+
+/// Bounds of one gate that no candidate can meet together: `min` above `max`, or `min_ratio`
+/// above `max_ratio` (both multiply the same current value).
+fn contradiction(metric: &str, bounds: &[Bound], at: impl Fn() -> Location) -> Option<Problem> {
+    let (mut lower, mut upper) = (None::<f64>, None::<f64>);
+    let (mut lower_ratio, mut upper_ratio) = (None::<f64>, None::<f64>);
+    for b in bounds {
+        match *b {
+            Bound::Min(v) => lower = Some(v),
+            Bound::Max(v) => upper = Some(v),
+            Bound::MinRatio(r) => lower_ratio = Some(r),
+            Bound::MaxRatio(r) => upper_ratio = Some(r),
+        }
+    }
+    let says = match (lower, upper, lower_ratio, upper_ratio) {
+        (Some(lo), Some(hi), ..) if lo > hi => format!("min = {lo} is above max = {hi}"),
+        (.., Some(lo), Some(hi)) if lo > hi => {
+            format!("min_ratio = {lo} is above max_ratio = {hi}")
+        }
+        _ => return None,
+    };
+    Some(
+        Problem::new(
+            at(),
+            format!("the gate on `{metric}` can never pass: {says}"),
+        )
+        .fix("swap or correct the bounds"),
+    )
 }
 
 impl Gate {
@@ -108,15 +203,13 @@ impl Gate {
                         .fix("add one of min, max (absolute, on the candidate), min_ratio, max_ratio (relative to the current model)"),
                 );
             }
-            for b in &bounds {
-                let (Bound::Min(v) | Bound::Max(v) | Bound::MinRatio(v) | Bound::MaxRatio(v)) = *b;
-                if !v.is_finite() || v < 0.0 {
-                    problems.push(
-                        Problem::new(at(), format!("the bound {v} is not a non-negative number"))
-                            .fix("use a number such as 0.95"),
-                    );
-                }
-            }
+            let field = |name: &str| Location::file(file).field(format!("gate[{i}].{name}"));
+            problems.extend(
+                bounds
+                    .iter()
+                    .filter_map(|b| bound_problem(metric.kind, *b, field)),
+            );
+            problems.extend(contradiction(&c.metric, &bounds, at));
             gates.extend(bounds.into_iter().map(|bound| Gate {
                 metric: metric.clone(),
                 bound,
@@ -360,6 +453,79 @@ mod tests {
         );
     }
 
+    /// Gates no candidate can pass, or that cannot mean what they say, are refused with the
+    /// field; the ones a person writes pass.
+    #[test]
+    fn unreachable_and_contradictory_gates_are_refused() {
+        let tags = std::collections::BTreeSet::new();
+        let gate = |metric: &str, bounds: [Option<f64>; 4]| GateConfig {
+            metric: metric.into(),
+            min: bounds[0],
+            max: bounds[1],
+            min_ratio: bounds[2],
+            max_ratio: bounds[3],
+        };
+        for (g, says) in [
+            (
+                gate("accuracy", [Some(5.0), None, None, None]),
+                "gate[0].min`: 5 is out of range",
+            ),
+            (
+                gate("accuracy", [Some(95.0), None, None, None]),
+                "write 0.95 for 95%",
+            ),
+            (
+                gate("error_rate", [None, Some(f64::NAN), None, None]),
+                "gate[0].max`: is not a number",
+            ),
+            (
+                gate("faithfulness", [Some(0.5), None, None, None]),
+                "1-5 scale",
+            ),
+            (
+                gate("faithfulness", [None, Some(6.0), None, None]),
+                "gate[0].max`: 6 is out of range",
+            ),
+            (
+                gate("latency_p95_ms", [None, Some(f64::INFINITY), None, None]),
+                "not a finite number",
+            ),
+            (
+                gate("accuracy", [None, None, Some(95.0), None]),
+                "gate[0].min_ratio`: 95 is out of range",
+            ),
+            (
+                gate("accuracy", [None, None, Some(0.0), None]),
+                "min_ratio = 0 always passes",
+            ),
+            (
+                gate("latency_p95_ms", [None, None, None, Some(-1.0)]),
+                "gate[0].max_ratio`: -1 is out of range",
+            ),
+            (
+                gate("accuracy", [Some(0.9), Some(0.8), None, None]),
+                "can never pass: min = 0.9 is above max = 0.8",
+            ),
+            (
+                gate("cost_per_1k", [None, None, Some(1.2), Some(1.1)]),
+                "min_ratio = 1.2 is above max_ratio = 1.1",
+            ),
+        ] {
+            let msg = Gate::parse_all(&[g], Path::new("goldgate.toml"), &tags)
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(says), "{says}: {msg}");
+        }
+        for g in [
+            gate("accuracy", [Some(0.8), Some(1.0), Some(0.95), None]),
+            gate("faithfulness", [Some(4.0), None, None, None]),
+            gate("latency_p95_ms", [None, Some(1500.0), None, Some(1.1)]),
+            gate("error_rate", [None, Some(0.0), None, Some(1.0)]),
+        ] {
+            Gate::parse_all(&[g], Path::new("goldgate.toml"), &tags).unwrap();
+        }
+    }
+
     #[test]
     fn parse_errors_name_the_gate_and_the_fix() {
         let tags = ["billing"].into_iter().collect();
@@ -412,5 +578,126 @@ mod tests {
             Gate::parse_all(&ok, Path::new("g"), &tags).unwrap().len(),
             2
         );
+    }
+}
+
+/// Properties of gates as goldgate.toml writes them and run.json stores them: any `[[gate]]`
+/// table is a set of sane rules or a located error, a stored gate reads back as it was, and a
+/// bound is monotone.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::metrics::Tally;
+
+    /// Bounds as a careless or hostile file writes them.
+    fn bound_value() -> impl Strategy<Value = Option<f64>> {
+        proptest::option::of(prop_oneof![
+            3 => 0.0..10.0f64,
+            1 => proptest::num::f64::ANY,
+            1 => Just(f64::NAN),
+            1 => Just(f64::INFINITY),
+            1 => Just(-0.0),
+            1 => Just(1e308),
+        ])
+    }
+
+    fn metric_text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::sample::select(MetricKind::names().collect::<Vec<_>>())
+                .prop_map(str::to_owned),
+            proptest::sample::select(MetricKind::names().collect::<Vec<_>>())
+                .prop_map(|n| format!("{n}[tag=billing]")),
+            proptest::sample::select(MetricKind::names().collect::<Vec<_>>())
+                .prop_map(|n| format!("{n}[tag=nowhere]")),
+            "[a-z_\\[\\]=]{0,20}",
+        ]
+    }
+
+    fn gate_config() -> impl Strategy<Value = GateConfig> {
+        (
+            metric_text(),
+            bound_value(),
+            bound_value(),
+            bound_value(),
+            bound_value(),
+        )
+            .prop_map(|(metric, min, max, min_ratio, max_ratio)| GateConfig {
+                metric,
+                min,
+                max,
+                min_ratio,
+                max_ratio,
+            })
+    }
+
+    fn bound() -> impl Strategy<Value = Bound> {
+        (0..4u8, 0.0..1e6f64).prop_map(|(k, v)| match k {
+            0 => Bound::Min(v),
+            1 => Bound::Max(v),
+            2 => Bound::MinRatio(v),
+            _ => Bound::MaxRatio(v),
+        })
+    }
+
+    fn accuracy(v: f64) -> Metrics {
+        let mut m = Tally::default().metrics();
+        m.accuracy = Some(v);
+        m
+    }
+
+    proptest! {
+        #[test]
+        fn any_gate_tables_are_sane_rules_or_located_errors(
+            configs in proptest::collection::vec(gate_config(), 0..5)
+        ) {
+            let tags = std::collections::BTreeSet::from(["billing"]);
+            match Gate::parse_all(&configs, Path::new("goldgate.toml"), &tags) {
+                Ok(gates) => {
+                    for g in &gates {
+                        let (Bound::Min(v) | Bound::Max(v) | Bound::MinRatio(v) | Bound::MaxRatio(v)) = g.bound;
+                        prop_assert!(v.is_finite() && v >= 0.0, "{g:?}");
+                    }
+                    if !configs.is_empty() {
+                        prop_assert!(gates.len() >= configs.len(), "every table gives a rule");
+                    }
+                }
+                Err(Error::Input(problems)) => {
+                    prop_assert!(!problems.is_empty());
+                    for p in &problems {
+                        prop_assert!(p.at.field.as_deref().is_some_and(|f| f.starts_with("gate[")), "{p}");
+                        prop_assert!(p.fix.is_some(), "{p}");
+                    }
+                }
+                Err(e) => prop_assert!(false, "not an input error: {e}"),
+            }
+        }
+
+        #[test]
+        fn a_stored_gate_reads_back_as_written(configs in proptest::collection::vec(gate_config(), 1..4)) {
+            let tags = std::collections::BTreeSet::from(["billing"]);
+            if let Ok(gates) = Gate::parse_all(&configs, Path::new("goldgate.toml"), &tags) {
+                let json = serde_json::to_string(&gates).unwrap();
+                prop_assert_eq!(serde_json::from_str::<Vec<Gate>>(&json).unwrap(), gates);
+            }
+        }
+
+        #[test]
+        fn a_better_candidate_never_does_worse(
+            bound in bound(), current in 0.0..1e6f64, candidate in 0.0..1e6f64, step in 0.0..1e6f64,
+        ) {
+            let gate = Gate { metric: MetricRef::parse("accuracy").unwrap(), bound };
+            let result = gate.evaluate(&accuracy(current), &accuracy(candidate));
+            prop_assert_ne!(result.outcome, Outcome::Skipped);
+            // Further in the direction the bound asks for.
+            let better = match bound {
+                Bound::Min(_) | Bound::MinRatio(_) => candidate + step,
+                Bound::Max(_) | Bound::MaxRatio(_) => candidate - step,
+            };
+            if result.pass {
+                prop_assert!(gate.evaluate(&accuracy(current), &accuracy(better)).pass, "{result:?} then {better}");
+            }
+        }
     }
 }

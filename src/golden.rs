@@ -127,6 +127,8 @@ pub struct Items {
     tag_index: HashMap<String, u32>,
     /// Where each item ends in `json`, `ids` and `tags`.
     ends: Vec<ItemEnd>,
+    /// The items by id, for [`Items::position`].
+    by_id: IdIndex,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -134,6 +136,20 @@ struct ItemEnd {
     json: usize,
     id: usize,
     tags: usize,
+}
+
+/// An open-addressing hash table of item numbers, keyed by the ids in [`Items`]: finding an
+/// item by id (every result line is matched to its item so) costs 4 to 8 bytes per item, where a
+/// `HashMap` from id to index costs a copy or a borrow of every id plus the index (50 bytes per
+/// item, 100 with owned ids: 100 MB for a million items).
+#[derive(Debug, Clone, Default)]
+struct IdIndex {
+    /// Item number + 1 per slot, 0 for an empty slot. The length is a power of two, and at most
+    /// half of the slots are taken, so a probe ends soon.
+    slots: Vec<u32>,
+    /// Seeded per process (SipHash): ids come from files anyone can write, and a fixed hash would
+    /// let a crafted golden set make every lookup a scan.
+    hasher: std::hash::RandomState,
 }
 
 impl Items {
@@ -173,6 +189,47 @@ impl Items {
             id: self.ids.len(),
             tags: self.tags.len(),
         });
+        self.index_last();
+    }
+
+    /// Put the last item into the id index; an id pushed again points at its last item, as
+    /// collecting `(id, index)` pairs into a map would.
+    fn index_last(&mut self) {
+        if self.by_id.slots.len() < 2 * self.len() {
+            self.by_id.slots = vec![0; (2 * self.len()).next_power_of_two().max(16)];
+            for i in 0..self.len() - 1 {
+                self.index_item(i);
+            }
+        }
+        self.index_item(self.len() - 1);
+    }
+
+    fn index_item(&mut self, i: usize) {
+        let (slot, _) = self.slot_of(self.id(i));
+        self.by_id.slots[slot] = u32::try_from(i + 1).expect("fewer than 2^32 items");
+    }
+
+    /// The slot that holds `id`, with its item, or the empty slot where it would go.
+    fn slot_of(&self, id: &str) -> (usize, Option<usize>) {
+        use std::hash::BuildHasher;
+        let mask = self.by_id.slots.len() - 1;
+        // Truncating the 64-bit hash keeps its low bits, which are the ones the mask keeps.
+        let mut slot = self.by_id.hasher.hash_one(id) as usize & mask;
+        loop {
+            match self.by_id.slots[slot] {
+                0 => return (slot, None),
+                n if self.id(n as usize - 1) == id => return (slot, Some(n as usize - 1)),
+                _ => slot = (slot + 1) & mask,
+            }
+        }
+    }
+
+    /// The number of the item with this id (the last one, if a file repeats an id).
+    pub fn position(&self, id: &str) -> Option<usize> {
+        if self.by_id.slots.is_empty() {
+            return None;
+        }
+        self.slot_of(id).1
     }
 
     fn intern(&mut self, tag: &str) -> u32 {
@@ -262,6 +319,19 @@ impl Items {
                 seen <= n
             });
         }
+    }
+
+    /// The set's hash: SHA-256 over each item's canonical JSON hashed alone, in id order, so
+    /// neither key order, whitespace nor line order changes it. Each item is hashed from the
+    /// store as it is reached: a million items need their order (8 MB), not their 32 MB of hashes.
+    pub fn canonical_sha256(&self) -> String {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.id(a).cmp(self.id(b)));
+        let mut set = Sha256::new();
+        for i in order {
+            set.update(Sha256::digest(self.json(i)));
+        }
+        hex(&set.finalize())
     }
 
     pub fn shrink_to_fit(&mut self) {
@@ -502,9 +572,8 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
     })?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
     let mut items = Items::default();
-    // (index into `items`, hash of the item): sorted by id at the end.
-    let mut item_hashes: Vec<(usize, [u8; 32])> = Vec::new();
-    let mut first_line: HashMap<String, usize> = HashMap::new();
+    // The line of each item kept, to name the first of two with one id.
+    let mut lines: Vec<usize> = Vec::new();
     let mut unchecked = Vec::new();
     let mut patterns = Patterns::default();
     let mut problems = Vec::new();
@@ -559,7 +628,7 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
             }
         };
         problems.extend(check_item(&item, &mut patterns, at));
-        if let Some(first) = first_line.get(&item.id) {
+        if let Some(first) = items.position(&item.id).map(|i| lines[i]) {
             problems.push(
                 Problem::new(
                     at().field("id"),
@@ -569,7 +638,7 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
             );
             continue;
         }
-        first_line.insert(item.id.clone(), line_no);
+        lines.push(line_no);
         if !item.has_own_check() {
             unchecked.push(UncheckedItem {
                 id: item.id.clone(),
@@ -578,7 +647,6 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
             });
         }
         let canonical = serde_json::to_vec(&item).expect("items always serialise");
-        item_hashes.push((items.len(), Sha256::digest(&canonical).into()));
         items.push_parts(&item, &canonical);
     }
     if problems.len() >= MAX_PROBLEMS {
@@ -597,12 +665,8 @@ fn load_items(path: &Path) -> Result<(Items, String, Vec<UncheckedItem>, Pattern
         return Err(Error::Input(problems));
     }
     items.shrink_to_fit();
-    item_hashes.sort_unstable_by(|a, b| items.id(a.0).cmp(items.id(b.0)));
-    let mut set_hash = Sha256::new();
-    for (_, h) in &item_hashes {
-        set_hash.update(h);
-    }
-    Ok((items, hex(&set_hash.finalize()), unchecked, patterns))
+    let sha256 = items.canonical_sha256();
+    Ok((items, sha256, unchecked, patterns))
 }
 
 type ParseFailure = (Option<String>, String, String);
@@ -708,13 +772,9 @@ fn name_problem(name: &str) -> Option<String> {
     if chars > MAX_NAME_CHARS {
         return Some(format!("is {chars} characters long, over {MAX_NAME_CHARS}"));
     }
-    let hidden = |c: char| {
-        matches!(
-            c,
-            '\u{00AD}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-        )
-    };
-    let c = name.chars().find(|&c| c.is_control() || hidden(c))?;
+    let c = name
+        .chars()
+        .find(|&c| c.is_control() || crate::text::is_hidden(c))?;
     Some(format!(
         "contains U+{:04X}, {}",
         u32::from(c),
@@ -805,7 +865,7 @@ pub fn lock(dir: &Path) -> Result<String, Error> {
             )
         }
     };
-    let updated = rewrite_lock_fields(&text, version, &set.sha256);
+    let updated = rewrite_lock_fields(&meta_path, &text, version, &set.sha256)?;
     // Write beside and rename, so a crash never leaves a half-written golden.toml.
     let tmp = meta_path.with_extension("toml.tmp");
     std::fs::write(&tmp, updated)
@@ -817,54 +877,59 @@ pub fn lock(dir: &Path) -> Result<String, Error> {
                 "check the file is writable",
             )
         })?;
+    // Say "locked" only once the file, read back as every later run reads it, is locked.
+    let relocked = GoldenSet::load(dir)?;
+    if relocked.lock_state() != LockState::Locked {
+        return Err(Error::input(
+            Location::file(&meta_path),
+            "the lock was written but does not read back as locked",
+            "check golden.toml for a second `sha256` or `version` key in a table, and remove it",
+        ));
+    }
     Ok(message)
 }
 
-/// Replace (or add) the `version`, `sha256` and `locked_version` lines, keeping everything else —
-/// comments included — as the user wrote it.
-fn rewrite_lock_fields(text: &str, version: u64, sha256: &str) -> String {
-    let mut out = Vec::new();
-    let mut seen = [false; 3];
-    for line in text.lines() {
-        let key = line.split('=').next().unwrap_or("").trim();
-        let replacement = match key {
-            "version" => Some((0, format!("version = {version}"))),
-            "sha256" => Some((
-                1,
-                format!("sha256 = \"{sha256}\"  # written by `goldgate golden lock`"),
-            )),
-            "locked_version" => Some((2, format!("locked_version = {version}"))),
-            _ => None,
-        };
-        match replacement {
-            Some((i, new)) if line.contains('=') && !line.trim_start().starts_with('#') => {
-                seen[i] = true;
-                out.push(new);
-            }
-            _ => out.push(line.to_owned()),
+/// Set (or add) the `version`, `sha256` and `locked_version` keys with a format-preserving TOML
+/// editor: comments, key order and quoting stay as the user wrote them, a quoted key (`"sha256" =`)
+/// is the key it names, and a value's own trailing comment is kept.
+fn rewrite_lock_fields(
+    path: &Path,
+    text: &str,
+    version: u64,
+    sha256: &str,
+) -> Result<String, Error> {
+    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+        Error::input(
+            Location::file(path),
+            format!("not valid TOML: {}", e.message()),
+            "correct the file, then run `goldgate golden lock` again",
+        )
+    })?;
+    let version = i64::try_from(version).map_err(|_| {
+        Error::input(
+            Location::file(path).field("version"),
+            format!("version {version} is beyond what TOML can hold"),
+            "give a version below 2^63",
+        )
+    })?;
+    let set = |doc: &mut toml_edit::DocumentMut, key: &str, value: toml_edit::Value, note: &str| {
+        let mut value = value;
+        match doc.get(key).and_then(toml_edit::Item::as_value) {
+            Some(old) => *value.decor_mut() = old.decor().clone(),
+            None if !note.is_empty() => value.decor_mut().set_suffix(note),
+            None => {}
         }
-    }
-    // Keys must come before any [table]; golden.toml has none, but insert after the top block anyway.
-    let insert_at = out
-        .iter()
-        .position(|l| l.trim_start().starts_with('['))
-        .unwrap_or(out.len());
-    let mut extra = Vec::new();
-    if !seen[0] {
-        extra.push(format!("version = {version}"));
-    }
-    if !seen[1] {
-        extra.push(format!(
-            "sha256 = \"{sha256}\"  # written by `goldgate golden lock`"
-        ));
-    }
-    if !seen[2] {
-        extra.push(format!("locked_version = {version}"));
-    }
-    out.splice(insert_at..insert_at, extra);
-    let mut s = out.join("\n");
-    s.push('\n');
-    s
+        doc[key] = toml_edit::Item::Value(value);
+    };
+    set(&mut doc, "version", version.into(), "");
+    set(
+        &mut doc,
+        "sha256",
+        sha256.into(),
+        "  # written by `goldgate golden lock`",
+    );
+    set(&mut doc, "locked_version", version.into(), "");
+    Ok(doc.to_string())
 }
 
 #[cfg(test)]
@@ -910,6 +975,50 @@ mod tests {
         assert_eq!(items.get(1), all[2]);
         items.truncate(1);
         assert_eq!(items.iter().collect::<Vec<_>>(), [all[0].clone()]);
+    }
+
+    #[test]
+    fn items_are_found_by_id_past_every_growth_of_the_index() {
+        let item = |id: String| Item {
+            id,
+            ..parse_item(r#"{"id": "x", "question": "y"}"#).unwrap()
+        };
+        let mut items = Items::default();
+        assert_eq!(items.position("item-0"), None);
+        for n in 0..5000 {
+            items.push(&item(format!("item-{n}")));
+            // The item just pushed, the first, and one never pushed, at every size.
+            assert_eq!(items.position(&format!("item-{n}")), Some(n));
+            assert_eq!(items.position("item-0"), Some(0));
+            assert_eq!(items.position(&format!("item-{}", n + 1)), None);
+        }
+        for n in (0..5000).step_by(7) {
+            assert_eq!(items.position(&format!("item-{n}")), Some(n));
+        }
+        assert_eq!(items.position(""), None);
+        assert_eq!(items.position("item-"), None);
+        // An id given twice (a hand-edited items.jsonl) is its last item, as a map built from
+        // (id, index) pairs would say.
+        items.push(&item("item-3".into()));
+        assert_eq!(items.position("item-3"), Some(5000));
+        // A copy keeps only what it kept, at its own positions.
+        items.retain_ids(|id| id.ends_with('7'));
+        assert_eq!(items.position("item-7"), Some(0));
+        assert_eq!(items.position("item-17"), Some(1));
+        assert_eq!(items.position("item-3"), None);
+    }
+
+    #[test]
+    fn the_set_hash_is_over_each_items_hash_in_id_order() {
+        let items: Items = ["b", "c", "a"]
+            .iter()
+            .map(|id| parse_item(&format!(r#"{{"id": "{id}", "question": "q {id}?"}}"#)).unwrap())
+            .collect();
+        let mut expected = Sha256::new();
+        for i in [2, 0, 1] {
+            expected.update(Sha256::digest(serde_json::to_vec(&items.get(i)).unwrap()));
+        }
+        assert_eq!(items.canonical_sha256(), hex(&expected.finalize()));
     }
 
     fn write_set(dir: &Path, items: &str) {
@@ -1100,5 +1209,42 @@ mod tests {
         .unwrap();
         lock(d.path()).unwrap();
         assert_eq!(GoldenSet::load(d.path()).unwrap().meta.version, 2);
+    }
+
+    /// The cases a line-by-line editor got wrong: a quoted key (duplicated, so the file no longer
+    /// parsed), `version=` with no spaces and a trailing comment, keys written after a comment
+    /// line that mentions them, a value that mentions one, a multi-line string.
+    #[test]
+    fn lock_edits_toml_as_toml() {
+        for meta in [
+            "name = \"t\"\n\"version\" = 2\n\"sha256\" = \"0000\"\n",
+            "name = \"t\"\nversion=2 # bumped by hand\n",
+            "# version = 1 was the first\nname = \"t\"\nversion = 2\ndescription = \"sha256 = x\"\n",
+            "name = 't'\nversion = 2\nsha256 = \"\"\"\nabc\"\"\"\n",
+        ] {
+            let d = tempfile::tempdir().unwrap();
+            std::fs::write(d.path().join("golden.toml"), meta).unwrap();
+            std::fs::write(
+                d.path().join("items.jsonl"),
+                "{\"id\":\"1\",\"question\":\"q\"}\n",
+            )
+            .unwrap();
+            let said = lock(d.path()).unwrap_or_else(|e| panic!("{meta}: {e}"));
+            let set = GoldenSet::load(d.path()).unwrap_or_else(|e| panic!("{meta}: {e}"));
+            assert_eq!(set.lock_state(), LockState::Locked, "{meta} -> {said}");
+            let text = std::fs::read_to_string(d.path().join("golden.toml")).unwrap();
+            let table: toml::Table = toml::from_str(&text).unwrap();
+            assert_eq!(
+                table["sha256"].as_str(),
+                Some(set.sha256.as_str()),
+                "{text}"
+            );
+            for comment in meta
+                .lines()
+                .filter_map(|l| l.split_once('#').map(|(_, c)| c))
+            {
+                assert!(text.contains(comment), "comment `{comment}` kept: {text}");
+            }
+        }
     }
 }

@@ -42,3 +42,12 @@ mod text;
 mod tokens;
 
 pub use commands::main;
+
+/// The parsers of what a server sends, for the fuzz targets in `fuzz/`: not an API, and it
+/// changes with them. Everything a file holds is reached through the public loaders instead.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::provider::http::{MAX_SERVER_WAIT, retry_after, server_wait};
+    pub use crate::provider::openai::read_stream_chunks;
+    pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+}

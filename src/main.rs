@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             if broken_pipe {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", goldgate::error::message(&err));
             ExitCode::from(goldgate::error::exit_for(&err).code())
         }
     }

@@ -22,6 +22,9 @@ pub struct Manifest {
     pub repeats: u32,
     pub models: Sides<ModelRef>,
     pub gates: Vec<Gate>,
+    /// The evaluation's error ceiling; absent in run directories written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_error_rate: Option<f64>,
     /// Notes every view must show (e.g. a diff of runs over different golden sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

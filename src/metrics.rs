@@ -33,21 +33,49 @@ pub enum Status {
 }
 
 impl Status {
-    /// How a run ended, from its tallies: a model that answered nothing at all makes the
-    /// comparison meaningless, so the run failed.
-    pub fn of(tallies: &Sides<ModelTally>, interrupted: bool) -> Status {
+    /// How a run ended, from its tallies and the evaluation's error ceiling (see [`failure`]).
+    pub fn of(
+        tallies: &Sides<ModelTally>,
+        interrupted: bool,
+        max_error_rate: Option<f64>,
+    ) -> Status {
         if interrupted {
             Status::Interrupted
-        } else if tallies
-            .values()
-            .iter()
-            .any(|t| t.all.requests > 0 && t.all.answered == 0)
-        {
+        } else if failure(tallies, max_error_rate).is_some() {
             Status::Failed
         } else {
             Status::Complete
         }
     }
+}
+
+/// Why a finished run cannot be judged, if it cannot: a model answered nothing, or its requests
+/// failed more often than `max_error_rate`. Both make the comparison measure an outage rather
+/// than the models: with 70% of both sides' requests failed, "candidate errors <= current
+/// errors" passes and accuracy on the few answers left says nothing. `None` for the ceiling
+/// (run directories written before it existed) keeps only the first rule.
+pub fn failure(tallies: &Sides<ModelTally>, max_error_rate: Option<f64>) -> Option<String> {
+    tallies.iter().find_map(|(side, t)| {
+        let t = &t.all;
+        if t.requests == 0 {
+            return None;
+        }
+        if t.answered == 0 {
+            return Some(format!("the {} model answered nothing", side.as_str()));
+        }
+        let rate = t.errors as f64 / t.requests as f64;
+        let ceiling = max_error_rate?;
+        (rate > ceiling + 1e-12).then(|| {
+            format!(
+                "{:.1}% of the {} model's requests failed ({} of {}), above the {}% ceiling (max_error_rate in goldgate.toml)",
+                rate * 100.0,
+                side.as_str(),
+                t.errors,
+                t.requests,
+                ceiling * 100.0
+            )
+        })
+    })
 }
 
 /// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
@@ -708,9 +736,51 @@ pub fn encode_histogram(h: &Histogram<u64>) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// HdrHistogram's V2 encoding cookies (with the 8-byte word-size flag, as hdrhistogram writes
+/// them): plain, and deflated (zlib) around a plain one.
+const V2_COOKIE: u32 = 0x1c84_9303 | 0x10;
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9304 | 0x10;
+/// A plain V2 histogram's header: cookie, payload length, normalising offset, significant
+/// digits (4 bytes each), lowest, highest, conversion ratio (8 bytes each).
+const V2_HEADER: usize = 40;
+/// The most a stored histogram may inflate to. goldgate's own (3 significant digits, any u64
+/// value) take at most about a megabyte of counts, and usually a few hundred bytes.
+const MAX_INFLATED: u64 = 4 << 20;
+
+/// A histogram stored by [`encode_histogram`], or `None` for anything else. `summary.json` files
+/// come from other runs, other machines and hand edits, and hdrhistogram allocates what a header
+/// claims before finding the bytes missing (up to 4 GiB of payload, or counts for 5 significant
+/// digits over the whole u64 range): so the header is checked first, against the bytes that are
+/// really there and the precision goldgate writes, and the deflated form is inflated under a cap.
 pub fn decode_histogram(s: &str) -> Option<Histogram<u64>> {
+    use std::io::Read as _;
     let bytes = base64::engine::general_purpose::STANDARD.decode(s).ok()?;
-    Deserializer::new().deserialize(&mut bytes.as_slice()).ok()
+    let be32 = |b: &[u8], at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
+    };
+    let plain = match be32(&bytes, 0)? {
+        V2_COOKIE => bytes,
+        V2_DEFLATE_COOKIE => {
+            let len = usize::try_from(be32(&bytes, 4)?).ok()?;
+            let deflated = bytes.get(8..8usize.checked_add(len)?)?;
+            let mut plain = Vec::new();
+            flate2::read::ZlibDecoder::new(deflated)
+                .take(MAX_INFLATED + 1)
+                .read_to_end(&mut plain)
+                .ok()?;
+            if plain.len() as u64 > MAX_INFLATED || be32(&plain, 0)? != V2_COOKIE {
+                return None;
+            }
+            plain
+        }
+        _ => return None,
+    };
+    let payload = usize::try_from(be32(&plain, 4)?).ok()?;
+    let sigfig = be32(&plain, 12)?;
+    if payload > plain.len().saturating_sub(V2_HEADER) || sigfig > u32::from(SIGFIG) {
+        return None;
+    }
+    Deserializer::new().deserialize(&mut plain.as_slice()).ok()
 }
 
 #[cfg(test)]
@@ -799,5 +869,164 @@ mod tests {
     fn nothing_answered_gives_nulls_not_zeros() {
         let m = Tally::default().metrics();
         assert!(m.accuracy.is_none() && m.latency_ms.is_none() && m.cost_per_1k.is_none());
+    }
+}
+
+/// Properties of what files name and store: metric names and per-tag references as
+/// goldgate.toml, run.json and summary.json write them, and the stored latency histograms.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn kind() -> impl Strategy<Value = MetricKind> {
+        proptest::sample::select(CATALOGUE.iter().map(|i| i.kind).collect::<Vec<_>>())
+    }
+
+    /// What a `[[gate]] metric` may say by mistake: names, near-names, brackets in any order.
+    fn reference_text() -> impl Strategy<Value = String> {
+        let name = prop_oneof![
+            proptest::sample::select(MetricKind::names().collect::<Vec<_>>())
+                .prop_map(str::to_owned),
+            "[a-z_0-9]{0,16}",
+        ];
+        let rest = proptest::collection::vec(
+            prop_oneof![
+                Just("[".to_owned()),
+                Just("]".to_owned()),
+                Just("tag=".to_owned()),
+                Just(" ".to_owned()),
+                "[^\\[\\]]{0,6}",
+            ],
+            0..6,
+        );
+        (name, rest).prop_map(|(name, rest)| name + &rest.concat())
+    }
+
+    /// A tag as a golden set may carry one: no outer whitespace (an item's tag is matched as
+    /// written), any character inside, brackets included.
+    fn tag() -> impl Strategy<Value = String> {
+        "[^\\s]([^\\n]{0,10}[^\\s])?"
+    }
+
+    proptest! {
+        #[test]
+        fn a_metric_name_is_its_kind_and_nothing_else_is(kind in kind(), text in "[a-z_0-9]{0,20}") {
+            prop_assert_eq!(MetricKind::parse(kind.name()), Some(kind));
+            if let Some(k) = MetricKind::parse(&text) {
+                prop_assert_eq!(k.name(), text);
+            }
+        }
+
+        #[test]
+        fn any_reference_text_reads_as_one_it_writes_back(text in reference_text()) {
+            if let Some(r) = MetricRef::parse(&text) {
+                prop_assert_eq!(MetricRef::parse(&r.to_string()), Some(r));
+            }
+        }
+
+        #[test]
+        fn a_reference_round_trips_through_its_files(kind in kind(), tag in proptest::option::of(tag())) {
+            let r = MetricRef { kind, tag };
+            let back = MetricRef::parse(&r.to_string());
+            prop_assert_eq!(back.as_ref(), Some(&r));
+            let json = serde_json::to_string(&r).unwrap();
+            prop_assert_eq!(serde_json::from_str::<MetricRef>(&json).unwrap(), r);
+        }
+
+        #[test]
+        fn any_value_formats_without_panic(kind in kind(), a in proptest::num::f64::ANY, b in proptest::num::f64::ANY) {
+            prop_assert!(!kind.format(a).is_empty());
+            let _ = kind.change(a, b);
+        }
+
+        #[test]
+        fn a_stored_histogram_reads_back_exactly(values in proptest::collection::vec(1u64..3_600_000_000, 0..50)) {
+            let mut h = new_histogram();
+            for v in &values {
+                h.record(*v).unwrap();
+            }
+            let back = decode_histogram(&encode_histogram(&h)).expect("a histogram it wrote");
+            prop_assert_eq!(back.len(), h.len());
+            for q in [0.5, 0.9, 0.95, 0.99, 1.0] {
+                prop_assert_eq!(back.value_at_quantile(q), h.value_at_quantile(q));
+            }
+        }
+
+        #[test]
+        fn any_stored_histogram_text_decodes_or_is_refused(
+            bytes in proptest::collection::vec(any::<u8>(), 0..64),
+            text in "[A-Za-z0-9+/=]{0,40}",
+        ) {
+            // A summary.json edited by hand, or cut: a histogram or none, never a panic.
+            let _ = decode_histogram(&text);
+            let _ = decode_histogram(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+    }
+
+    /// Headers that claim what is not there: refused before anything is allocated for them.
+    #[test]
+    fn a_histogram_header_that_claims_too_much_is_refused() {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let mut huge = Vec::new();
+        huge.extend(V2_COOKIE.to_be_bytes());
+        huge.extend(u32::MAX.to_be_bytes()); // a 4 GiB payload
+        huge.extend(0u32.to_be_bytes());
+        huge.extend(3u32.to_be_bytes());
+        huge.extend(1u64.to_be_bytes());
+        huge.extend(u64::MAX.to_be_bytes());
+        huge.extend(1f64.to_bits().to_be_bytes());
+        assert!(decode_histogram(&b64(&huge)).is_none());
+        let mut precise = huge.clone();
+        precise[4..8].copy_from_slice(&0u32.to_be_bytes());
+        precise[12..16].copy_from_slice(&5u32.to_be_bytes()); // counts for 5 digits over u64
+        assert!(decode_histogram(&b64(&precise)).is_none());
+        let mut deflated = Vec::new();
+        deflated.extend(V2_DEFLATE_COOKIE.to_be_bytes());
+        deflated.extend(u32::MAX.to_be_bytes()); // more deflated bytes than there are
+        deflated.extend([0x78, 0x9c]);
+        assert!(decode_histogram(&b64(&deflated)).is_none());
+        // A zip bomb: a megabyte-scale run of zeros behind a valid cookie inflates past the cap.
+        let mut bomb = V2_COOKIE.to_be_bytes().to_vec();
+        bomb.resize(64 << 20, 0);
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        std::io::Write::write_all(&mut z, &bomb).unwrap();
+        let z = z.finish().unwrap();
+        let mut framed = V2_DEFLATE_COOKIE.to_be_bytes().to_vec();
+        framed.extend(u32::try_from(z.len()).unwrap().to_be_bytes());
+        framed.extend(z);
+        assert!(decode_histogram(&b64(&framed)).is_none());
+        // What goldgate writes still reads back.
+        let mut h = new_histogram();
+        h.record(1234).unwrap();
+        assert_eq!(decode_histogram(&encode_histogram(&h)).unwrap().len(), 1);
+    }
+
+    proptest! {
+        // decode_histogram checks the header before hdrhistogram allocates what it claims: each
+        // case takes microseconds (it took up to a second, and gigabytes, before).
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn a_damaged_histogram_decodes_or_is_refused(
+            values in proptest::collection::vec(1u64..3_600_000_000, 1..20),
+            damage in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let mut h = new_histogram();
+            for v in &values {
+                h.record(*v).unwrap();
+            }
+            // Uncompressed, so the damage lands in the header and the counts, not only in deflate.
+            let mut bytes = Vec::new();
+            hdrhistogram::serialization::V2Serializer::new().serialize(&h, &mut bytes).unwrap();
+            for (at, byte) in &damage {
+                let i = at.index(bytes.len());
+                bytes[i] = *byte;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let _ = decode_histogram(&base64::engine::general_purpose::STANDARD.encode(&bytes));
+        }
     }
 }

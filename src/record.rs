@@ -119,6 +119,78 @@ pub struct TrialKey {
     pub trial: u32,
 }
 
+/// Which results a run has, one bit per (item, model, trial): what `--resume` skips, and how a
+/// re-read counts a key answered twice once. A million-item run's keys take 250 KB here, where a
+/// `HashSet<TrialKey>` took 70 MB.
+#[derive(Debug, Clone, Default)]
+pub struct TrialSet {
+    items: usize,
+    /// Trials below this have their bit; the run's repeats, at most 64, so a manifest that claims
+    /// billions of repeats cannot make the set huge.
+    trials: u32,
+    bits: Vec<u64>,
+    /// Keys past the bits (an item or trial the run does not have), kept exactly: there are as
+    /// many as the results file has such lines, and a sound run has none.
+    beyond: std::collections::HashSet<TrialKey>,
+    len: usize,
+}
+
+impl TrialSet {
+    /// Room for every trial of `items` items, `repeats` each, on both models.
+    pub fn new(items: usize, repeats: u32) -> TrialSet {
+        let trials = repeats.min(64);
+        let bits = items.saturating_mul(2 * trials as usize);
+        TrialSet {
+            items,
+            trials,
+            bits: vec![0; bits.div_ceil(64)],
+            beyond: std::collections::HashSet::new(),
+            len: 0,
+        }
+    }
+
+    fn bit(&self, k: &TrialKey) -> Option<usize> {
+        (k.item < self.items && k.trial < self.trials).then(|| {
+            let side = match k.side {
+                Side::Current => 0,
+                Side::Candidate => 1,
+            };
+            (k.item * 2 + side) * self.trials as usize + k.trial as usize
+        })
+    }
+
+    /// Add a key; false if it was there already.
+    pub fn insert(&mut self, k: TrialKey) -> bool {
+        let added = match self.bit(&k) {
+            Some(b) => {
+                let (word, mask) = (&mut self.bits[b / 64], 1u64 << (b % 64));
+                let added = *word & mask == 0;
+                *word |= mask;
+                added
+            }
+            None => self.beyond.insert(k),
+        };
+        self.len += usize::from(added);
+        added
+    }
+
+    pub fn contains(&self, k: &TrialKey) -> bool {
+        match self.bit(k) {
+            Some(b) => self.bits[b / 64] & (1u64 << (b % 64)) != 0,
+            None => self.beyond.contains(k),
+        }
+    }
+
+    /// How many keys the set holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenCount {
     pub input: u64,
@@ -264,4 +336,58 @@ pub fn read_lines(
         }
     }
     Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(item: usize, side: Side, trial: u32) -> TrialKey {
+        TrialKey { item, side, trial }
+    }
+
+    #[test]
+    fn a_trial_set_holds_each_key_once_whatever_its_range() {
+        let mut set = TrialSet::new(3, 2);
+        let inside = [
+            key(0, Side::Current, 0),
+            key(0, Side::Candidate, 0),
+            key(2, Side::Candidate, 1),
+            key(1, Side::Current, 1),
+        ];
+        // Past the run's items or trials: a line the manifest does not account for.
+        let beyond = [key(3, Side::Current, 0), key(0, Side::Candidate, 2)];
+        for k in inside.iter().chain(&beyond) {
+            assert!(!set.contains(k), "{k:?}");
+            assert!(set.insert(*k), "{k:?}");
+            assert!(!set.insert(*k), "{k:?} counted twice");
+            assert!(set.contains(k), "{k:?}");
+        }
+        assert_eq!(set.len(), 6);
+        // Neighbours of what was added stay out: each bit is one key.
+        for k in [
+            key(0, Side::Current, 1),
+            key(1, Side::Candidate, 1),
+            key(2, Side::Current, 1),
+            key(1, Side::Current, 0),
+            key(4, Side::Current, 0),
+        ] {
+            assert!(!set.contains(&k), "{k:?}");
+        }
+    }
+
+    #[test]
+    fn a_trial_set_stays_small_whatever_the_manifest_claims() {
+        // A hand-edited run.json with billions of repeats: bits for 64 trials per item at most.
+        let mut set = TrialSet::new(1000, u32::MAX);
+        assert!(set.bits.len() <= 1000 * 2 * 64 / 64);
+        assert!(set.insert(key(999, Side::Candidate, 63)));
+        assert!(set.insert(key(999, Side::Candidate, 64)));
+        assert!(set.insert(key(0, Side::Current, u32::MAX)));
+        assert_eq!(set.len(), 3);
+        assert!(set.contains(&key(0, Side::Current, u32::MAX)));
+        assert!(!set.contains(&key(0, Side::Candidate, u32::MAX)));
+        assert!(TrialSet::default().is_empty());
+        assert!(!TrialSet::default().contains(&key(0, Side::Current, 0)));
+    }
 }

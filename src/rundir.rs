@@ -10,8 +10,7 @@
 //! Because the summary is a fold over the results, `report` can rebuild it after a crash, and
 //! `diff` (and later `merge`) produce run directories of the same shape.
 
-use std::collections::HashMap;
-use std::io::{BufWriter, Write};
+use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -21,7 +20,7 @@ use crate::error::Error;
 use crate::golden::{Item, Items};
 use crate::manifest::Manifest;
 use crate::metrics::{ItemTally, ModelTally, Status};
-use crate::record::{ReadStats, ResultRecord, Sides, TrialKey, read_results};
+use crate::record::{ReadStats, ResultRecord, Sides, TrialKey, TrialSet, read_results};
 use crate::summary::Summary;
 
 pub fn manifest_path(dir: &Path) -> PathBuf {
@@ -104,8 +103,6 @@ pub struct RunData {
     pub items: Items,
     pub tallies: Sides<ModelTally>,
     pub item_tallies: Vec<ItemTally>,
-    /// Every (item index, model, trial) that has its result.
-    pub done: std::collections::HashSet<TrialKey>,
     pub read: ReadStats,
     /// How the run recorded its end, if it wrote a summary.
     pub recorded: Option<Recorded>,
@@ -117,44 +114,26 @@ pub struct Recorded {
     pub finished_at: String,
 }
 
-impl RunData {
-    pub fn load(dir: &Path) -> anyhow::Result<RunData> {
-        let not_a_run = |what: &str| {
-            Error::Usage(format!(
-                "{} is not a goldgate run directory ({what}); pass a directory under reports/",
-                dir.display()
-            ))
-        };
-        let manifest_text =
-            std::fs::read_to_string(manifest_path(dir)).map_err(|_| not_a_run("no run.json"))?;
-        let manifest: Manifest = serde_json::from_str(&manifest_text).with_context(|| {
-            format!(
-                "{} is not a goldgate run manifest",
-                manifest_path(dir).display()
-            )
-        })?;
-        let items_text =
-            std::fs::read_to_string(items_path(dir)).map_err(|_| not_a_run("no items.jsonl"))?;
-        let mut items = Items::default();
-        for (i, line) in items_text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .enumerate()
-        {
-            let item: Item = serde_json::from_str(line)
-                .with_context(|| format!("{}:{}", items_path(dir).display(), i + 1))?;
-            items.push(&item);
-        }
-        drop(items_text);
-        items.shrink_to_fit();
-        let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
+/// A run's results folded over its items: what every metric, the item comparison and `--resume`
+/// are computed from.
+pub struct Fold {
+    pub tallies: Sides<ModelTally>,
+    pub item_tallies: Vec<ItemTally>,
+    /// Every (item index, model, trial) that has its result.
+    pub done: TrialSet,
+    pub read: ReadStats,
+}
+
+impl Fold {
+    /// Fold `dir`'s results over `items` (the run's own, as [`RunData::load`] reads them).
+    pub fn of(dir: &Path, items: &Items, repeats: u32) -> anyhow::Result<Fold> {
         let mut tallies = Sides::<ModelTally>::default();
         let mut item_tallies = vec![ItemTally::default(); items.len()];
         // A (item, model, trial) answered twice counts once: the first answer.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = TrialSet::new(items.len(), repeats);
         let read = if results_path(dir).exists() {
             read_results(&results_path(dir), |r| {
-                let Some(&i) = index.get(r.id.as_str()) else {
+                let Some(i) = items.position(&r.id) else {
                     return;
                 };
                 let key = TrialKey {
@@ -171,6 +150,73 @@ impl RunData {
         } else {
             ReadStats::default()
         };
+        Ok(Fold {
+            tallies,
+            item_tallies,
+            done: seen,
+            read,
+        })
+    }
+
+    /// Whether every (item, model, trial) has its result.
+    pub fn is_complete(&self, repeats: u32) -> bool {
+        self.item_tallies.iter().all(|t| t.is_complete(repeats))
+    }
+}
+
+fn not_a_run(dir: &Path, what: &str) -> Error {
+    Error::Usage(format!(
+        "{} is not a goldgate run directory ({what}); pass a directory under reports/",
+        dir.display()
+    ))
+}
+
+/// A run directory's manifest alone.
+pub fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let manifest_text =
+        std::fs::read_to_string(manifest_path(dir)).map_err(|_| not_a_run(dir, "no run.json"))?;
+    let manifest: Manifest = serde_json::from_str(&manifest_text).with_context(|| {
+        format!(
+            "{} is not a goldgate run manifest",
+            manifest_path(dir).display()
+        )
+    })?;
+    Ok(manifest)
+}
+
+/// A run directory's items, as `items.jsonl` holds them.
+pub fn read_items(dir: &Path) -> anyhow::Result<Items> {
+    // Read a line at a time: the file is as large as the items held, and a million items'
+    // text held twice was the peak of `goldgate report`.
+    let items_file =
+        std::fs::File::open(items_path(dir)).map_err(|_| not_a_run(dir, "no items.jsonl"))?;
+    let mut items = Items::default();
+    let lines = std::io::BufReader::with_capacity(1 << 16, items_file).lines();
+    let mut numbered = 0;
+    for line in lines {
+        let line = line.map_err(|_| not_a_run(dir, "no items.jsonl"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        numbered += 1;
+        let item: Item = serde_json::from_str(&line)
+            .with_context(|| format!("{}:{}", items_path(dir).display(), numbered))?;
+        items.push(&item);
+    }
+    items.shrink_to_fit();
+    Ok(items)
+}
+
+impl RunData {
+    pub fn load(dir: &Path) -> anyhow::Result<RunData> {
+        let manifest = read_manifest(dir)?;
+        let items = read_items(dir)?;
+        let Fold {
+            tallies,
+            item_tallies,
+            read,
+            ..
+        } = Fold::of(dir, &items, manifest.repeats)?;
         let recorded = std::fs::read_to_string(summary_path(dir))
             .ok()
             .and_then(|t| serde_json::from_str::<Summary>(&t).ok())
@@ -184,7 +230,6 @@ impl RunData {
             items,
             tallies,
             item_tallies,
-            done: seen,
             read,
             recorded,
         })
@@ -200,7 +245,13 @@ impl RunData {
     /// (a crash), what its results show.
     pub fn status(&self) -> Status {
         self.recorded.as_ref().map_or_else(
-            || Status::of(&self.tallies, !self.is_complete()),
+            || {
+                Status::of(
+                    &self.tallies,
+                    !self.is_complete(),
+                    self.manifest.max_error_rate,
+                )
+            },
             |r| r.status,
         )
     }
@@ -218,17 +269,41 @@ impl RunData {
 
 /// Cut a torn last line (a crash mid-write) off a results file, so appending starts clean.
 fn truncate_torn_tail(path: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if keep < bytes.len() {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let keep = end_of_last_line(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if keep < len {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .open(path)
             .with_context(|| format!("cannot open {}", path.display()))?;
-        file.set_len(keep as u64)
+        file.set_len(keep)
             .with_context(|| format!("cannot truncate {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Where the last complete line of a file ends (0 if it has none), read backwards a block at a
+/// time: a results file holds every answer of the run (1.4 GB for a million items), and reading
+/// it whole to look at its end was the peak of a resumed run.
+fn end_of_last_line(path: &Path) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 64 * 1024;
+    let mut file = std::fs::File::open(path)?;
+    let mut end = file.metadata()?.len();
+    let mut block = vec![0; BLOCK as usize];
+    while end > 0 {
+        let start = end.saturating_sub(BLOCK);
+        let bytes = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(bytes)?;
+        if let Some(i) = bytes.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// `results.jsonl` opened for writing: created for a new run (never over an existing file),
@@ -307,4 +382,84 @@ pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&fmt)
         .unwrap_or_default()
+}
+
+/// A run directory held for writing. Two processes writing one directory would both redo its
+/// missing work (paid twice) and interleave their lines, so a process that writes a run holds an
+/// exclusive OS lock on `<dir>/.lock` until it exits. The OS drops the lock of a process that dies
+/// (killed, crashed, power cut), so a lock that is held belongs to a live process: nothing stale
+/// needs detecting or cleaning up.
+#[derive(Debug)]
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+impl RunLock {
+    /// Take the lock, or say which process holds it (exit 2: nothing was run).
+    pub fn acquire(dir: &Path) -> Result<RunLock, Error> {
+        let path = dir.join(".lock");
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::Usage(format!("cannot open {}: {e}", path.display())))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let holder = holder.trim();
+                let by = if holder.is_empty() {
+                    "another goldgate process".to_owned()
+                } else {
+                    format!("another goldgate process ({holder})")
+                };
+                return Err(Error::Usage(format!(
+                    "{} is being written by {by}; wait for it to finish (a process that died would have released it)",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Usage(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+        // Who holds it, for the message another process prints; best effort.
+        let _ = file
+            .set_len(0)
+            .and_then(|()| writeln!(file, "pid {}, since {}", std::process::id(), now_rfc3339()));
+        Ok(RunLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torn_tail_is_cut_at_the_last_newline_however_far_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results.jsonl");
+        let block = 64 * 1024;
+        let line = |n: usize| "x".repeat(n - 1) + "\n";
+        let cases: Vec<(String, usize)> = vec![
+            (String::new(), 0),
+            ("\n".into(), 1),
+            ("{}\n".into(), 3),
+            ("{}\n{\"id\"".into(), 3),
+            ("no newline at all".into(), 0),
+            // A last line torn past one block, and newlines either side of a block boundary.
+            (line(10) + &"y".repeat(3 * block), 10),
+            (line(block) + "torn", block),
+            (line(block + 1) + "torn", block + 1),
+            (line(block - 1) + &line(2) + "torn", block + 1),
+            ("z".repeat(2 * block), 0),
+        ];
+        for (text, keep) in cases {
+            std::fs::write(&path, &text).unwrap();
+            assert_eq!(end_of_last_line(&path).unwrap(), keep as u64, "{text:.20}");
+            truncate_torn_tail(&path).unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), text.as_bytes()[..keep]);
+        }
+    }
 }

@@ -15,7 +15,7 @@ use crate::metrics::{ItemTally, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
 use crate::provider::{CallError, Client, Outcome, Request};
-use crate::record::{ResultRecord, Side, Sides, TokenCount, TrialKey};
+use crate::record::{ResultRecord, Side, Sides, TokenCount, TrialKey, TrialSet};
 use crate::rundir::ResultsWriter;
 use crate::score::{Scores, Scoring};
 
@@ -42,7 +42,7 @@ pub struct Runner<'a> {
     /// After the first interrupt, how long in-flight requests may take to finish.
     pub grace: Duration,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
-    pub done: Option<&'a std::collections::HashSet<TrialKey>>,
+    pub done: Option<&'a TrialSet>,
 }
 
 impl Runner<'_> {

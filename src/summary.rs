@@ -24,6 +24,9 @@ pub struct Summary {
     pub items: ItemDiff,
     pub gates: Vec<GateResult>,
     pub verdict: Verdict,
+    /// Why a run whose status is `failed` could not be judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// Set by `goldgate diff`: the two stored runs compared, so every view names them.
@@ -110,6 +113,9 @@ impl Summary {
             items: ItemDiff::from_items(items, manifest.repeats),
             gates: results,
             verdict,
+            failure: (status == Status::Failed)
+                .then(|| crate::metrics::failure(tallies, manifest.max_error_rate))
+                .flatten(),
             warnings: manifest.warnings.clone(),
             diff_of: manifest.diff_of().cloned(),
             rerun_of: manifest.rerun_of().cloned(),

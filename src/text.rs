@@ -766,6 +766,76 @@ pub fn one_line(text: &str) -> String {
         .collect()
 }
 
+/// Characters that show nothing themselves but change how the text around them reads: the soft
+/// hyphen, zero-width spaces and joiners, direction marks, embeddings, overrides and isolates (text
+/// shown reversed), invisible operators, the byte-order mark, interlinear annotations and the tag
+/// characters (which carry ASCII no one sees).
+pub fn is_hidden(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
+}
+
+/// Where text from outside would break a line: the control characters that are whitespace
+/// (newline, carriage return, tab, vertical tab, form feed, next line) and the Unicode line and
+/// paragraph separators.
+pub fn breaks_line(c: char) -> bool {
+    (c.is_control() && c.is_whitespace()) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// A character that must not reach a reader as itself, written as Rust and JSON readers know it:
+/// ESC is `\u{1b}`, a right-to-left override `\u{202e}`.
+pub fn escaped(c: char) -> String {
+    format!("\\u{{{:x}}}", u32::from(c))
+}
+
+/// Text from outside (a model name, a server's error, a golden set's strings, a path) as one inert
+/// piece of a terminal or CI log line. Line breaks and tabs become spaces: a value never starts a
+/// log line of its own, and `\r` never overwrites one. Other control characters (ESC, which starts
+/// colours, cursor moves and OSC 8 links; BEL, NUL, DEL, the C1 controls) and [`is_hidden`]
+/// characters are [`escaped`]. A GitHub Actions workflow command (`::error::…`, `::add-mask::…`,
+/// `::stop-commands::…`) is read from a line that starts with `::` after its leading spaces, so the
+/// text never starts so (its first `:` is escaped); the runner's legacy form `##[command]` and Azure
+/// Pipelines' `##vso[` are found anywhere in a line, so their `[` is escaped wherever it follows.
+/// Text with none of these is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let inert = |c: char| !(c.is_control() || is_hidden(c) || breaks_line(c));
+    if text.chars().all(inert) && !text.contains("##") && !text.trim_start().starts_with("::") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if breaks_line(c) {
+            out.push(' ');
+        } else if !inert(c) || (c == '[' && opens_log_command(&out)) {
+            out.push_str(&escaped(c));
+        } else {
+            out.push(c);
+        }
+    }
+    let lead = out.len() - out.trim_start().len();
+    if out[lead..].starts_with("::") {
+        out.replace_range(lead..=lead, &escaped(':'));
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether a `[` after `before` would open a log command a CI runner obeys anywhere in a line:
+/// `##[` (GitHub Actions' legacy form) or `##vso[` (Azure Pipelines, in any case).
+pub fn opens_log_command(before: &str) -> bool {
+    let b = before.as_bytes();
+    b.ends_with(b"##") || b.len() >= 5 && b[b.len() - 5..].eq_ignore_ascii_case(b"##vso")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -976,5 +1046,161 @@ mod tests {
     fn content_words_drop_stopwords_and_plurals() {
         let w: Vec<_> = content_words("What are the Refunds for orders?").collect();
         assert_eq!(w, vec!["refund", "order"]);
+    }
+}
+
+/// Properties of the one-line helpers every message and report cell goes through: any text, cut
+/// anywhere, stays on one line, free of control characters, within its room, and never panics
+/// on a character boundary.
+#[cfg(test)]
+mod line_properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text dense in what breaks cutting and folding: multi-byte characters, combining marks,
+    /// zero-width and bidi characters, every kind of whitespace and control character.
+    fn hostile_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                4 => "[a-z]{1,6}",
+                2 => Just(" ".to_owned()),
+                1 => "[\\t\\n\\r\\x0B\\x0C\\u{85}\\u{A0}\\u{2028}\\u{3000}]",
+                1 => "[\\x00-\\x1F\\x7F\\u{80}-\\u{9F}]",
+                1 => "[é€🦀\\u{301}\\u{200B}\\u{202E}\\u{FEFF}中文]{1,3}",
+                1 => "[,;:…]",
+                1 => any::<char>().prop_map(String::from),
+            ],
+            0..40,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    fn is_one_line(s: &str) -> bool {
+        !s.chars()
+            .any(|c| c.is_control() || (c.is_whitespace() && c != ' '))
+    }
+
+    proptest! {
+        #[test]
+        fn one_line_has_no_line_break_or_control_character(text in hostile_text()) {
+            let flat = one_line(&text);
+            prop_assert!(is_one_line(&flat), "{flat:?}");
+            let words = |s: &str| s.chars().filter(|c| !c.is_whitespace() && !c.is_control()).collect::<String>();
+            prop_assert_eq!(words(&flat), words(&text), "no visible character is lost");
+        }
+
+        #[test]
+        fn ellipsize_keeps_within_the_room_and_cuts_only_the_end(text in hostile_text(), max in 0usize..50) {
+            let flat = one_line(&text);
+            let cut = ellipsize(&text, max);
+            prop_assert!(is_one_line(&cut), "{cut:?}");
+            if flat.chars().count() <= max {
+                prop_assert_eq!(cut, flat);
+            } else {
+                let head = cut.strip_suffix('…').expect("a cut text ends in an ellipsis");
+                prop_assert!(head.chars().count() <= max, "{cut:?} over {max}");
+                prop_assert!(flat.starts_with(head), "{cut:?} is not the start of {flat:?}");
+            }
+        }
+
+        // From 1: with no room at all the whole text comes back ("a" gives "…a"); no caller
+        // asks for none.
+        #[test]
+        fn ellipsize_start_keeps_within_the_room_and_cuts_only_the_start(text in hostile_text(), max in 1usize..50) {
+            let flat = one_line(&text);
+            let cut = ellipsize_start(&text, max);
+            prop_assert!(is_one_line(&cut), "{cut:?}");
+            if flat.chars().count() <= max {
+                prop_assert_eq!(cut, flat);
+            } else {
+                let tail = cut.strip_prefix('…').expect("a cut text starts with an ellipsis");
+                prop_assert!(tail.chars().count() <= max, "{cut:?} over {max}");
+                prop_assert!(flat.ends_with(tail), "{cut:?} is not the end of {flat:?}");
+            }
+        }
+    }
+}
+
+/// [`printable`]: what a terminal or a CI log line may carry of outside text.
+#[cfg(test)]
+mod printable_tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn terminal_sequences_and_log_commands_are_inert() {
+        for (outside, shown) in [
+            ("gpt-4o", "gpt-4o"),
+            ("std::io::Error: refused", "std::io::Error: refused"),
+            ("\u{1b}[31mred\u{1b}[0m", "\\u{1b}[31mred\\u{1b}[0m"),
+            (
+                "\u{1b}]8;;https://evil.example\u{7}click\u{1b}]8;;\u{7}",
+                "\\u{1b}]8;;https://evil.example\\u{7}click\\u{1b}]8;;\\u{7}",
+            ),
+            ("PASS\rFAIL", "PASS FAIL"),
+            ("ok\n::error::forged", "ok ::error::forged"),
+            ("::add-mask::x", "\\u{3a}:add-mask::x"),
+            (" \t::stop-commands::t", "  \\u{3a}:stop-commands::t"),
+            ("\n::set-output name=a::b", " \\u{3a}:set-output name=a::b"),
+            ("say ##[error]forged", "say ##\\u{5b}error]forged"),
+            (
+                "###[x] ##VSO[task.complete]",
+                "###\\u{5b}x] ##VSO\\u{5b}task.complete]",
+            ),
+            ("# heading [link]", "# heading [link]"),
+            ("\u{202e}LIAF\u{202c}", "\\u{202e}LIAF\\u{202c}"),
+            (
+                "a\u{0}b\u{7f}c\u{9b}d\u{200b}e",
+                "a\\u{0}b\\u{7f}c\\u{9b}d\\u{200b}e",
+            ),
+        ] {
+            assert_eq!(printable(outside), shown, "{outside:?}");
+        }
+        assert!(matches!(
+            printable("plain text"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    /// Text dense in what a terminal or a CI runner acts on.
+    fn log_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                3 => "[a-z ]{1,6}",
+                2 => Just("::".to_owned()),
+                2 => "[#\\[\\]:vsoVSO]{1,4}",
+                1 => "[\\t\\n\\r\\x0B\\x0C\\u{85}\\u{A0}\\u{2028}\\u{3000}]",
+                1 => "[\\x00-\\x1F\\x7F\\u{80}-\\u{9F}]",
+                1 => "[\\u{200B}-\\u{200F}\\u{202A}-\\u{202E}\\u{2066}-\\u{2069}\\u{FEFF}\\u{E0041}]",
+                1 => any::<char>().prop_map(String::from),
+            ],
+            0..30,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn printable_text_has_no_control_and_commands_nothing(text in log_text()) {
+            let shown = printable(&text);
+            prop_assert!(
+                !shown.chars().any(|c| c.is_control() || is_hidden(c) || breaks_line(c)),
+                "{shown:?}"
+            );
+            prop_assert!(!shown.trim_start().starts_with("::"), "{shown:?}");
+            let upper = shown.to_ascii_uppercase();
+            prop_assert!(!upper.contains("##[") && !upper.contains("##VSO["), "{shown:?}");
+            // Nothing is lost but what was escaped: the characters a reader sees stay in order.
+            let kept = |s: &str| s.chars().filter(|&c| c.is_alphanumeric() && c.is_ascii()).count();
+            prop_assert!(kept(&shown) >= kept(&text));
+        }
+
+        #[test]
+        fn plain_text_is_printed_as_it_is(text in "[a-zA-Z0-9 .,:;!?()'\"/-]{0,40}") {
+            prop_assume!(!text.trim_start().starts_with("::"));
+            prop_assert_eq!(printable(&text), text.as_str());
+        }
     }
 }

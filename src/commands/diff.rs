@@ -88,6 +88,11 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             candidate: side_ref(&b, args.b_side),
         },
         gates: b.manifest.gates.clone(),
+        // The stricter of the two runs' ceilings: each side's answers were judged by its own.
+        max_error_rate: match (a.manifest.max_error_rate, b.manifest.max_error_rate) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        },
         warnings,
         kind: RunKind::Diff {
             diff_of: DiffOf {

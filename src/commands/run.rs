@@ -20,7 +20,7 @@ use crate::manifest::{GoldenRef, Manifest, ModelRef, RerunOf, RerunOnly, RunKind
 use crate::metrics::{ModelTally, Status};
 use crate::progress::Progress;
 use crate::provider::{self, Client};
-use crate::record::{Side, Sides, TrialKey};
+use crate::record::{Side, Sides, TrialSet};
 use crate::rundir::{self, ResultsWriter, RunData};
 use crate::runner::{RunOutput, Runner, Work};
 use crate::summary::Summary;
@@ -40,12 +40,28 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
     // summary is folded from the whole results file.
     let (summary, tallies, item_tallies) = if plan.resumed {
-        let data = RunData::load(&plan.dir)?;
-        let status = Status::of(&data.tallies, executed.interrupted || !data.is_complete());
-        let summary = data.summary(status, rundir::now_rfc3339());
-        (summary, data.tallies, data.item_tallies)
+        // Over the items the run already holds: a second copy of a million items would be the
+        // peak of the whole run.
+        let fold = rundir::Fold::of(&plan.dir, &plan.work.items, plan.manifest.repeats)?;
+        let status = Status::of(
+            &fold.tallies,
+            executed.interrupted || !fold.is_complete(plan.manifest.repeats),
+            plan.manifest.max_error_rate,
+        );
+        let summary = Summary::build(
+            &plan.manifest,
+            &fold.tallies,
+            &fold.item_tallies,
+            status,
+            rundir::now_rfc3339(),
+        );
+        (summary, fold.tallies, fold.item_tallies)
     } else {
-        let status = Status::of(&executed.tallies, executed.interrupted);
+        let status = Status::of(
+            &executed.tallies,
+            executed.interrupted,
+            plan.manifest.max_error_rate,
+        );
         let summary = Summary::build(
             &plan.manifest,
             &executed.tallies,
@@ -76,9 +92,18 @@ fn explain_the_end(plan: &Plan, summary: &Summary, tallies: &Sides<ModelTally>) 
                 let c = &plan.work.clients[side];
                 eprintln!(
                     "error: the run could not complete: every request to {} ({}) failed; see the errors in results.jsonl",
-                    c.label, c.model
+                    crate::text::printable(&c.label),
+                    crate::text::printable(&c.model)
                 );
             }
+        }
+        // Above the error ceiling: the models answered, too rarely to be judged.
+        if tallies.values().iter().all(|t| t.all.answered > 0)
+            && let Some(why) = &summary.failure
+        {
+            eprintln!(
+                "error: the run could not be judged: {why}; see the errors in results.jsonl, or raise max_error_rate"
+            );
         }
     }
     if summary.status == Status::Interrupted {
@@ -98,21 +123,41 @@ struct Plan {
     work: Arc<Work>,
     resumed: bool,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
-    done: HashSet<TrialKey>,
+    done: TrialSet,
     concurrency: usize,
+    /// Held until the run is concluded: no other process writes this directory meanwhile.
+    _lock: rundir::RunLock,
 }
 
 impl Plan {
     fn make(args: &RunArgs) -> anyhow::Result<Plan> {
-        // A resumed run takes its evaluation from its own directory, not from the flags.
-        let resumed = args.resume.as_deref().map(RunData::load).transpose()?;
+        // Locked before its answers are read: a second `--resume` of the same run would
+        // otherwise read the same missing work and pay for it again.
+        let resume_lock = args
+            .resume
+            .as_deref()
+            .map(rundir::RunLock::acquire)
+            .transpose()?;
+        // A resumed run takes its evaluation from its own directory, not from the flags; its
+        // items and answers are read once the evaluation is loaded (below).
+        let resumed = args
+            .resume
+            .as_deref()
+            .map(|dir| anyhow::Ok((dir.to_path_buf(), rundir::read_manifest(dir)?)))
+            .transpose()?;
         // A re-run takes its evaluation from the earlier run, and only the items it selects.
         let rerun = args
             .rerun
             .as_deref()
             .map(|dir| RerunSelection::of(dir, args.rerun_only))
             .transpose()?;
-        let (config_path, overrides) = evaluation_source(args, resumed.as_ref(), rerun.as_ref())?;
+        let (config_path, overrides) = evaluation_source(
+            args,
+            resumed
+                .as_ref()
+                .map(|(dir, manifest)| (dir.as_path(), manifest)),
+            rerun.as_ref(),
+        )?;
         let mut evaluation = Evaluation::load(&config_path, &overrides)?;
         let fingerprint = fingerprint(&[
             &config_path,
@@ -120,12 +165,12 @@ impl Plan {
             &evaluation.config.candidate,
         ]);
         let locked = evaluation.golden.lock_state() == golden::LockState::Locked;
-        if let Some(data) = &resumed {
-            let recorded = data.manifest.source().map(|s| s.fingerprint.as_str());
+        if let Some((dir, manifest)) = &resumed {
+            let recorded = manifest.source().map(|s| s.fingerprint.as_str());
             if recorded != Some(fingerprint.as_str()) {
                 return Err(Error::Usage(format!(
                     "the evaluation changed since {} started (goldgate.toml or a provider file differs): resuming would mix two evaluations; start a new run",
-                    data.dir.display()
+                    dir.display()
                 ))
                 .into());
             }
@@ -141,7 +186,7 @@ impl Plan {
         }
 
         let out_dir = match &resumed {
-            Some(data) => data.dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+            Some((dir, _)) => dir.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => args.out.clone(),
         };
         let cache = if args.cache && !args.no_cache {
@@ -171,11 +216,18 @@ impl Plan {
             crate::tokens::warm();
         }
 
-        let (dir, manifest, items, done) = match resumed {
-            Some(data) => (data.dir, data.manifest, data.items, Some(data.done)),
-            None => {
+        let (dir, manifest, items, done, lock) = match (resumed, resume_lock) {
+            (Some((dir, manifest)), Some(lock)) => {
+                // The run's own items, not the golden set's: never both held at once.
+                evaluation.golden.items = golden::Items::default();
+                let items = rundir::read_items(&dir)?;
+                let done = rundir::Fold::of(&dir, &items, manifest.repeats)?.done;
+                (dir, manifest, items, Some(done), lock)
+            }
+            _ => {
                 select_items(&mut evaluation, args, rerun.as_ref())?;
                 let (run_id, dir) = rundir::create(&args.out, "")?;
+                let lock = rundir::RunLock::acquire(&dir)?;
                 let absolute =
                     |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
                 let source = crate::manifest::RunSource {
@@ -188,7 +240,7 @@ impl Plan {
                 let manifest = fresh_manifest(&evaluation, args, run_id, locked, source, rerun);
                 rundir::write_start(&dir, &manifest, &evaluation.golden.items)?;
                 let items = std::mem::take(&mut evaluation.golden.items);
-                (dir, manifest, items, None)
+                (dir, manifest, items, None, lock)
             }
         };
         let Evaluation {
@@ -211,6 +263,7 @@ impl Plan {
             resumed: done.is_some(),
             done: done.unwrap_or_default(),
             concurrency,
+            _lock: lock,
         })
     }
 }
@@ -218,7 +271,7 @@ impl Plan {
 /// Which evaluation file and paths a run uses: the flags', or those an earlier run recorded.
 fn evaluation_source(
     args: &RunArgs,
-    resumed: Option<&RunData>,
+    resumed: Option<(&Path, &Manifest)>,
     rerun: Option<&RerunSelection>,
 ) -> anyhow::Result<(PathBuf, Overrides)> {
     Ok(match (resumed, rerun) {
@@ -235,11 +288,11 @@ fn evaluation_source(
             };
             (src.config.clone(), overrides)
         }
-        (Some(data), _) => {
-            let src = data.manifest.source().ok_or_else(|| {
+        (Some((dir, manifest)), _) => {
+            let src = manifest.source().ok_or_else(|| {
                 Error::Usage(format!(
                     "{} records no evaluation to resume (it was made by `goldgate diff`)",
-                    data.dir.display()
+                    dir.display()
                 ))
             })?;
             let overrides = Overrides {
@@ -326,6 +379,7 @@ fn fresh_manifest(
         repeats: args.repeat.unwrap_or(evaluation.config.repeats),
         models: evaluation.clients.as_ref().map(model_ref),
         gates: evaluation.gates.clone(),
+        max_error_rate: Some(evaluation.config.max_error_rate),
         warnings: Vec::new(),
         kind: RunKind::Run {
             source: Some(source),

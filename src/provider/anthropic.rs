@@ -10,7 +10,7 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::http::{ChatMessage, Secrets, retry_after, status_error};
+use super::http::{ChatMessage, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Location, Problem};
@@ -34,8 +34,6 @@ pub struct Anthropic {
     model: String,
     temperature: Option<f64>,
     max_tokens: u32,
-    /// The key, kept only to scrub it from error bodies that echo it back.
-    secrets: Secrets,
 }
 
 #[derive(Serialize)]
@@ -155,7 +153,6 @@ impl Anthropic {
             model: cfg.model.clone(),
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
-            secrets: key.into_iter().collect(),
         })
     }
 
@@ -237,7 +234,7 @@ impl Provider for Anthropic {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.secrets.scrubbed(self.attempt(request))
+        Box::pin(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {

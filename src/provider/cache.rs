@@ -38,9 +38,30 @@ impl Cache {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
         }
-        let db = Database::create(path)
-            .with_context(|| format!("cannot open the response cache {}", path.display()))?;
-        Ok(Cache { db })
+        // redb lets one process at a time open a database. Another run into the same output
+        // directory waits for it rather than failing: the cache is shared in turn, and a run that
+        // asked for it never silently runs (and pays) without it.
+        let mut said = false;
+        loop {
+            match Database::create(path) {
+                Ok(db) => return Ok(Cache { db }),
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    if !said {
+                        eprintln!(
+                            "waiting for the response cache {}: another goldgate run is using it",
+                            path.display()
+                        );
+                        said = true;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot open the response cache {}", path.display())
+                    });
+                }
+            }
+        }
     }
 
     pub fn key(identity: &str, request: &Request) -> [u8; 32] {

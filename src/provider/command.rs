@@ -1,6 +1,7 @@
 //! `kind = "command"`: a local program, run once per request. The request goes to its stdin as
 //! JSON; the answer comes from its stdout, as plain text or as a JSON object with token counts.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,7 +12,6 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::http::Secrets;
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{CommandOutput, ProviderConfig};
 use crate::error::{Error, Location, Problem};
@@ -23,12 +23,38 @@ const STDERR_TAIL_BYTES: usize = 16 << 10;
 /// How much of it goes into an error message.
 const STDERR_MESSAGE_CHARS: usize = 500;
 
+/// What a program gets of goldgate's own environment besides what its file names: enough to find
+/// programs and libraries, a home, a locale and a temporary directory (and what Windows needs to
+/// start a process at all), none of which holds a key. Every `LC_*` variable is passed too.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "TEMP",
+    "TMP",
+    "USERPROFILE",
+    "APPDATA",
+    "LOCALAPPDATA",
+];
+
 pub struct CommandProvider {
     /// The resolved program and the display name it was given as.
     program: PathBuf,
     name: String,
     args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// The whole environment of the program: [`INHERITED_ENV`] as goldgate found it, then
+    /// `[command.env]`.
+    env: Vec<(OsString, OsString)>,
     dir: PathBuf,
     output: CommandOutput,
     timeout: Duration,
@@ -36,8 +62,6 @@ pub struct CommandProvider {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     seed: Option<u64>,
-    /// Values substituted from the environment: scrubbed from every error message.
-    secrets: Secrets,
 }
 
 /// What the program reads on stdin.
@@ -73,7 +97,7 @@ pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
         path,
         cfg,
         "remove base_url",
-        "remove api_key_env: the program inherits the environment, or pass the key in [command.env] as KEY = \"${MY_KEY}\"",
+        "remove api_key_env and pass the key in [command.env] as KEY = \"${MY_KEY}\": the program gets only the variables its file names",
     );
     let Some(c) = &cfg.command else {
         problems.push(
@@ -102,7 +126,7 @@ pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
     problems
 }
 
-/// The adapter of a `kind = "command"` file; the program inherits the environment, keys included.
+/// The adapter of a `kind = "command"` file; keys reach the program only through `[command.env]`.
 pub(super) fn build(
     path: &Path,
     cfg: &ProviderConfig,
@@ -145,15 +169,16 @@ impl CommandProvider {
         })?;
         let program = resolve_program(name, &dir)
             .map_err(|(message, fix)| Error::input(at("command.argv"), message, fix))?;
-        let mut env = Vec::with_capacity(opts.env.len());
-        let mut secrets = Secrets::default();
+        let mut env = inherited_env(std::env::vars_os());
         for (var, template) in &opts.env {
+            let field = format!("command.env.{var}");
             let (value, used) = super::env::substitute(template, |v| std::env::var(v).ok())
-                .map_err(|missing| {
-                    super::env::unset_error(at(&format!("command.env.{var}")), &missing, "")
-                })?;
-            secrets.extend(used);
-            env.push((var.clone(), value));
+                .map_err(|missing| super::env::unset_error(at(&field), &missing, ""))?;
+            for secret in &used {
+                let what = "a value read from the environment through ${…}";
+                super::secrets::register(secret, at(&field), what);
+            }
+            env.push((var.into(), value.into()));
         }
         Ok(CommandProvider {
             program,
@@ -167,7 +192,6 @@ impl CommandProvider {
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
             seed: cfg.seed,
-            secrets,
         })
     }
 
@@ -186,6 +210,8 @@ impl CommandProvider {
         .map_err(|e| CallError::new(ErrorKind::BadResponse, e.to_string()))?;
         let mut child = tokio::process::Command::new(&self.program)
             .args(&self.args)
+            // Not goldgate's environment, where every other provider's key is.
+            .env_clear()
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
@@ -283,8 +309,27 @@ impl Provider for CommandProvider {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.secrets.scrubbed(self.attempt(request))
+        Box::pin(self.attempt(request))
     }
+}
+
+/// The variables of `environment` that every program gets: [`INHERITED_ENV`] and `LC_*`.
+fn inherited_env(
+    environment: impl Iterator<Item = (OsString, OsString)>,
+) -> Vec<(OsString, OsString)> {
+    environment
+        .filter(|(name, _)| {
+            name.to_str().is_some_and(|name| {
+                // Windows spells them as it likes (`Path`, `SystemRoot`): its names ignore case.
+                let name = if cfg!(windows) {
+                    name.to_ascii_uppercase()
+                } else {
+                    name.to_owned()
+                };
+                INHERITED_ENV.contains(&name.as_str()) || name.starts_with("LC_")
+            })
+        })
+        .collect()
 }
 
 /// A program named with a path is found relative to the provider file's directory; a bare name
@@ -401,6 +446,26 @@ mod tests {
         let e = stderr_excerpt(long.as_bytes());
         assert!(e.starts_with('…') && e.ends_with("the real cause"), "{e}");
         assert_eq!(e.chars().count(), STDERR_MESSAGE_CHARS + 1);
+    }
+
+    #[test]
+    fn a_program_inherits_only_the_minimal_environment() {
+        let parent = [
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/u"),
+            ("LC_ALL", "C.UTF-8"),
+            ("LANG", "en_US.UTF-8"),
+            ("OPENAI_API_KEY", "sk-parent"),
+            ("AWS_SECRET_ACCESS_KEY", "aws"),
+            ("GOLDGATE_CACHE", "1"),
+            ("PATHOLOGY", "x"),
+        ]
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        let names: Vec<_> = inherited_env(parent.into_iter())
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(names, ["PATH", "HOME", "LC_ALL", "LANG"]);
     }
 
     #[test]

@@ -138,3 +138,93 @@ mod tests {
         assert!(expand("${a b}", env).is_err());
     }
 }
+
+/// Properties of `${NAME}`: any text is substituted or names an unset variable, never a panic,
+/// and text around references comes through as written.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const SET: [(&str, &str); 3] = [("TOKEN", "s3cret"), ("A_1", "é€🦀"), ("_x", "${TOKEN}")];
+
+    fn lookup(name: &str) -> Option<String> {
+        SET.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+
+    /// Text dense in the characters the scanner looks at.
+    fn hostile_text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("${".to_owned()),
+                Just("}".to_owned()),
+                Just(":-".to_owned()),
+                Just("$".to_owned()),
+                Just("${TOKEN}".to_owned()),
+                Just("${UNSET}".to_owned()),
+                "[A-Za-z0-9_ é€🦀{}$:-]{0,6}",
+            ],
+            0..12,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Text without `$`, `{` or `}`: nothing the scanner could take for a reference.
+    fn literal() -> impl Strategy<Value = String> {
+        "[^${}]{0,8}"
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_substitutes_or_names_an_unset_variable(text in hostile_text()) {
+            match substitute(&text, lookup) {
+                Ok((out, used)) => {
+                    prop_assert!(used.iter().all(|v| out.contains(v.as_str())));
+                    if !text.contains("${") {
+                        prop_assert_eq!(&out, &text);
+                    }
+                }
+                Err(name) => {
+                    prop_assert!(lookup(&name).is_none());
+                    let reference = format!("${{{name}}}");
+                    prop_assert!(text.contains(&reference));
+                }
+            }
+            // expand is stricter about what `${` may start, but never panics either.
+            let _ = expand(&text, lookup);
+        }
+
+        #[test]
+        fn references_are_replaced_and_the_text_between_kept(
+            pieces in proptest::collection::vec((literal(), 0usize..SET.len()), 0..6),
+            tail in literal(),
+        ) {
+            let mut text = String::new();
+            let mut expected = String::new();
+            let mut values = Vec::new();
+            for (literal, var) in &pieces {
+                let (name, value) = SET[*var];
+                text.push_str(&format!("{literal}${{{name}}}"));
+                expected.push_str(literal);
+                expected.push_str(value);
+                values.push(value.to_owned());
+            }
+            text.push_str(&tail);
+            expected.push_str(&tail);
+            // A value is not scanned again: `${TOKEN}` in a value stays as it is.
+            prop_assert_eq!(substitute(&text, lookup), Ok((expected.clone(), values)));
+            prop_assert_eq!(expand(&text, lookup), Ok(expected));
+        }
+
+        #[test]
+        fn a_default_stands_in_for_an_unset_variable(
+            before in literal(), default in "[^${}]{0,8}", after in literal(),
+        ) {
+            let text = format!("{before}${{NOT_SET_HERE:-{default}}}{after}");
+            prop_assert_eq!(expand(&text, lookup), Ok(format!("{before}{default}{after}")));
+        }
+    }
+}

@@ -1,18 +1,17 @@
 //! The shared HTTP plumbing of the provider adapters: one client per provider, error
-//! classification, bounded body reading, what a status and its headers mean, the chat messages
-//! of a request, and the secrets scrubbed from every error.
+//! classification, bounded body reading, what a status and its headers mean, and the chat
+//! messages of a request.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 
 use crate::error::{Error, Location};
-use crate::provider::{CallError, Completion, ErrorKind, Request};
+use crate::provider::{CallError, ErrorKind, Request};
 
 /// A client builder with the settings every adapter wants. Built once per provider: the
 /// connection pool is what makes thousands of requests cheap.
@@ -255,58 +254,6 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
         .map(|secs| SystemTime::UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// What must never reach an error message: a provider's key (some APIs echo it in errors) and
-/// the values substituted from the environment into its headers or its program's environment.
-#[derive(Default)]
-pub struct Secrets(Vec<SecretString>);
-
-impl Secrets {
-    /// `text` with every secret replaced by `[redacted]`. A secret shorter than 4 characters is
-    /// left alone: it would match all over the message.
-    pub fn scrub_str(&self, text: &str) -> String {
-        let mut text = text.to_owned();
-        for secret in &self.0 {
-            let secret = secret.expose_secret();
-            if secret.len() >= 4 && text.contains(secret) {
-                text = text.replace(secret, "[redacted]");
-            }
-        }
-        text
-    }
-
-    /// The error's message, scrubbed.
-    pub fn scrub(&self, err: &mut CallError) {
-        err.message = self.scrub_str(&err.message);
-    }
-
-    /// One attempt with the secrets scrubbed from whatever error it ends in: the adapters that
-    /// hold a secret all answer through this, so none can forget it.
-    pub fn scrubbed<'a>(
-        &'a self,
-        attempt: impl Future<Output = Result<Completion, CallError>> + Send + 'a,
-    ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        Box::pin(async move {
-            attempt.await.map_err(|mut e| {
-                self.scrub(&mut e);
-                e
-            })
-        })
-    }
-}
-
-impl FromIterator<SecretString> for Secrets {
-    fn from_iter<I: IntoIterator<Item = SecretString>>(secrets: I) -> Secrets {
-        Secrets(secrets.into_iter().collect())
-    }
-}
-
-/// Values substituted from the environment.
-impl Extend<String> for Secrets {
-    fn extend<I: IntoIterator<Item = String>>(&mut self, values: I) {
-        self.0.extend(values.into_iter().map(SecretString::from));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,20 +322,127 @@ mod tests {
             assert_eq!(wait(name, value), expected, "{name}: {value}");
         }
     }
+}
 
-    #[test]
-    fn every_secret_of_four_characters_or_more_is_redacted() {
-        let mut secrets: Secrets = [SecretString::from("sk-live-123")].into_iter().collect();
-        secrets.extend(["abc".to_owned(), "s3cret".to_owned()]);
-        let mut e = CallError::new(
-            ErrorKind::HttpStatus,
-            "bad key sk-live-123 for abc (s3cret, s3cret)",
-        );
-        secrets.scrub(&mut e);
-        assert_eq!(
-            e.message,
-            "bad key [redacted] for abc ([redacted], [redacted])"
-        );
-        assert_eq!(Secrets::default().scrub_str("sk-live-123"), "sk-live-123");
+/// Properties of the server-given waits: whatever a header says, the wait is at most
+/// [`MAX_SERVER_WAIT`] and reading it never panics; the documented forms read as documented.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Header values shaped like what servers send, and like what they send by mistake: numbers
+    /// with signs, fractions and exponents, Go durations, HTTP dates, and any bytes a header may
+    /// carry.
+    fn hostile_value() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            "[ +-]?[0-9]{0,25}(\\.[0-9]{0,12})?([eE][+-]?[0-9]{1,4})? ?".prop_map(String::into_bytes),
+            "(NaN|nan|inf|-inf|infinity|\\+Infinity|0x10|1_000|1,5|١٢)".prop_map(String::into_bytes),
+            "([0-9]{0,22}(\\.[0-9]{0,6})?(h|m|s|ms|us|µs|ns|d|)){1,5}".prop_map(String::into_bytes),
+            "(Mon|Sun|Xyz), [0-9]{1,3} (Jan|Feb|Dec|Foo) [0-9]{1,6} [0-9]{1,2}:[0-9]{2}:[0-9]{2} (GMT|UTC)?"
+                .prop_map(String::into_bytes),
+            proptest::collection::vec(any::<u8>(), 0..48),
+        ]
+    }
+
+    const WAIT_HEADERS: [&str; 4] = [
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-reset-requests",
+        "x-ratelimit-reset-tokens",
+    ];
+
+    fn headers(values: &[(usize, Vec<u8>)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in values {
+            // A value a header cannot carry (a newline, NUL) never reaches goldgate either.
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                map.append(WAIT_HEADERS[name % WAIT_HEADERS.len()], value);
+            }
+        }
+        map
+    }
+
+    /// A Go duration as OpenAI writes one, from its parts.
+    fn go_text(h: u64, m: u64, s: u64, ms: u64) -> String {
+        let mut text = String::new();
+        for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (ms, "ms")] {
+            if n > 0 {
+                text.push_str(&format!("{n}{unit}"));
+            }
+        }
+        if text.is_empty() {
+            "0s".to_owned()
+        } else {
+            text
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_number_is_no_wait_or_a_wait_within_the_maximum(secs in proptest::num::f64::ANY) {
+            match server_wait(secs) {
+                None => prop_assert!(!secs.is_finite() || secs < 0.0, "{secs} ignored"),
+                Some(wait) => {
+                    prop_assert!(wait <= MAX_SERVER_WAIT);
+                    let expected = secs.min(MAX_SERVER_WAIT.as_secs_f64());
+                    prop_assert!((wait.as_secs_f64() - expected).abs() <= 1e-6, "{secs} -> {wait:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn any_wait_headers_give_at_most_the_maximum(
+            values in proptest::collection::vec((0usize..4, hostile_value()), 0..5)
+        ) {
+            let wait = retry_after(&headers(&values));
+            prop_assert!(wait.is_none_or(|w| w <= MAX_SERVER_WAIT), "{wait:?}");
+        }
+
+        #[test]
+        fn retry_after_seconds_read_as_seconds(secs in 0u64..=200_000, spaces in "[ \t]{0,2}") {
+            let h = headers(&[(0, format!("{spaces}{secs}{spaces}").into_bytes())]);
+            prop_assert_eq!(retry_after(&h), Some(Duration::from_secs(secs).min(MAX_SERVER_WAIT)));
+        }
+
+        #[test]
+        fn retry_after_ms_reads_as_milliseconds_and_wins(ms in 0u64..=200_000_000, secs in 0u64..100) {
+            let h = headers(&[(0, secs.to_string().into_bytes()), (1, ms.to_string().into_bytes())]);
+            prop_assert_eq!(retry_after(&h), Some(Duration::from_millis(ms).min(MAX_SERVER_WAIT)));
+        }
+
+        #[test]
+        fn a_negative_wait_is_no_wait(n in 1u64..u64::MAX, header in 0usize..2) {
+            let h = headers(&[(header, format!("-{n}").into_bytes())]);
+            prop_assert_eq!(retry_after(&h), None);
+        }
+
+        #[test]
+        fn go_durations_add_their_parts(h in 0u64..30, m in 0u64..60, s in 0u64..60, ms in 0u64..1000) {
+            let expected = Duration::from_secs(h * 3600 + m * 60 + s) + Duration::from_millis(ms);
+            let text = go_text(h, m, s, ms);
+            let read = go_duration(&text).expect("a Go duration");
+            prop_assert!(read.abs_diff(expected.min(MAX_SERVER_WAIT)) <= Duration::from_micros(1), "{text}: {read:?}");
+        }
+
+        #[test]
+        fn the_later_of_two_reset_headers_is_the_wait(a in 0u64..100_000, b in 0u64..100_000) {
+            let h = headers(&[(2, format!("{a}ms").into_bytes()), (3, format!("{b}ms").into_bytes())]);
+            prop_assert_eq!(retry_after(&h), Some(Duration::from_millis(a.max(b))));
+        }
+
+        #[test]
+        fn an_http_date_is_the_time_until_it_clamped(offset in -10_000_000i64..10_000_000_000) {
+            let when = time::OffsetDateTime::now_utc() + time::Duration::seconds(offset);
+            let fmt = time::macros::format_description!(
+                "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+            );
+            let h = headers(&[(0, when.format(fmt).unwrap().into_bytes())]);
+            let wait = retry_after(&h).expect("a date is a wait");
+            let expected = Duration::from_secs(offset.max(0) as u64).min(MAX_SERVER_WAIT);
+            // The date has whole seconds and the clock moves on while the test runs.
+            prop_assert!(wait.abs_diff(expected) <= Duration::from_secs(2), "{offset}: {wait:?}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use secrecy::SecretString;
 
-use super::http::{Secrets, retry_after, status_error};
+use super::http::{retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::{HttpOptions, ProviderConfig};
 use crate::error::{Error, Location, Problem};
@@ -42,8 +42,6 @@ pub struct HttpJson {
     temperature: Option<f64>,
     max_tokens: Option<u32>,
     seed: Option<u64>,
-    /// The values substituted from the environment: scrubbed from every error message.
-    secrets: Secrets,
 }
 
 /// The checks of `kind = "http"`: the whole endpoint is the `[http]` table, so `base_url` and
@@ -153,7 +151,6 @@ impl HttpJson {
                 "add [http] with url, body and answer",
             ));
         };
-        let mut secrets = Secrets::default();
         let mut headers = HeaderMap::new();
         for (name, template) in &opts.headers {
             let field = format!("http.headers.{name}");
@@ -179,7 +176,10 @@ impl HttpJson {
             })?;
             if !secret.is_empty() {
                 value.set_sensitive(true);
-                secrets.extend(secret);
+            }
+            for secret in &secret {
+                let what = "a value read from the environment through ${…}";
+                super::secrets::register(secret, at(&field), what);
             }
             headers.insert(name, value);
         }
@@ -228,7 +228,6 @@ impl HttpJson {
             temperature: cfg.temperature,
             max_tokens: cfg.max_tokens,
             seed: cfg.seed,
-            secrets,
         })
     }
 
@@ -294,7 +293,7 @@ impl Provider for HttpJson {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.secrets.scrubbed(self.attempt(request))
+        Box::pin(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {

@@ -1,8 +1,9 @@
 //! Provider adapters: how one request reaches one model.
 //!
 //! A [`Provider`] makes exactly one attempt and classifies what went wrong. Everything around the
-//! attempt — the concurrency permit, retries with backoff, the latency clock and token
-//! estimation — lives in [`Client`], once, so a new kind of provider only has to speak its API.
+//! attempt — the concurrency permit, retries with backoff, the latency clock, token estimation
+//! and scrubbing secrets — lives in [`Client`], once, so a new kind of provider only has to speak
+//! its API.
 
 mod anthropic;
 pub mod cache;
@@ -14,10 +15,11 @@ pub(crate) mod http;
 mod http_json;
 mod kinds;
 mod ollama;
-mod openai;
+pub(crate) mod openai;
 pub mod ratelimit;
 mod reference;
 pub mod retry;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -92,7 +94,8 @@ impl Client {
         Ok(Client::new(path, cfg, provider))
     }
 
-    /// A client around any provider implementation (used by tests and future kinds).
+    /// A client around any provider implementation (used by tests and future kinds). Secrets the
+    /// provider holds are scrubbed from its answers once given to [`secrets::register`].
     pub fn new(path: &Path, cfg: &ProviderConfig, provider: Arc<dyn Provider>) -> Client {
         // What shapes an answer: the whole provider file but for prices, limits and the key's name.
         let mut shape = cfg.clone();
@@ -139,7 +142,8 @@ impl Client {
 
     /// Send one request: pass the rate limiter, hold a permit per attempt, retry what is worth
     /// retrying, and time only the successful attempt — waiting for the limiter or a permit, or
-    /// sleeping in backoff, is not latency.
+    /// sleeping in backoff, is not latency. The answer or the error that comes back is scrubbed of
+    /// every configured secret ([`secrets`]): nothing past the client ever sees one.
     pub async fn call(&self, request: &Request) -> Outcome {
         let key = self
             .cache
@@ -154,7 +158,8 @@ impl Client {
                     hit.usage.output,
                     Duration::from_secs_f64(hit.latency_ms / 1000.0),
                 ),
-                result: Ok(hit.text),
+                // Scrubbed again: an entry stored before a secret was configured still holds it.
+                result: Ok(secrets::scrub(hit.text)),
                 latency: Some(Duration::from_secs_f64(hit.latency_ms / 1000.0)),
                 ttft: hit.ttft_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
                 server_ms: hit.server_ms,
@@ -194,7 +199,8 @@ impl Client {
                         };
                         Ok((completion, counted, started, latency))
                     }
-                    Err(e) => Err(e),
+                    // Before anything — the verbose log, the retry, the result line — reads it.
+                    Err(e) => Err(secrets::scrub_error(e)),
                 }
             };
             match result {
@@ -216,11 +222,13 @@ impl Client {
                         .settle(estimate, usage.input + usage.output)
                         .await;
                     let cost_usd = self.pricing.cost(usage.input, usage.output, latency);
+                    // Counted as the model said it; stored, scored and written scrubbed.
+                    let answer = secrets::scrub(completion.text);
                     if let (Some(cache), Some(key)) = (&self.cache, &key) {
                         cache.put(
                             key,
                             &crate::provider::cache::Cached {
-                                text: completion.text.clone(),
+                                text: answer.clone(),
                                 usage,
                                 usage_estimated: estimated,
                                 latency_ms: latency.as_secs_f64() * 1000.0,
@@ -237,7 +245,7 @@ impl Client {
                             .first_token
                             .map(|t| t.saturating_duration_since(started)),
                         server_ms: completion.server_ms,
-                        result: Ok(completion.text),
+                        result: Ok(answer),
                         latency: Some(latency),
                         attempts: attempt,
                         usage,
@@ -248,12 +256,13 @@ impl Client {
                 Err(err) => match self.retry.next_delay(attempt, &err) {
                     Some(delay) => {
                         if self.verbose {
+                            // The message quotes the server: printed inert, as in a CI log.
                             eprintln!(
                                 "{}: attempt {attempt} failed ({}{}): {}; retrying in {:.1}s",
-                                self.label,
+                                crate::text::printable(&self.label),
                                 err.kind.as_str(),
                                 err.status.map(|s| format!(" {s}")).unwrap_or_default(),
-                                err.message,
+                                crate::text::printable(&err.message),
                                 delay.as_secs_f64()
                             );
                         }
@@ -288,7 +297,11 @@ fn read_key(path: &Path, cfg: &ProviderConfig) -> Result<Option<SecretString>, E
         return Ok(None);
     };
     match std::env::var(var) {
-        Ok(v) if !v.trim().is_empty() => Ok(Some(SecretString::from(v))),
+        Ok(v) if !v.trim().is_empty() => {
+            let at = Location::file(path).field("api_key_env");
+            secrets::register(&v, at, &format!("the key in {var}"));
+            Ok(Some(SecretString::from(v)))
+        }
         _ => Err(Error::input(
             Location::file(path).field("api_key_env"),
             format!("the environment variable {var} is not set (or is empty)"),

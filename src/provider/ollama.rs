@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use super::http::{ChatMessage, Secrets, chat_messages, retry_after, status_error};
+use super::http::{ChatMessage, chat_messages, retry_after, status_error};
 use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Problem};
@@ -22,9 +22,6 @@ pub struct Ollama {
     url: String,
     model: String,
     options: Options,
-    /// The key, kept only to scrub it from error bodies that echo it back. Ollama itself needs
-    /// none; a hosted or proxied one may want a bearer token.
-    secrets: Secrets,
 }
 
 #[derive(Serialize)]
@@ -102,7 +99,6 @@ impl Ollama {
                 num_predict: cfg.max_tokens,
                 seed: cfg.seed,
             },
-            secrets: key.into_iter().collect(),
         })
     }
 
@@ -171,7 +167,7 @@ impl Provider for Ollama {
         &'a self,
         request: &'a Request,
     ) -> BoxFuture<'a, Result<Completion, CallError>> {
-        self.secrets.scrubbed(self.attempt(request))
+        Box::pin(self.attempt(request))
     }
 
     fn endpoint(&self) -> Option<&str> {

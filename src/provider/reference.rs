@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use secrecy::SecretString;
 
 use super::{CallError, Completion, Provider, Request};
-use crate::config::{ProviderConfig, ReferenceOptions};
+use crate::config::{MAX_TIMEOUT_S, NumberRule, ProviderConfig, ReferenceOptions};
 use crate::error::{Error, Location, Problem};
 use crate::text;
 
@@ -24,19 +24,24 @@ pub struct Reference {
 
 /// The checks of `kind = "reference"`'s `[reference]` table.
 pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if let Some(r) = &cfg.reference
-        && r.sentences == 0
-    {
-        problems.push(
-            Problem::new(
-                Location::file(path).field("reference.sentences"),
-                "must be at least 1",
-            )
-            .fix("set sentences = 1"),
-        );
-    }
-    problems
+    let Some(r) = &cfg.reference else {
+        return Vec::new();
+    };
+    let at = |field: &str| Location::file(path).field(field);
+    [
+        NumberRule::new("reference.sentences", 1.0, 1000.0)
+            .fix("set sentences = 1")
+            .check(at, r.sentences),
+        NumberRule::new("reference.base_ms", 0.0, MAX_TIMEOUT_S * 1000.0)
+            .fix("milliseconds added to every answer, e.g. base_ms = 20")
+            .check(at, r.base_ms),
+        NumberRule::new("reference.per_output_token_ms", 0.0, 60_000.0)
+            .fix("milliseconds per output token, e.g. per_output_token_ms = 5")
+            .check(at, r.per_output_token_ms),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// The answerer of a `kind = "reference"` file; it calls nothing, so needs no key or timeout.

@@ -108,7 +108,13 @@ impl<'a> Page<'a> {
         let s = input.summary;
         let (verdict_class, verdict_text) = match (s.status, s.verdict) {
             (Status::Interrupted, _) => ("warn", "INTERRUPTED — partial results".to_owned()),
-            (Status::Failed, _) => ("fail", "RUN FAILED — a model answered nothing".to_owned()),
+            (Status::Failed, _) => (
+                "fail",
+                format!(
+                    "RUN FAILED — {}",
+                    s.failure.as_deref().unwrap_or("a model answered nothing")
+                ),
+            ),
             (_, Verdict::Pass) => ("pass", "PASS — every gate passed".to_owned()),
             (_, Verdict::Inconclusive) => (
                 "warn",

@@ -152,7 +152,9 @@ fn timestamp(rfc3339: &str) -> &str {
         .unwrap_or(rfc3339)
 }
 
-/// XML 1.0 text: escaped, and without the characters XML cannot carry at all.
+/// XML 1.0 text: escaped (so no `]]>` either), and without the characters XML cannot carry at
+/// all, which become U+FFFD. A carriage return is a reference: a parser reads a literal one as a
+/// newline, and the text would not be what the model or the server sent.
 fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -160,7 +162,8 @@ fn text(s: &str) -> String {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\t' | '\n' | '\r' => out.push(c),
+            '\r' => out.push_str("&#13;"),
+            '\t' | '\n' => out.push(c),
             c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => out.push('\u{FFFD}'),
             c => out.push(c),
         }
@@ -168,11 +171,12 @@ fn text(s: &str) -> String {
     out
 }
 
+/// An attribute value in double quotes: [`text`], and the whitespace a parser would fold to spaces
+/// as references.
 fn attr(s: &str) -> String {
     text(s)
         .replace('"', "&quot;")
         .replace('\n', "&#10;")
-        .replace('\r', "&#13;")
         .replace('\t', "&#9;")
 }
 
@@ -184,6 +188,33 @@ mod tests {
     fn xml_escaping_drops_what_xml_cannot_carry() {
         assert_eq!(text("a<b>&\u{1}"), "a&lt;b&gt;&amp;\u{FFFD}");
         assert_eq!(attr("say \"hi\"\n"), "say &quot;hi&quot;&#10;");
+        assert_eq!(
+            text("]]>\r\n\u{FFFE}\u{FFFF}\u{1b}"),
+            "]]&gt;&#13;\n\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
         assert_eq!(timestamp("2026-11-23T09:18:25.123Z"), "2026-11-23T09:18:25");
+    }
+
+    proptest::proptest! {
+        /// Whatever a model or a server sends, the file parses, and a reader gets the text back
+        /// (with what XML cannot carry replaced) from an attribute and from an element alike.
+        #[test]
+        fn any_text_round_trips_through_xml(s in "(\\PC|[\\x00-\\x1F\\x7F\\u{85}\\u{FFFE}\\u{FFFF}<>&\"']|]]>|\r\n){0,40}") {
+            let xml = format!("<a message=\"{}\">{}</a>", attr(&s), text(&s));
+            let doc = roxmltree::Document::parse(&xml);
+            proptest::prop_assert!(doc.is_ok(), "{xml:?}: {doc:?}");
+            let doc = doc.unwrap();
+            let expected: String = s
+                .chars()
+                .map(|c| match c {
+                    '\t' | '\n' | '\r' => c,
+                    c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => '\u{FFFD}',
+                    c => c,
+                })
+                .collect();
+            let root = doc.root_element();
+            proptest::prop_assert_eq!(root.attribute("message"), Some(expected.as_str()));
+            proptest::prop_assert_eq!(root.text().unwrap_or(""), expected.as_str());
+        }
     }
 }

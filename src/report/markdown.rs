@@ -11,6 +11,11 @@
 //! cut to fit says so in a line of its own: what it left out, and where it is (`report.html`,
 //! `summary.json`). Names, ids and labels are cut to a bounded length, on one line, so every table
 //! stays a table.
+//!
+//! Everything from outside (answers, questions, names, errors, check details) is written through
+//! [`esc`], [`esc_line`], [`html`] or [`code`], one per context it lands in: it reads as sent, and
+//! makes no heading, link, HTML, mention or table cell of its own (docs/runs.md, "What reports
+//! escape").
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -129,24 +134,41 @@ fn header(input: &ReportInput) -> String {
     let names = s.side_names();
     let _ = writeln!(
         out,
-        "## goldgate: {verdict} — {} `{}` vs {} `{}`\n",
+        "## goldgate: {verdict} — {} {} vs {} {}\n",
         names.candidate,
         code(&s.models.candidate.model),
         names.current,
         code(&s.models.current.model)
     );
+    if let Some(why) = s
+        .failure
+        .as_deref()
+        .filter(|_| s.status == crate::metrics::Status::Failed)
+    {
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> The run could not be judged: {}.\n",
+            esc_line(why)
+        );
+    }
     if let Some(d) = &s.diff_of {
         let _ = writeln!(
             out,
-            "A comparison of stored runs: A = run `{}` (the baseline), B = run `{}`.\n",
+            "A comparison of stored runs: A = run {} (the baseline), B = run {}.\n",
             code(&d.a),
             code(&d.b)
         );
     }
+    let golden = esc(&clip(&s.golden.name, NAME_CHARS));
+    // `set@3` names no one on GitHub (an `@` after a word character is no mention), `set!@3` would.
+    let unmention = if golden.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        ""
+    } else {
+        UNMENTION
+    };
     let _ = writeln!(
         out,
-        "Golden set **{}@{}** ({} items, `{}`{}) · run `{}` · {} trial(s) per item · goldgate {}\n",
-        esc(&clip(&s.golden.name, NAME_CHARS)),
+        "Golden set **{golden}@{unmention}{}** ({} items, `{}`{}) · run {} · {} trial(s) per item · goldgate {}\n",
         s.golden.version,
         s.golden.items,
         crate::golden::short(&s.golden.sha256),
@@ -162,7 +184,7 @@ fn header(input: &ReportInput) -> String {
     if let Some(r) = &s.rerun_of {
         let _ = writeln!(
             out,
-            "A re-run of the {} {} item(s) of run `{}`.\n",
+            "A re-run of the {} {} item(s) of run {}.\n",
             r.items,
             r.only.as_str(),
             code(&r.run_id)
@@ -178,7 +200,7 @@ fn header(input: &ReportInput) -> String {
 fn warnings(all: &[String]) -> String {
     let mut out = String::new();
     for (i, w) in all.iter().enumerate() {
-        let block = format!("> [!WARNING]\n> {}\n\n", esc(&clip(w, WARNING_CHARS)));
+        let block = format!("> [!WARNING]\n> {}\n\n", esc_line(&clip(w, WARNING_CHARS)));
         let note = if i + 1 < all.len() { NOTE_BYTES } else { 0 };
         if out.len() + block.len() + note > WARNING_BYTES {
             let _ = writeln!(
@@ -421,7 +443,7 @@ fn item(row: &ItemRow, view: &ItemView, names: &Sides<String>) -> String {
         out,
         "<details><summary><code>{}</code> — {}</summary>\n",
         html(&clip(row.id, NAME_CHARS)),
-        esc(&clip(&row.candidate.failure(), NOTE_CHARS))
+        html(&clip(&row.candidate.failure(), NOTE_CHARS))
     );
     let _ = writeln!(
         out,
@@ -448,7 +470,7 @@ fn side(out: &mut String, label: &str, s: &SideRow) {
     match &s.answer {
         Some(a) => {
             for line in cut(a, ANSWER_CHARS, ANSWER_LINES).lines() {
-                let _ = writeln!(out, "> {}", esc(line));
+                let _ = writeln!(out, "> {}", esc_line(line));
             }
             out.push('\n');
         }
@@ -472,7 +494,8 @@ fn side(out: &mut String, label: &str, s: &SideRow) {
 /// At most `chars` characters and `lines` lines, with an ellipsis when cut.
 fn cut(text: &str, chars: usize, lines: usize) -> String {
     let mut out: String = text.lines().take(lines).collect::<Vec<_>>().join("\n");
-    let mut cut = out.len() < text.trim_end().len();
+    // By lines, not bytes: `\r\n` endings are shorter once joined, and no line was left out.
+    let mut cut = text.trim_end().lines().nth(lines).is_some();
     if let Some((i, _)) = out.char_indices().nth(chars) {
         // Back to a word boundary, as everywhere a person reads a cut text.
         let end = out[..i]
@@ -488,31 +511,93 @@ fn cut(text: &str, chars: usize, lines: usize) -> String {
     out
 }
 
-/// Model output is untrusted: no HTML, no Markdown structure of its own.
+/// GitHub links `@name` and `@org/team` and notifies them, in text and in HTML blocks alike (not in
+/// code). A zero-width space after the `@`, written as an entity, shows `@name` as it was but no
+/// longer names anyone: what Dependabot and Renovate do with the release notes they quote.
+const UNMENTION: &str = "&#8203;";
+
+/// Outside text (an answer, a question, a model's or a golden set's name, an error, a check's
+/// detail) as Markdown that GitHub shows as written, on one line: no HTML (`<`, `>`, `&` are
+/// entities), no link, image, emphasis, code, table cell break, heading or math of its own (their
+/// punctuation is backslash-escaped), no `@mention` ([`UNMENTION`]), line breaks as spaces, and
+/// control and invisible characters shown as `\u{1b}` ([`crate::text::escaped`]). Inline only:
+/// text that starts a line goes through [`esc_line`].
 fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' => {
+            '\\' | '`' | '*' | '_' | '[' | ']' | '|' | '#' | '~' | '!' | '$' => {
                 out.push('\\');
                 out.push(c);
             }
-            '\n' | '\r' => out.push(' '),
-            c => out.push(c),
+            '@' => {
+                out.push('@');
+                if chars.peek().is_some_and(char::is_ascii_alphanumeric) {
+                    out.push_str(UNMENTION);
+                }
+            }
+            c => push_visible(&mut out, c),
         }
     }
     out
 }
 
-/// An id in HTML, on one line (a blank line would end the `<details>` block).
+/// [`esc`] for text at the start of a line (in a quote), whose start must not make a block of its
+/// own either: indentation (an indented code block) is dropped, and a leading `-`, `+` or `=` (a
+/// setext heading's underline, a thematic break, a list) or the `.` or `)` of `1.` (a numbered
+/// list) is escaped.
+fn esc_line(text: &str) -> String {
+    let mut out = esc(text.trim_start());
+    let digits = out.bytes().take_while(u8::is_ascii_digit).count();
+    if out.starts_with(['-', '+', '=']) {
+        out.insert(0, '\\');
+    } else if (1..=9).contains(&digits) && out[digits..].starts_with(['.', ')']) {
+        out.insert(digits, '\\');
+    }
+    out
+}
+
+/// A character of outside text as it may be shown: a line break as a space, a control or invisible
+/// character escaped.
+fn push_visible(out: &mut String, c: char) {
+    if crate::text::breaks_line(c) {
+        out.push(' ');
+    } else if c.is_control() || crate::text::is_hidden(c) {
+        out.push_str(&crate::text::escaped(c));
+    } else {
+        out.push(c);
+    }
+}
+
+/// Outside text inside an HTML block (the `<summary>` of a regression), where Markdown is not
+/// read but HTML is: entities for `&`, `<`, `>` and quotes, no `@mention` ([`UNMENTION`]), on one
+/// line, since a blank line would end the block, and no `##[` (report.md is printed in CI logs too:
+/// see [`crate::text::printable`]).
 fn html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace(['\n', '\r'], " ")
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '[' if crate::text::opens_log_command(&out) => out.push_str("&#91;"),
+            '@' => {
+                out.push('@');
+                if chars.peek().is_some_and(char::is_ascii_alphanumeric) {
+                    out.push_str(UNMENTION);
+                }
+            }
+            c => push_visible(&mut out, c),
+        }
+    }
+    out
 }
 
 /// `current` → `Current`, as a heading reads.
@@ -523,11 +608,33 @@ fn capitalized(name: &str) -> String {
     })
 }
 
-/// A name or an id in inline code: cut to [`NAME_CHARS`], on one line, no backtick to end it.
+/// A name or an id in inline code, cut to [`NAME_CHARS`], on one line: the span's fence is one
+/// backtick longer than the longest run of backticks inside, so nothing in it can end the span
+/// (nor is anything in it read as Markdown, HTML or a mention). A code span shows escapes as they
+/// are, so what must not be there is written as the terminal writes it ([`crate::text::printable`]).
+/// Not for table cells, where a `|` would still end the cell.
 fn code(text: &str) -> String {
-    clip(text, NAME_CHARS)
-        .replace('`', "'")
-        .replace(['\n', '\r'], " ")
+    let mut inner = crate::text::printable(&clip(text, NAME_CHARS)).into_owned();
+    let (mut longest, mut run) = (0, 0);
+    for c in inner.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest + 1);
+    // One space either side is taken off by the reader: needed when the text starts or ends with a
+    // backtick, and to keep spaces that both ends have.
+    let pad = if inner.trim().is_empty() {
+        inner = " ".to_owned();
+        ""
+    } else if inner.starts_with('`')
+        || inner.ends_with('`')
+        || (inner.starts_with(' ') && inner.ends_with(' '))
+    {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{inner}{pad}{fence}")
 }
 
 /// `text` as it is when it has at most `max` characters; else on one line, cut at a word boundary
@@ -550,12 +657,159 @@ mod tests {
         assert_eq!(cut("a\nb\nc", 100, 2), "a\nb…");
         assert_eq!(cut("abcdef", 3, 5), "abc…");
         assert_eq!(cut("abc", 3, 5), "abc");
+        assert_eq!(cut("one\r\ntwo\r\n", 100, 2), "one\ntwo");
         assert_eq!(clip("a  b|c", 10), "a  b|c", "short text is left as it is");
         let long = format!("{}\n| x |", "word ".repeat(100));
         let cell = esc(&clip(&long, 40));
         assert!(cell.chars().count() <= 41 && !cell.contains('\n'), "{cell}");
-        assert_eq!(code("a`b\nc"), "a'b c");
+        assert_eq!(code("a`b\nc"), "``a`b c``");
         assert_eq!(html("<a>\n&"), "&lt;a&gt; &amp;");
+    }
+
+    #[test]
+    fn outside_text_makes_no_markdown_of_its_own() {
+        for (outside, shown) in [
+            ("# Heading", "\\# Heading"),
+            (
+                "[click](https://evil.example)",
+                "\\[click\\](https://evil.example)",
+            ),
+            (
+                "![x](https://evil.example/x.png)",
+                "\\!\\[x\\](https://evil.example/x.png)",
+            ),
+            ("<https://evil.example>", "&lt;https://evil.example&gt;"),
+            (
+                "</details><img src=x onerror=alert(1)>",
+                "&lt;/details&gt;&lt;img src=x onerror=alert(1)&gt;",
+            ),
+            (
+                "ask @octocat or @github/security",
+                "ask @&#8203;octocat or @&#8203;github/security",
+            ),
+            (
+                "mail a@b.example, @ alone",
+                "mail a@&#8203;b.example, @ alone",
+            ),
+            ("a | b\nc", "a \\| b c"),
+            ("```fence", "\\`\\`\\`fence"),
+            ("costs $5 and $x$", "costs \\$5 and \\$x\\$"),
+            ("&lt;b&gt;", "&amp;lt;b&amp;gt;"),
+            ("\u{1b}[31m\u{202e}x\u{0}", "\\u{1b}\\[31m\\u{202e}x\\u{0}"),
+        ] {
+            assert_eq!(esc(outside), shown, "{outside:?}");
+        }
+        for (line, shown) in [
+            ("===", "\\==="),
+            ("---", "\\---"),
+            ("   - item", "\\- item"),
+            ("+ item", "\\+ item"),
+            ("1990. A year", "1990\\. A year"),
+            ("2) second", "2\\) second"),
+            ("        indented code", "indented code"),
+            ("> quote", "&gt; quote"),
+            ("# h", "\\# h"),
+            ("12345678901. not a list", "12345678901. not a list"),
+        ] {
+            assert_eq!(esc_line(line), shown, "{line:?}");
+        }
+        assert_eq!(
+            html("fail: @team </summary></details> \"q\""),
+            "fail: @&#8203;team &lt;/summary&gt;&lt;/details&gt; &quot;q&quot;"
+        );
+        assert_eq!(code("gpt-4o"), "`gpt-4o`");
+        assert_eq!(code("`a``"), "``` `a`` ```");
+        assert_eq!(code(" a "), "`  a  `");
+        assert_eq!(code(""), "` `");
+        assert_eq!(code("x\u{1b}[2J"), "`x\\u{1b}[2J`");
+        assert_eq!(code("##[error]x"), "`##\\u{5b}error]x`");
+        assert_eq!(
+            html("see ##[error] ##vso[x]"),
+            "see ##&#91;error] ##vso&#91;x]"
+        );
+    }
+
+    /// What CommonMark reads of a text that is one code span: its content, or `None` when the text
+    /// is not exactly one span.
+    fn code_span_content(md: &str) -> Option<String> {
+        let open = md.chars().take_while(|&c| c == '`').count();
+        let rest = md.get(open..)?;
+        let fence = "`".repeat(open);
+        let close = rest.strip_suffix(fence.as_str())?;
+        // No run of exactly `open` backticks inside, or the span would end there.
+        let runs_inside = close.split(|c| c != '`').any(|run| run.len() == open);
+        if open == 0 || runs_inside || close.ends_with('`') {
+            return None;
+        }
+        let stripped = match close.strip_prefix(' ').and_then(|c| c.strip_suffix(' ')) {
+            Some(inner) if !close.trim().is_empty() => inner,
+            _ => close,
+        };
+        Some(stripped.to_owned())
+    }
+
+    /// Any text: what breaks lines, tables, spans, mentions and terminals, and anything at all.
+    fn hostile_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        proptest::collection::vec(
+            prop_oneof![
+                3 => "[a-z ]{1,5}",
+                3 => "[-=+#>|`*_\\[\\]()!<>&@$~\\\\.:0-9]{1,4}",
+                1 => "[\\t\\n\\r\\x0B\\x0C\\u{85}\\u{2028}]",
+                1 => "[\\x00-\\x1F\\x7F\\u{80}-\\u{9F}\\u{200B}\\u{202E}\\u{2066}\\u{FEFF}]",
+                1 => any::<char>().prop_map(String::from),
+            ],
+            0..30,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    /// Whether the character at byte `i` of `s` is escaped by an odd run of backslashes before it.
+    fn escaped_at(s: &str, i: usize) -> bool {
+        s[..i].bytes().rev().take_while(|&b| b == b'\\').count() % 2 == 1
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_cell_stays_one_cell_of_plain_text(text in hostile_text()) {
+            let cell = esc(&text);
+            proptest::prop_assert!(!cell.chars().any(|c| c.is_control() || crate::text::is_hidden(c) || crate::text::breaks_line(c)), "{cell:?}");
+            for (i, _) in cell.match_indices('@') {
+                proptest::prop_assert!(!cell[i + 1..].starts_with(|n: char| n.is_ascii_alphanumeric()), "a mention in {cell:?}");
+            }
+            // Past the mentions broken on purpose, every `&` starts an entity goldgate wrote.
+            let rest = cell.replace(UNMENTION, "");
+            for (i, c) in rest.char_indices() {
+                if matches!(c, '|' | '`' | '[' | ']' | '*' | '_' | '#' | '!' | '$' | '~') {
+                    proptest::prop_assert!(escaped_at(&rest, i), "unescaped {c:?} in {cell:?}");
+                }
+                proptest::prop_assert!(c != '<' && c != '>', "{cell:?}");
+                if c == '&' {
+                    proptest::prop_assert!(["&amp;", "&lt;", "&gt;"].iter().any(|e| rest[i..].starts_with(e)), "{cell:?}");
+                }
+            }
+        }
+
+        #[test]
+        fn a_quoted_line_starts_no_block(text in hostile_text()) {
+            let line = esc_line(&text);
+            let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+            let numbered = (1..=9).contains(&digits) && line[digits..].starts_with(['.', ')']);
+            let marker = line.starts_with([' ', '\t', '-', '+', '=', '#', '>', '<', '|', '`', '~', '*', '_']);
+            proptest::prop_assert!(!marker && !numbered, "{line:?}");
+        }
+
+        #[test]
+        fn a_code_span_holds_any_name_whole(text in hostile_text()) {
+            let md = code(&text);
+            let content = code_span_content(&md);
+            proptest::prop_assert!(content.is_some(), "{md:?} is not one code span");
+            let mut shown = crate::text::printable(&clip(&text, NAME_CHARS)).into_owned();
+            if shown.trim().is_empty() {
+                shown = " ".to_owned();
+            }
+            proptest::prop_assert_eq!(content.unwrap(), shown);
+        }
     }
 
     fn classification(labels: usize) -> ClassificationMetrics {

@@ -1,10 +1,13 @@
-//! The terminal summary: metrics side by side, one line per gate, the verdict.
+//! The terminal summary: metrics side by side, one line per gate, the verdict. Everything in it
+//! that goldgate did not write itself (names from files, ids, a server's errors, a check's
+//! details) goes through [`printable`]: a CI log reads this output, and obeys some of its lines.
 
 use std::io::{self, IsTerminal, Write};
 
 use crate::gate::{GateResult, Outcome, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Sides;
+use crate::text::printable;
 
 use super::Summary;
 
@@ -49,7 +52,7 @@ pub fn print(
         out,
         "{} {}@{} ({} items, sha256 {}{}), {} trial(s) per item and model",
         p.bold("golden set"),
-        s.golden.name,
+        printable(&s.golden.name),
         s.golden.version,
         s.golden.items,
         crate::golden::short(&s.golden.sha256),
@@ -62,7 +65,7 @@ pub fn print(
             "  a re-run of the {} {} item(s) of run {}",
             r.items,
             r.only.as_str(),
-            r.run_id
+            printable(&r.run_id)
         )?;
     }
     if let Some(m) = &s.machine {
@@ -70,7 +73,12 @@ pub fn print(
     }
     let names = s.side_names();
     if let Some(d) = &s.diff_of {
-        writeln!(out, "  A = run {} (the baseline), B = run {}", d.a, d.b)?;
+        writeln!(
+            out,
+            "  A = run {} (the baseline), B = run {}",
+            printable(&d.a),
+            printable(&d.b)
+        )?;
     }
     let name_width = names
         .values()
@@ -81,12 +89,16 @@ pub fn print(
     writeln!(
         out,
         "  {:<name_width$}  {}  ({})",
-        names.current, cur.model, cur.provider
+        names.current,
+        printable(&cur.model),
+        printable(&cur.provider)
     )?;
     writeln!(
         out,
         "  {:<name_width$}  {}  ({})",
-        names.candidate, cand.model, cand.provider
+        names.candidate,
+        printable(&cand.model),
+        printable(&cand.provider)
     )?;
     writeln!(out)?;
     metrics_table(out, &names, &cur.metrics, &cand.metrics)?;
@@ -136,17 +148,14 @@ pub fn print(
         .collect();
     if !regressed.is_empty() {
         writeln!(out, "top regressions:")?;
-        let width = regressed
-            .iter()
-            .map(|r| r.id.chars().count())
-            .max()
-            .unwrap_or(0);
-        for r in &regressed {
+        let ids: Vec<_> = regressed.iter().map(|r| printable(r.id)).collect();
+        let width = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
+        for (r, id) in regressed.iter().zip(&ids) {
             writeln!(
                 out,
-                "  {:<width$}  {}",
-                r.id,
-                crate::text::ellipsize(&r.candidate.failure(), 100)
+                "  {id:<width$}  {}",
+                // Escaped first: ellipsize would drop an ESC silently, and its `[31m` would stay.
+                crate::text::ellipsize(&printable(&r.candidate.failure()), 100)
             )?;
         }
         if d.regressed > TOP {
@@ -171,6 +180,13 @@ pub fn print(
         )),
         (Verdict::Inconclusive, _) => p.red("INCONCLUSIVE"),
     };
+    if let Some(why) = s
+        .failure
+        .as_deref()
+        .filter(|_| s.status == crate::metrics::Status::Failed)
+    {
+        writeln!(out, "run failed: {}", crate::text::printable(why))?;
+    }
     writeln!(out, "verdict: {verdict}")?;
     Ok(())
 }
@@ -205,13 +221,17 @@ fn metrics_table(
 
 /// `accuracy  85.0% -> 88.0%  PASS (>= 80.8%)`, aligned.
 fn gate_table(out: &mut dyn Write, gates: &[GateResult], p: &Paint) -> io::Result<()> {
-    let width = gates
+    let metrics: Vec<String> = gates
         .iter()
-        .map(|g| g.metric.to_string().len())
+        .map(|g| printable(&g.metric.to_string()).into_owned())
+        .collect();
+    let width = metrics
+        .iter()
+        .map(|m| m.chars().count())
         .max()
         .unwrap_or(0)
         .max(8);
-    for g in gates {
+    for (g, metric) in gates.iter().zip(&metrics) {
         let cur = g.format(g.current);
         let cand = g.format(g.candidate);
         let op = if g.rule.contains(">=") { ">=" } else { "<=" };
@@ -223,11 +243,10 @@ fn gate_table(out: &mut dyn Write, gates: &[GateResult], p: &Paint) -> io::Resul
         };
         write!(
             out,
-            "{:<width$}  {cur:>9} -> {cand:<9}  {painted} ({op} {limit})",
-            g.metric
+            "{metric:<width$}  {cur:>9} -> {cand:<9}  {painted} ({op} {limit})"
         )?;
         if let Some(note) = &g.note {
-            write!(out, "  {}", p.dim(note))?;
+            write!(out, "  {}", p.dim(&printable(note)))?;
         }
         writeln!(out)?;
     }

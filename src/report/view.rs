@@ -2,14 +2,13 @@
 //! improvements, both failing and unchanged, each with both answers, a word-level diff and the
 //! evidence of its checks. Built from the run directory in one pass over `results.jsonl`.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::golden::Items;
 use crate::metrics::{ItemClass, ItemTally};
-use crate::record::{ResultHead, ResultRecord, Sides, read_lines};
+use crate::record::{ResultHead, ResultRecord, Side, Sides, read_lines};
 use crate::score::Evidence;
 
 /// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
@@ -280,65 +279,73 @@ impl<'a> ItemView<'a> {
         tallies: &[ItemTally],
         repeats: u32,
     ) -> anyhow::Result<ItemView<'a>> {
-        let groups: Vec<Group> = tallies.iter().map(|t| Group::of(t, repeats)).collect();
         let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
-        let index: HashMap<&str, usize> = items.ids().enumerate().map(|(i, id)| (id, i)).collect();
-        // The lowest trial of each side represents it: trial 0 unless an interrupt lost it.
-        let mut sides: Vec<Sides<Option<SideRow>>> = vec![Sides::default(); items.len()];
+        let groups: Vec<Group> = tallies
+            .iter()
+            .take(items.len())
+            .map(|t| Group::of(t, repeats))
+            .collect();
+        // The rows are laid out grouped from the start (golden-set order within a group), and
+        // each item's row is filled in place as its results are read: a million-item view is
+        // held once, not once per item, again as rows, and again as a sort's scratch space.
+        let mut rows: Vec<ItemRow> = Vec::with_capacity(groups.len());
+        let mut row_of = vec![0; groups.len()];
+        for group in Group::ALL {
+            for (i, _) in groups.iter().enumerate().filter(|(_, g)| **g == group) {
+                row_of[i] = rows.len();
+                rows.push(ItemRow {
+                    index: i,
+                    id: items.id(i),
+                    group,
+                    current: SideRow::default(),
+                    candidate: SideRow::default(),
+                });
+            }
+        }
+        // Which sides of each row have a result yet: the lowest trial of each side represents
+        // it, trial 0 unless an interrupt lost it.
+        let mut filled = vec![Sides::<bool>::default(); groups.len()];
         if results.exists() {
             // Most lines of a large run are unchanged items whose answers are not shown: read
             // their head only, and parse the whole line only where it is displayed.
             read_lines(results, |line| {
                 let head: ResultHead = serde_json::from_slice(line)?;
-                let Some(&i) = index.get(head.id.as_ref()) else {
+                let Some(i) = items.position(&head.id).filter(|&i| i < groups.len()) else {
                     return Ok(());
                 };
-                let slot = &mut sides[i][head.model];
-                if slot.as_ref().is_some_and(|s| s.trial <= head.trial) {
+                let m = head.model;
+                let row = &mut rows[row_of[i]];
+                let slot = match m {
+                    Side::Current => &mut row.current,
+                    Side::Candidate => &mut row.candidate,
+                };
+                if filled[i][m] && slot.trial <= head.trial {
                     return Ok(());
                 }
+                filled[i][m] = true;
                 let cap = match groups[i] {
                     Group::Unchanged if omit_unchanged => {
-                        let m = head.model;
-                        *slot = Some(SideRow {
+                        *slot = SideRow {
                             passed: tallies[i].passed[m],
                             trials: tallies[i].done[m],
                             ok: head.ok,
                             latency_ms: head.latency_ms,
                             trial: head.trial,
                             ..SideRow::default()
-                        });
+                        };
                         return Ok(());
                     }
                     Group::Unchanged => UNCHANGED_ANSWER_CHARS,
                     _ => ANSWER_CHARS,
                 };
                 let r: ResultRecord = serde_json::from_slice(line)?;
-                *slot = Some(SideRow::from_record(r, &tallies[i], cap));
+                *slot = SideRow::from_record(r, &tallies[i], cap);
                 Ok(())
             })?;
         }
-        drop(index); // freed before the rows are built: the peak of a large report is here
-        let mut rows: Vec<ItemRow> = sides
-            .into_iter()
-            .zip(&groups)
-            .enumerate()
-            .map(|(i, (side_rows, &group))| {
-                let mut current = side_rows.current.unwrap_or_default();
-                let mut candidate = side_rows.candidate.unwrap_or_default();
-                if group != Group::Unchanged {
-                    word_diff(&mut current, &mut candidate);
-                }
-                ItemRow {
-                    index: i,
-                    id: items.id(i),
-                    group,
-                    current,
-                    candidate,
-                }
-            })
-            .collect();
-        rows.sort_by_key(|r| r.group); // stable: golden-set order within a group
+        for row in rows.iter_mut().filter(|r| r.group != Group::Unchanged) {
+            word_diff(&mut row.current, &mut row.candidate);
+        }
         Ok(ItemView {
             rows,
             items,
@@ -388,6 +395,102 @@ fn word_diff(old: &mut SideRow, new: &mut SideRow) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_are_grouped_in_golden_order_and_show_each_sides_lowest_trial() {
+        let items: Items = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|id| {
+                serde_json::from_value::<crate::golden::Item>(serde_json::json!({
+                    "id": id, "question": format!("{id}?"), "keywords": ["k"],
+                }))
+                .unwrap()
+            })
+            .collect();
+        // Two trials each: (passed current, passed candidate, done current, done candidate).
+        let tally = |p: (u32, u32), d: (u32, u32)| ItemTally {
+            passed: Sides {
+                current: p.0,
+                candidate: p.1,
+            },
+            done: Sides {
+                current: d.0,
+                candidate: d.1,
+            },
+        };
+        let tallies = [
+            tally((2, 1), (2, 2)), // a regressed
+            tally((2, 2), (2, 2)), // b unchanged
+            tally((0, 2), (2, 2)), // c improved
+            tally((1, 0), (1, 0)), // d incomplete
+            tally((2, 0), (2, 2)), // e regressed
+        ];
+        let line = |id: &str, model: &str, trial: u32, answer: &str| {
+            serde_json::json!({
+                "id": id, "model": model, "trial": trial, "ok": true, "pass": true,
+                "answer": answer, "latency_ms": 1.0, "attempts": 1, "cost_usd": 0.0,
+            })
+            .to_string()
+        };
+        let lines = [
+            line("a", "current", 1, "a current trial 1"),
+            line("a", "current", 0, "a current trial 0"),
+            line("a", "current", 0, "a current trial 0 again"),
+            line("a", "candidate", 0, "a candidate"),
+            line("unknown", "current", 0, "not an item of this run"),
+            line("b", "candidate", 0, "b candidate"),
+            line("d", "current", 0, "d current"),
+            line("e", "candidate", 1, "e candidate trial 1"),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results.jsonl");
+        std::fs::write(&results, lines.join("\n") + "\n").unwrap();
+
+        let view = ItemView::build(&results, &items, &tallies, 2).unwrap();
+        let order: Vec<(&str, usize, Group)> =
+            view.rows.iter().map(|r| (r.id, r.index, r.group)).collect();
+        assert_eq!(
+            order,
+            [
+                ("a", 0, Group::Regressed),
+                ("e", 4, Group::Regressed),
+                ("c", 2, Group::Improved),
+                ("b", 1, Group::Unchanged),
+                ("d", 3, Group::Incomplete),
+            ]
+        );
+        let answer = |row: usize, side: Side| {
+            let r = &view.rows[row];
+            let s = if side == Side::Current {
+                &r.current
+            } else {
+                &r.candidate
+            };
+            s.answer.clone()
+        };
+        assert_eq!(answer(0, Side::Current).unwrap(), "a current trial 0");
+        assert_eq!(answer(0, Side::Candidate).unwrap(), "a candidate");
+        assert_eq!(answer(1, Side::Current), None);
+        assert_eq!(answer(1, Side::Candidate).unwrap(), "e candidate trial 1");
+        assert_eq!(answer(3, Side::Candidate).unwrap(), "b candidate");
+        assert_eq!(answer(4, Side::Current).unwrap(), "d current");
+        assert_eq!(answer(2, Side::Current), None);
+        // The counts come from the tallies; a side without a result is empty.
+        assert_eq!(
+            (view.rows[0].current.passed, view.rows[0].current.trials),
+            (2, 2)
+        );
+        assert!(!view.rows[2].current.ok && view.rows[2].current.latency_ms.is_none());
+        // Changed items carry a word diff of their two answers.
+        assert!(
+            view.rows[0]
+                .current
+                .diff
+                .iter()
+                .any(|(changed, _)| *changed)
+        );
+        assert!(view.rows[3].current.diff.is_empty());
+    }
 
     #[test]
     fn groups_follow_pass_counts() {

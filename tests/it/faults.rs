@@ -59,7 +59,8 @@ fn faults_are_retried_classified_and_counted() {
         &server.base_url(),
         &items,
         "concurrency = 4\ntimeout_s = 0.5\nretries = 2",
-    );
+    )
+    .without_error_ceiling();
     let run = project.run(&[]);
     assert_eq!(run.code(), 1, "the error-rate gate fails: {}", run.stderr());
 
@@ -289,7 +290,8 @@ fn api_key_is_sent_but_never_written() {
         Reply::answer("ok")
     });
     let items = vec![item("a", "q-a", &["ok"]), item("b", "q-echo", &["ok"])];
-    let project = Project::openai(&server.base_url(), &items, "retries = 0");
+    let project =
+        Project::openai(&server.base_url(), &items, "retries = 0").without_error_ceiling();
     for side in ["current", "candidate"] {
         project.write(
             &format!("providers/{side}.toml"),
@@ -400,7 +402,8 @@ fn absurd_retry_after_values_never_abort_the_run() {
         .map(|(id, _, _)| *id)
         .collect();
     let items: Vec<_> = ids.iter().map(|id| item(id, id, &["forty-two"])).collect();
-    let project = Project::openai(&server.base_url(), &items, "concurrency = 4\nretries = 2");
+    let project = Project::openai(&server.base_url(), &items, "concurrency = 4\nretries = 2")
+        .without_error_ceiling();
     let run = project.run(&[]);
     // The error-rate gate fails (the candidate's rate-limited requests); nothing panicked.
     assert_exit(&run, 1);

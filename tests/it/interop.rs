@@ -110,7 +110,8 @@ fn llama_cpp_python_transcripts_an_interrupted_stream_is_retried_never_an_empty_
         format!(
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\nstream = true\n[limits]\nretries = 2\n"
         )
-    });
+    })
+    .without_error_ceiling();
     let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
 
@@ -264,7 +265,8 @@ fn servers_documented_replies_usage_from_timings_and_completeness() {
         format!(
             "kind = \"openai\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\nstream = true\n[limits]\nretries = 1\n"
         )
-    });
+    })
+    .without_error_ceiling();
     let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
 
@@ -324,7 +326,8 @@ fn ollama_a_reply_not_marked_done_is_incomplete() {
         format!(
             "kind = \"ollama\"\nmodel = \"{side}\"\nbase_url = \"{base}\"\n[limits]\nretries = 1\n"
         )
-    });
+    })
+    .without_error_ceiling();
     let run = project.run(&[]);
     assert!(run.code() <= 1, "{}", run.stderr());
     let r = run.result("q-done", "candidate");

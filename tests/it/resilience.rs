@@ -44,7 +44,8 @@ fn more_faults_each_end_in_exactly_one_classified_line() {
     });
     let ids = ["q-ok", "q-429-bare", "q-502", "q-big", "q-utf8"];
     let items: Vec<_> = ids.iter().map(|id| item(id, id, &["ok", "x"])).collect();
-    let project = Project::openai(&server.base_url(), &items, "retries = 2\ntimeout_s = 20");
+    let project = Project::openai(&server.base_url(), &items, "retries = 2\ntimeout_s = 20")
+        .without_error_ceiling();
     let run = project.run(&["--repeat", "2"]);
     assert!(matches!(run.code(), 0 | 1), "{}", run.stderr());
     let lines = count_lines(&run);
@@ -309,7 +310,8 @@ fn keys_never_leak_into_files_or_logs() {
         item("b", "q-echo", &["ok"]),
         item("c", "q-429", &["ok"]),
     ];
-    let project = Project::openai(&server.base_url(), &items, "retries = 1");
+    let project =
+        Project::openai(&server.base_url(), &items, "retries = 1").without_error_ceiling();
     for side in ["current", "candidate"] {
         project.write(
             &format!("providers/{side}.toml"),

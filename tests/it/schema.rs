@@ -58,7 +58,8 @@ fn mock_run_summary() -> Value {
         item("i2", "q2", &["30 days"]),
         item("i3", "q-500", &["30 days"]),
     ];
-    let project = Project::openai(&server.base_url(), &items, "retries = 0");
+    let project =
+        Project::openai(&server.base_url(), &items, "retries = 0").without_error_ceiling();
     let run = project.run(&[]);
     assert!(
         matches!(run.code(), 0 | 1),

@@ -29,7 +29,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 
 use super::Provider;
-use crate::config::ProviderConfig;
+use crate::config::{NumberRule, ProviderConfig};
 use crate::error::{Error, Location, Problem};
 
 /// What to run when the weights are missing.
@@ -97,18 +97,17 @@ pub(super) fn check(path: &Path, cfg: &ProviderConfig) -> Vec<Problem> {
             Problem::new(at("gguf.path"), "the path is empty").fix("point it at the .gguf file"),
         );
     }
-    if g.threads == Some(0) {
-        problems.push(
-            Problem::new(at("gguf.threads"), "must be at least 1")
-                .fix("remove it to use one thread per core"),
-        );
-    }
-    if g.context.is_some_and(|c| c < 16) {
-        problems.push(
-            Problem::new(at("gguf.context"), "too small for a prompt and an answer")
-                .fix("remove it, or give e.g. context = 2048"),
-        );
-    }
+    problems.extend(g.threads.and_then(|t| {
+        NumberRule::new("gguf.threads", 1.0, 1024.0)
+            .fix("remove it to use one thread per core")
+            .check(at, t)
+    }));
+    // Below 16 tokens there is no room for a prompt and an answer.
+    problems.extend(g.context.and_then(|c| {
+        NumberRule::new("gguf.context", 16.0, 131_072.0)
+            .fix("remove it, or give e.g. context = 2048")
+            .check(at, c)
+    }));
     problems
 }
 

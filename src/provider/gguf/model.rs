@@ -156,7 +156,7 @@ impl Weights {
             Arch::Llama => hidden / n_head,
             Arch::Gemma3 => md("attention.key_length")?.to_u32()? as usize,
         };
-        if n_kv_head == 0 || n_head % n_kv_head != 0 {
+        if n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
             candle_core::bail!("{n_head} attention heads cannot share {n_kv_head} key/value heads");
         }
         let mut get = |name: &str| content.tensor(reader, name, &device);
