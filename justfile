@@ -15,6 +15,11 @@ lint:
 test:
     cargo test
 
+# Fuzz every parser of untrusted input for SECONDS each (a crash's input lands in fuzz/artifacts/);
+# `just fuzz 600 items` fuzzes one target for ten minutes.
+fuzz SECONDS="20" *TARGETS:
+    bash scripts/fuzz.sh {{SECONDS}} {{TARGETS}}
+
 # The local-model tests (needs `just models` first).
 test-gguf:
     cargo test --features gguf --test it gguf
