@@ -221,8 +221,8 @@ impl Tally {
                     .expect("auto-resizing histograms accept any value");
             }
             if let Some(t) = r.tokens {
-                self.tokens_input += t.input;
-                self.tokens_output += t.output;
+                self.tokens_input = self.tokens_input.saturating_add(t.input);
+                self.tokens_output = self.tokens_output.saturating_add(t.output);
                 self.tokens_estimated |= t.estimated;
             }
             self.cost_usd += r.cost_usd;
@@ -252,8 +252,8 @@ impl Tally {
             self.judge.answers += 1;
             self.judge.errors += u64::from(j.error.is_some());
             self.judge.usage.requests += j.usage.requests;
-            self.judge.usage.input += j.usage.input;
-            self.judge.usage.output += j.usage.output;
+            self.judge.usage.input = self.judge.usage.input.saturating_add(j.usage.input);
+            self.judge.usage.output = self.judge.usage.output.saturating_add(j.usage.output);
             self.judge.usage.cost_usd += j.usage.cost_usd;
         }
     }

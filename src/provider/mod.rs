@@ -219,7 +219,7 @@ impl Client {
                         ),
                     };
                     self.limiter
-                        .settle(estimate, usage.input + usage.output)
+                        .settle(estimate, usage.input.saturating_add(usage.output))
                         .await;
                     let cost_usd = self.pricing.cost(usage.input, usage.output, latency);
                     // Counted as the model said it; stored, scored and written scrubbed.

@@ -129,7 +129,7 @@ impl Timings {
     fn usage(&self) -> Option<Usage> {
         let count = |key: &str| self.0[key].as_u64();
         Some(Usage {
-            input: count("prompt_n")? + count("cache_n").unwrap_or(0),
+            input: count("prompt_n")?.saturating_add(count("cache_n").unwrap_or(0)),
             output: count("predicted_n")?,
         })
     }
@@ -685,6 +685,14 @@ mod tests {
             s.finish(true).unwrap().usage.map(|u| u.input),
             Some(50),
             "usage wins over timings"
+        );
+        // A count at u64's end (found by the sse_stream fuzz target): saturates, never overflows.
+        let mut s = StreamState::default();
+        let huge = r#"{"choices":[{"delta":{"content":"a"},"finish_reason":"stop"}],"timings":{"prompt_n":18446744073709551615,"cache_n":1,"predicted_n":9}}"#;
+        assert!(!s.event(huge).unwrap());
+        assert_eq!(
+            s.finish(true).unwrap().usage.map(|u| u.input),
+            Some(u64::MAX)
         );
     }
 }

@@ -32,8 +32,8 @@ pub struct JudgeUsage {
 impl JudgeUsage {
     fn add(&mut self, o: &crate::provider::Outcome) {
         self.requests += 1;
-        self.input += o.usage.input;
-        self.output += o.usage.output;
+        self.input = self.input.saturating_add(o.usage.input);
+        self.output = self.output.saturating_add(o.usage.output);
         self.cost_usd += o.cost_usd;
     }
 }
