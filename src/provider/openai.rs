@@ -347,15 +347,14 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 /// without one — with `[DONE]` or without — was stopped part-way (`bad_response`, retried). An
 /// event that is not JSON is a broken answer (`bad_response`, not retried).
 async fn read_stream(mut response: reqwest::Response) -> Result<Completion, CallError> {
-    let mut parser = SseParser::default();
-    let mut state = StreamState::default();
+    let mut reader = StreamReader::default();
     let mut total = 0usize;
     while let Some(chunk) = response.chunk().await.map_err(|e| {
         let mut err = crate::provider::http::body_error(e);
         if err.kind == ErrorKind::BadResponse {
             err.message = format!(
                 "the stream was cut off after {} event(s) without a finish_reason: {}",
-                state.events, err.message
+                reader.state.events, err.message
             );
         }
         err
@@ -367,19 +366,11 @@ async fn read_stream(mut response: reqwest::Response) -> Result<Completion, Call
                 format!("the streamed response exceeds {} MiB", MAX_BODY_BYTES >> 20),
             ));
         }
-        for data in parser.push(&chunk) {
-            if state.event(&data)? {
-                return state.finish(true);
-            }
+        if let Some(completion) = reader.push(&chunk)? {
+            return Ok(completion);
         }
     }
-    // A last event without its blank line still counts.
-    if let Some(data) = parser.finish()
-        && state.event(&data)?
-    {
-        return state.finish(true);
-    }
-    state.finish(false)
+    reader.finish()
 }
 
 /// [`read_stream`] over a body already received, chunked as it arrived: the way in for the fuzz
@@ -387,21 +378,43 @@ async fn read_stream(mut response: reqwest::Response) -> Result<Completion, Call
 pub fn read_stream_chunks<'a>(
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Result<Completion, CallError> {
-    let mut parser = SseParser::default();
-    let mut state = StreamState::default();
+    let mut reader = StreamReader::default();
     for chunk in chunks {
-        for data in parser.push(chunk) {
-            if state.event(&data)? {
-                return state.finish(true);
-            }
+        if let Some(completion) = reader.push(chunk)? {
+            return Ok(completion);
         }
     }
-    if let Some(data) = parser.finish()
-        && state.event(&data)?
-    {
-        return state.finish(true);
+    reader.finish()
+}
+
+/// One streamed response being read: its event parser and the answer so far, fed chunk by chunk
+/// as they arrive (from the server, or from a fuzz target).
+#[derive(Default)]
+struct StreamReader {
+    parser: SseParser,
+    state: StreamState,
+}
+
+impl StreamReader {
+    /// Feed one chunk: the completion once an event ends the stream.
+    fn push(&mut self, chunk: &[u8]) -> Result<Option<Completion>, CallError> {
+        for data in self.parser.push(chunk) {
+            if self.state.event(&data)? {
+                return std::mem::take(&mut self.state).finish(true).map(Some);
+            }
+        }
+        Ok(None)
     }
-    state.finish(false)
+
+    /// The body ended: a last event without its blank line still counts.
+    fn finish(mut self) -> Result<Completion, CallError> {
+        if let Some(data) = self.parser.finish()
+            && self.state.event(&data)?
+        {
+            return self.state.finish(true);
+        }
+        self.state.finish(false)
+    }
 }
 
 #[derive(Default)]
