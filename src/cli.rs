@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// No progress bar and no terminal summary; the run directory is still printed last.
     #[arg(short, long, env = "GOLDGATE_QUIET")]
     pub quiet: bool,
+    /// Exit 0 instead of 4 when no gate failed but some could not be decided with the data
+    /// (the verdict stays `inconclusive` in every report).
+    #[arg(long, env = "GOLDGATE_ALLOW_INCONCLUSIVE")]
+    pub allow_inconclusive: bool,
 }
 
 #[derive(Debug, Args)]
@@ -168,14 +172,40 @@ pub enum GoldenCommand {
         /// The golden set directory.
         dir: PathBuf,
     },
-    /// Describe the set: items, checks, contexts, tags.
+    /// Describe the set: items, checks, contexts, tags; with --baseline-accuracy, what a paired
+    /// accuracy gate on this many items can decide.
     Stats {
         /// The golden set directory.
         dir: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Plan a comparison: the current model's expected accuracy (0 to 1), e.g. 0.9.
+        #[arg(long, value_parser = unit_interval)]
+        baseline_accuracy: Option<f64>,
+        /// The non-inferiority margin: 0.05 plans the gate `min_ratio = 0.95`.
+        #[arg(long, default_value_t = 0.05, value_parser = unit_interval)]
+        margin: f64,
+        /// How strongly the two models' per-item outcomes agree beyond chance (0 to 1; 0.5 is
+        /// typical of two models of one family).
+        #[arg(long, default_value_t = 0.5, value_parser = unit_interval)]
+        correlation: f64,
+        /// The confidence level of the planned intervals.
+        #[arg(long, default_value_t = 0.95, value_parser = unit_interval)]
+        confidence: f64,
     },
+}
+
+/// A number from 0 to 1 (exclusive of neither end's nonsense: NaN is refused).
+fn unit_interval(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..1.0).contains(&v) && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!(
+            "{s} is outside 0 to 1 (exclusive): write 0.9 for 90%"
+        ))
+    }
 }
 
 #[derive(Debug, Args)]

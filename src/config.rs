@@ -162,6 +162,11 @@ pub struct EvalConfig {
     pub max_error_rate: f64,
     #[serde(default)]
     pub scoring: ScoringConfig,
+    /// When an item counts as passed for a model that ran it `repeats` times.
+    #[serde(default)]
+    pub item_pass: crate::stats::ItemPass,
+    #[serde(default)]
+    pub statistics: crate::stats::Settings,
     #[serde(default, rename = "gate")]
     pub gates: Vec<GateConfig>,
 }
@@ -282,6 +287,9 @@ pub struct GateConfig {
     pub min_ratio: Option<f64>,
     #[serde(default)]
     pub max_ratio: Option<f64>,
+    /// How the gate decides; by default per metric (docs/statistics.md).
+    #[serde(default)]
+    pub decide: Option<crate::stats::Decide>,
 }
 
 impl EvalConfig {
@@ -340,6 +348,12 @@ impl EvalConfig {
             NumberRule::new("max_error_rate", 0.0, 1.0)
                 .fix("a share of the requests, e.g. 0.05 for 5%; 1 turns the ceiling off")
                 .check(at, self.max_error_rate),
+            NumberRule::new("statistics.confidence", 0.5, 0.999)
+                .fix("a confidence level such as 0.95 (95%) or 0.9")
+                .check(at, self.statistics.confidence),
+            NumberRule::new("statistics.resamples", 100.0, 100_000.0)
+                .fix("bootstrap resamples: 1000 is the default, 10000 for finer tails")
+                .check(at, self.statistics.resamples),
             NumberRule::new("scoring.keywords.fuzzy", 0.0, 1.0)
                 .fix("0 for exact matching, or a similarity such as 0.8")
                 .check(at, sc.keywords.fuzzy),

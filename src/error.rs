@@ -18,6 +18,9 @@ pub enum Exit {
     BadInput = 2,
     /// The run could not complete (e.g. a provider unreachable throughout).
     RunFailed = 3,
+    /// No gate failed, but at least one could not be decided with the data (more items or
+    /// repeats needed); `--allow-inconclusive` makes it 0.
+    Inconclusive = 4,
     /// Interrupted; partial results were kept.
     Interrupted = 130,
 }

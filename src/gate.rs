@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{GateConfig, MAX_TIMEOUT_S, NumberRule};
 use crate::error::{Error, Location, Problem};
-use crate::metrics::{MetricKind, MetricRef, Metrics, Unit};
+use crate::metrics::{Evidence, MetricKind, MetricRef, Metrics, Unit};
+use crate::record::Side;
+use crate::stats::{self, Decide, Interval};
 
 /// Comparisons allow this much floating-point slack, so 0.95 × 0.8 is not a failure of 0.76.
 const EPSILON: f64 = 1e-9;
@@ -41,6 +43,9 @@ impl fmt::Display for Bound {
 pub struct Gate {
     pub metric: MetricRef,
     pub bound: Bound,
+    /// How it decides; `None` takes the metric's default ([`Gate::decide`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decide: Option<Decide>,
 }
 
 /// The spec's default gate set, used when the evaluation names none.
@@ -48,6 +53,7 @@ pub fn default_gates() -> Vec<Gate> {
     let g = |name: &str, bound| Gate {
         metric: MetricRef::parse(name).expect("default gate metrics are valid"),
         bound,
+        decide: None,
     };
     vec![
         g("accuracy", Bound::MinRatio(0.95)),
@@ -213,6 +219,7 @@ impl Gate {
             gates.extend(bounds.into_iter().map(|bound| Gate {
                 metric: metric.clone(),
                 bound,
+                decide: c.decide,
             }));
         }
         if problems.is_empty() {
@@ -222,12 +229,50 @@ impl Gate {
         }
     }
 
-    pub fn evaluate(&self, current: &Metrics, candidate: &Metrics) -> GateResult {
+    /// How this gate decides: as written, or the metric's default. A bound that can never be
+    /// shown to hold — zero margin (`max_ratio = 1.0`: "no worse at all") or the edge of the
+    /// metric's range (`max = 0` on a rate) — fails only on a significant worsening (`harm`);
+    /// every other bound must be shown to hold (`noninferiority`).
+    pub fn decide(&self) -> Decide {
+        if let Some(d) = self.decide {
+            return d;
+        }
+        let (lo, hi, _) = value_range(self.metric.kind);
+        let zero_margin = match self.bound {
+            Bound::MinRatio(r) | Bound::MaxRatio(r) => (r - 1.0).abs() < EPSILON,
+            Bound::Min(v) => v <= lo + EPSILON,
+            Bound::Max(v) => v <= lo + EPSILON || v >= hi - EPSILON,
+        };
+        if zero_margin {
+            Decide::Harm
+        } else {
+            Decide::Noninferiority
+        }
+    }
+
+    /// The gate on the point estimates alone, and where the data allow, its test; the outcome of
+    /// a `harm` gate waits for [`evaluate_all`]'s Holm adjustment.
+    pub fn evaluate(&self, current: &Metrics, candidate: &Metrics, ev: &Evidence) -> GateResult {
         let cur = self.metric.value(current);
         let cand = self.metric.value(candidate);
         let limit = match self.bound {
             Bound::Min(v) | Bound::Max(v) => Some(v),
             Bound::MinRatio(r) | Bound::MaxRatio(r) => cur.map(|c| c * r),
+        };
+        let decide = self.decide();
+        let mut result = GateResult {
+            metric: self.metric.clone(),
+            rule: self.bound.to_string(),
+            current: cur,
+            candidate: cand,
+            limit,
+            pass: false,
+            outcome: Outcome::Fail,
+            note: None,
+            bound: self.bound,
+            decide,
+            point: None,
+            test: None,
         };
         let (outcome, note) = match (cand, limit) {
             (Some(v), Some(l)) => {
@@ -255,19 +300,215 @@ impl Gate {
                 ),
             ),
         };
-        let note = note.map(str::to_owned);
-        GateResult {
-            metric: self.metric.clone(),
-            rule: self.bound.to_string(),
-            current: cur,
-            candidate: cand,
-            limit,
-            pass: outcome != Outcome::Fail,
-            outcome,
-            note,
-            bound: self.bound,
+        result.note = note.map(str::to_owned);
+        result.point = Some(outcome);
+        result.outcome = outcome;
+        if outcome == Outcome::Skipped || note.is_some() {
+            result.pass = outcome != Outcome::Fail;
+            return result;
         }
+        result.test = self.test(ev, cur, cand);
+        result.outcome = match (decide, &result.test) {
+            (Decide::Point, _) => outcome,
+            (Decide::Noninferiority, Some(t)) => t.noninferiority(),
+            // Decided with the other harm gates, once their p-values are adjusted together.
+            (Decide::Harm, Some(_)) => outcome,
+            (_, None) => {
+                result.note = Some(
+                    "no interval could be computed (too few items or trials): decided on the point estimates"
+                        .to_owned(),
+                );
+                outcome
+            }
+        };
+        result.pass = result.outcome == Outcome::Pass;
+        result
     }
+
+    /// The statistical test of this gate, in the direction of its bound.
+    fn test(&self, ev: &Evidence, cur: Option<f64>, cand: Option<f64>) -> Option<GateTest> {
+        let conf = ev.settings.confidence;
+        let lower_is_worse = matches!(self.bound, Bound::Min(_) | Bound::MinRatio(_));
+        let kind = self.metric.kind;
+        let percentile = match kind {
+            MetricKind::LatencyP50 => Some(0.50),
+            MetricKind::LatencyP90 => Some(0.90),
+            MetricKind::LatencyP95 => Some(0.95),
+            MetricKind::LatencyP99 => Some(0.99),
+            _ => None,
+        };
+        let mut t = match self.bound {
+            Bound::MinRatio(r) | Bound::MaxRatio(r) => {
+                if let Some(units) = ev.units(&self.metric) {
+                    // Paired non-inferiority on d = c − r·b per item (the linear form of
+                    // Fieller's test): the bound holds exactly when mean(d) is on its side of 0.
+                    let proportion = Evidence::is_proportion(kind);
+                    let p = units.linear(r, proportion, conf, &ev.settings.bootstrap())?;
+                    let df = (p.clusters.max(2) - 1) as f64;
+                    let exact = proportion && (r - 1.0).abs() < EPSILON && ev.binary_units(&units);
+                    let p_value = if exact {
+                        // McNemar's exact one-sided test on the discordant items.
+                        let (mut worse, mut better) = (0, 0);
+                        for (b, c) in units.current.iter().zip(&units.candidate) {
+                            let down = if lower_is_worse { c < b } else { c > b };
+                            let up = if lower_is_worse { c > b } else { c < b };
+                            worse += u64::from(down);
+                            better += u64::from(up);
+                        }
+                        stats::dist::mcnemar_exact_greater(worse, better)
+                    } else {
+                        stats::one_sided_p(p.estimate, p.se, 0.0, lower_is_worse, df)
+                    };
+                    GateTest {
+                        statistic: format!("mean per item of candidate - {r} x current"),
+                        estimate: p.estimate,
+                        interval: p.interval,
+                        null: 0.0,
+                        lower_is_worse,
+                        p_value: Some(p_value),
+                        p_adjusted: None,
+                        method: if exact {
+                            "paired (McNemar exact); MOVER interval".to_owned()
+                        } else if proportion {
+                            "paired, MOVER interval with Wilson margins".to_owned()
+                        } else {
+                            "paired t (clustered)".to_owned()
+                        },
+                        items: p.units,
+                        clusters: p.clusters,
+                        se: p.se,
+                        mde: None,
+                        items_to_decide: None,
+                    }
+                } else {
+                    // Percentiles and macro-F1: the paired cluster bootstrap.
+                    let mut reps = ev.paired_replicates(&self.metric, r)?;
+                    let interval = stats::percentile_interval(&mut reps, conf);
+                    if !interval.low.is_finite() && !interval.high.is_finite() {
+                        return None;
+                    }
+                    let (estimate, null, statistic) = if percentile.is_some() {
+                        (cand? / cur?, r, "candidate / current".to_owned())
+                    } else {
+                        (cand? - r * cur?, 0.0, format!("candidate - {r} x current"))
+                    };
+                    let p_value = if lower_is_worse {
+                        let above = reps.iter().filter(|&&v| v >= null).count();
+                        (above as f64 + 1.0) / (reps.len() as f64 + 1.0)
+                    } else {
+                        stats::bootstrap_p_above(&reps, null)
+                    };
+                    GateTest {
+                        statistic,
+                        estimate,
+                        interval,
+                        null,
+                        lower_is_worse,
+                        p_value: Some(p_value),
+                        p_adjusted: None,
+                        method: format!(
+                            "paired cluster bootstrap ({} resamples, seed {})",
+                            ev.settings.resamples, ev.settings.seed
+                        ),
+                        items: ev.clusters(),
+                        clusters: ev.clusters(),
+                        se: (interval.high - interval.low) / (2.0 * stats::z(conf)),
+                        mde: None,
+                        items_to_decide: None,
+                    }
+                }
+            }
+            Bound::Min(v) | Bound::Max(v) => {
+                let interval = ev.interval(Side::Candidate, &self.metric)?;
+                let estimate = cand?;
+                let se = (interval.high - interval.low) / (2.0 * stats::z(conf));
+                GateTest {
+                    statistic: "candidate".to_owned(),
+                    estimate,
+                    interval,
+                    null: v,
+                    lower_is_worse,
+                    // One-sided p of "worse than the bound", from the interval's own method:
+                    // the normal approximation its width implies.
+                    p_value: Some(stats::one_sided_p(
+                        estimate,
+                        se,
+                        v,
+                        lower_is_worse,
+                        f64::INFINITY,
+                    )),
+                    p_adjusted: None,
+                    method: match (percentile, Evidence::is_proportion(kind)) {
+                        (Some(_), _) => "order statistics (binomial ranks)".to_owned(),
+                        (None, true) => "Wilson (clustered)".to_owned(),
+                        (None, false) => "t (clustered)".to_owned(),
+                    },
+                    items: ev.clusters(),
+                    clusters: ev.clusters(),
+                    se,
+                    mde: None,
+                    items_to_decide: None,
+                }
+            }
+        };
+        if t.se.is_finite() && t.se > 0.0 {
+            t.mde = Some(stats::minimum_detectable(t.se, conf));
+            if t.noninferiority() == Outcome::Inconclusive {
+                t.items_to_decide =
+                    stats::units_to_decide(t.clusters, t.se, t.estimate - t.null, conf);
+            }
+        }
+        Some(t)
+    }
+}
+
+/// Every gate of a run: each on its own, then the `harm` gates together, their p-values
+/// Holm-adjusted (several chances to find a "significant" worsening by luck alone are one).
+pub fn evaluate_all(
+    gates: &[Gate],
+    current: &Metrics,
+    candidate: &Metrics,
+    ev: &Evidence,
+) -> Vec<GateResult> {
+    let mut results: Vec<GateResult> = gates
+        .iter()
+        .map(|g| g.evaluate(current, candidate, ev))
+        .collect();
+    let harm: Vec<usize> = (0..results.len())
+        .filter(|&i| {
+            results[i].decide == Decide::Harm
+                && results[i].note.is_none()
+                && results[i]
+                    .test
+                    .as_ref()
+                    .is_some_and(|t| t.p_value.is_some())
+        })
+        .collect();
+    let p: Vec<f64> = harm
+        .iter()
+        .map(|&i| {
+            results[i]
+                .test
+                .as_ref()
+                .and_then(|t| t.p_value)
+                .unwrap_or(1.0)
+        })
+        .collect();
+    let adjusted = stats::dist::holm(&p);
+    let alpha = ev.settings.alpha_one_sided();
+    for (&i, adj) in harm.iter().zip(adjusted) {
+        let r = &mut results[i];
+        if let Some(t) = r.test.as_mut() {
+            t.p_adjusted = Some(adj);
+        }
+        r.outcome = if adj < alpha {
+            Outcome::Fail
+        } else {
+            Outcome::Pass
+        };
+        r.pass = r.outcome == Outcome::Pass;
+    }
+    results
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,8 +516,81 @@ impl Gate {
 pub enum Outcome {
     Pass,
     Fail,
+    /// The interval straddles the bound: more items or repeats are needed to decide.
+    Inconclusive,
     /// Not applicable (no data either side); does not fail the verdict, and says why.
     Skipped,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Skipped => "skipped",
+        }
+    }
+}
+
+/// A gate's statistical test: the interval of the statistic it compares with its bound.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GateTest {
+    /// What the interval is of: `candidate - 0.95 x current, mean per item`, `candidate /
+    /// current` (a latency percentile), or `candidate` (an absolute bound).
+    pub statistic: String,
+    pub estimate: f64,
+    pub interval: Interval,
+    /// The statistic's value at the bound: 0 for a paired difference, the ratio for a ratio, the
+    /// bound itself for an absolute gate.
+    pub null: f64,
+    /// Whether values below `null` are the worse side (a `min` bound).
+    pub lower_is_worse: bool,
+    /// One-sided p-value of "the candidate is on the worse side of the bound".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_value: Option<f64>,
+    /// Holm-adjusted across the run's `harm` gates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_adjusted: Option<f64>,
+    pub method: String,
+    /// Items in the comparison and the independent clusters among them.
+    pub items: usize,
+    pub clusters: usize,
+    /// The statistic's standard error (for a bootstrap: the interval's width over 2z).
+    pub se: f64,
+    /// The smallest distance from the bound this many items detect with 80% power, in the
+    /// statistic's unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mde: Option<f64>,
+    /// For an undecided gate: about how many items would likely decide it, if the observed
+    /// distance from the bound is the true one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub items_to_decide: Option<u64>,
+}
+
+impl GateTest {
+    /// Pass when the whole interval is on the good side of the bound, fail when all of it is on
+    /// the bad side, inconclusive when it straddles the bound.
+    pub fn noninferiority(&self) -> Outcome {
+        let (good_low, good_high) = if self.lower_is_worse {
+            (
+                self.interval.low > self.null,
+                self.interval.high < self.null,
+            )
+        } else {
+            (
+                self.interval.high < self.null,
+                self.interval.low > self.null,
+            )
+        };
+        if good_low {
+            Outcome::Pass
+        } else if good_high {
+            Outcome::Fail
+        } else {
+            Outcome::Inconclusive
+        }
+    }
 }
 
 /// One row of `summary.json`'s `gates`.
@@ -287,14 +601,27 @@ pub struct GateResult {
     pub current: Option<f64>,
     pub candidate: Option<f64>,
     pub limit: Option<f64>,
+    /// The gate passed (false when it failed or could not be decided).
     pub pass: bool,
     pub outcome: Outcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     pub bound: Bound,
+    /// How the gate decided.
+    #[serde(default = "GateResult::point_decide")]
+    pub decide: Decide,
+    /// What the point estimates alone say (today's `point` rule), for comparison.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<GateTest>,
 }
 
 impl GateResult {
+    fn point_decide() -> Decide {
+        Decide::Point
+    }
+
     /// How this gate's values read to a person.
     pub fn format(&self, v: Option<f64>) -> String {
         v.map_or_else(|| "n/a".to_owned(), |v| self.metric.kind.format(v))
@@ -306,8 +633,8 @@ impl GateResult {
 pub enum Verdict {
     Pass,
     Fail,
-    /// The data cannot decide: a run that did not complete (interrupted, or a model answered
-    /// nothing) never passes, whatever its partial gates say.
+    /// The data cannot decide: no gate failed but one could not be decided, or the run did not
+    /// complete (interrupted, or a model answered nothing) and so never passes.
     Inconclusive,
 }
 
@@ -321,14 +648,17 @@ impl Verdict {
     }
 }
 
-/// The verdict of a run: only a complete run can pass or fail by its gates.
+/// The verdict of a run: only a complete run can pass or fail by its gates; any failed gate
+/// fails it, else any undecided gate leaves it inconclusive.
 pub fn verdict(results: &[GateResult], status: crate::metrics::Status) -> Verdict {
     if status != crate::metrics::Status::Complete {
         Verdict::Inconclusive
-    } else if results.iter().all(|r| r.pass) {
-        Verdict::Pass
-    } else {
+    } else if results.iter().any(|r| r.outcome == Outcome::Fail) {
         Verdict::Fail
+    } else if results.iter().any(|r| r.outcome == Outcome::Inconclusive) {
+        Verdict::Inconclusive
+    } else {
+        Verdict::Pass
     }
 }
 
@@ -350,19 +680,37 @@ mod tests {
         Gate {
             metric: MetricRef::parse(metric).unwrap(),
             bound,
+            decide: None,
+        }
+    }
+
+    impl Gate {
+        /// The gate on point estimates alone: what these tests hold (the statistics have
+        /// theirs in `stats::simulation` and the integration tests).
+        pub(super) fn evaluate_point(&self, current: &Metrics, candidate: &Metrics) -> GateResult {
+            let (items, tallies) = (
+                crate::golden::Items::default(),
+                crate::metrics::ItemTallies::default(),
+            );
+            let ev = Evidence::new(&items, &tallies, stats::Settings::default());
+            let gate = Gate {
+                decide: Some(Decide::Point),
+                ..self.clone()
+            };
+            gate.evaluate(current, candidate, &ev)
         }
     }
 
     #[test]
     fn ratio_gates_and_the_spec_example() {
-        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate(
+        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate_point(
             &metrics(Some(0.85), None, None),
             &metrics(Some(0.88), None, None),
         );
         assert!(r.pass);
         assert!((r.limit.unwrap() - 0.8075).abs() < 1e-12);
         assert_eq!(r.rule, "candidate >= 0.95 x current");
-        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate(
+        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate_point(
             &metrics(Some(0.85), None, None),
             &metrics(Some(0.80), None, None),
         );
@@ -371,7 +719,7 @@ mod tests {
 
     #[test]
     fn exact_limit_passes_despite_float_rounding() {
-        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate(
+        let r = gate("accuracy", Bound::MinRatio(0.95)).evaluate_point(
             &metrics(Some(0.8), None, None),
             &metrics(Some(0.76), None, None),
         );
@@ -383,14 +731,14 @@ mod tests {
         // A baseline with no errors leaves the candidate no room for any.
         let g = gate("error_rate", Bound::MaxRatio(1.0));
         assert!(
-            g.evaluate(
+            g.evaluate_point(
                 &metrics(None, Some(0.0), None),
                 &metrics(None, Some(0.0), None)
             )
             .pass
         );
         assert!(
-            !g.evaluate(
+            !g.evaluate_point(
                 &metrics(None, Some(0.0), None),
                 &metrics(None, Some(0.01), None)
             )
@@ -399,7 +747,7 @@ mod tests {
         // A baseline with zero accuracy: any candidate accuracy is at least 0.95 x 0.
         let g = gate("accuracy", Bound::MinRatio(0.95));
         assert!(
-            g.evaluate(
+            g.evaluate_point(
                 &metrics(Some(0.0), None, None),
                 &metrics(Some(0.0), None, None)
             )
@@ -410,12 +758,12 @@ mod tests {
     #[test]
     fn no_context_anywhere_skips_faithfulness_without_failing() {
         let g = gate("faithfulness", Bound::Min(4.0));
-        let r = g.evaluate(&metrics(None, None, None), &metrics(None, None, None));
+        let r = g.evaluate_point(&metrics(None, None, None), &metrics(None, None, None));
         assert_eq!(r.outcome, Outcome::Skipped);
         assert!(r.pass);
         assert!(r.note.unwrap().contains("faithfulness is undefined"));
         assert!(
-            !g.evaluate(
+            !g.evaluate_point(
                 &metrics(None, None, Some(5.0)),
                 &metrics(None, None, Some(3.9))
             )
@@ -437,7 +785,7 @@ mod tests {
         let cand = metrics(Some(0.0), Some(1.0), None);
         let results: Vec<_> = default_gates()
             .iter()
-            .map(|g| g.evaluate(&cur, &cand))
+            .map(|g| g.evaluate_point(&cur, &cand))
             .collect();
         let by = |m: &str| results.iter().find(|r| r.metric.to_string() == m).unwrap();
         assert!(!by("accuracy").pass);
@@ -464,6 +812,7 @@ mod tests {
             max: bounds[1],
             min_ratio: bounds[2],
             max_ratio: bounds[3],
+            decide: None,
         };
         for (g, says) in [
             (
@@ -536,6 +885,7 @@ mod tests {
                 max: None,
                 min_ratio: None,
                 max_ratio: None,
+                decide: None,
             },
             GateConfig {
                 metric: "accuracy".into(),
@@ -543,6 +893,7 @@ mod tests {
                 max: None,
                 min_ratio: None,
                 max_ratio: None,
+                decide: None,
             },
             GateConfig {
                 metric: "accuracy[tag=shipping]".into(),
@@ -550,6 +901,7 @@ mod tests {
                 max: None,
                 min_ratio: None,
                 max_ratio: None,
+                decide: None,
             },
         ];
         let msg = Gate::parse_all(&bad, Path::new("goldgate.toml"), &tags)
@@ -573,6 +925,7 @@ mod tests {
             max: None,
             min_ratio: Some(0.9),
             max_ratio: None,
+            decide: None,
         }];
         assert_eq!(
             Gate::parse_all(&ok, Path::new("g"), &tags).unwrap().len(),
@@ -629,6 +982,7 @@ mod properties {
                 max,
                 min_ratio,
                 max_ratio,
+                decide: None,
             })
     }
 
@@ -687,8 +1041,8 @@ mod properties {
         fn a_better_candidate_never_does_worse(
             bound in bound(), current in 0.0..1e6f64, candidate in 0.0..1e6f64, step in 0.0..1e6f64,
         ) {
-            let gate = Gate { metric: MetricRef::parse("accuracy").unwrap(), bound };
-            let result = gate.evaluate(&accuracy(current), &accuracy(candidate));
+            let gate = Gate { metric: MetricRef::parse("accuracy").unwrap(), bound, decide: None };
+            let result = gate.evaluate_point(&accuracy(current), &accuracy(candidate));
             prop_assert_ne!(result.outcome, Outcome::Skipped);
             // Further in the direction the bound asks for.
             let better = match bound {
@@ -696,7 +1050,7 @@ mod properties {
                 Bound::Max(_) | Bound::MaxRatio(_) => candidate - step,
             };
             if result.pass {
-                prop_assert!(gate.evaluate(&accuracy(current), &accuracy(better)).pass, "{result:?} then {better}");
+                prop_assert!(gate.evaluate_point(&accuracy(current), &accuracy(better)).pass, "{result:?} then {better}");
             }
         }
     }

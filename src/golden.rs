@@ -33,6 +33,7 @@ const ITEM_FIELDS: &[&str] = &[
     "expected",
     "label",
     "tags",
+    "group",
     "checks",
 ];
 
@@ -94,6 +95,10 @@ pub struct Item {
     pub label: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Items that are not independent (several questions on one passage) share a group:
+    /// standard errors are clustered on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// Format checks of this item: `[{"type": "regex", "pattern": "…"}, {"type": "json"}]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
@@ -800,6 +805,9 @@ fn check_item(item: &Item, patterns: &mut Patterns, at: impl Fn() -> Location) -
     }
     if let Some(why) = item.tags.iter().find_map(|t| name_problem(t)) {
         problems.push(Problem::new(at().field("tags"), format!("a tag {why}")).fix(PRINTABLE));
+    }
+    if let Some(why) = item.group.as_deref().and_then(name_problem) {
+        problems.push(Problem::new(at().field("group"), format!("the group {why}")).fix(PRINTABLE));
     }
     if item.question.trim().is_empty() {
         problems.push(

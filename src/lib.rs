@@ -8,8 +8,11 @@
 //!   calls       provider                           one request to one model, with retries,
 //!                                                   rate limits, cache
 //!   scoring     score                              checks and scores of one answer
+//!   statistics  stats                              intervals, paired tests, bootstrap, power:
+//!                                                   pure functions of numbers
 //!   results     record → metrics → gate            a result line; the fold of many into
-//!                                                   metrics; the gates' verdict on them
+//!                                                   metrics and their intervals; the gates'
+//!                                                   outcomes (pass / fail / inconclusive)
 //!   run files   manifest, summary, rundir          run.json, summary.json, the run directory
 //!   running     evaluation, runner                 everything loaded; both models over the items
 //!   views       report                             HTML, Markdown, JUnit, terminal
@@ -37,6 +40,7 @@ mod report;
 mod rundir;
 mod runner;
 pub mod score;
+pub mod stats;
 pub mod summary;
 mod text;
 mod tokens;

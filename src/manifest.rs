@@ -25,6 +25,13 @@ pub struct Manifest {
     /// The evaluation's error ceiling; absent in run directories written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_error_rate: Option<f64>,
+    /// `[statistics]`: the confidence level, seed and resamples every interval is computed with
+    /// (absent in run directories written before intervals: the defaults then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<crate::stats::Settings>,
+    /// When an item passes for a model over its trials (absent before: `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_pass: Option<crate::stats::ItemPass>,
     /// Notes every view must show (e.g. a diff of runs over different golden sets).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

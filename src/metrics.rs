@@ -4,6 +4,8 @@
 //! the size of what the models say. Histograms are serialised into the summary (HdrHistogram's
 //! standard compressed V2 format, base64) so `diff` and `merge` can recompute any percentile exactly.
 
+mod evidence;
+
 use std::collections::BTreeMap;
 
 use base64::Engine;
@@ -13,8 +15,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::CheckKind;
 use crate::provider::ErrorKind;
-use crate::record::{ResultRecord, Sides};
+use crate::record::{ResultRecord, Side, Sides};
 use crate::score::{ClassificationMetrics, Confusion, JudgeUsage};
+use crate::stats::Interval;
+
+pub use evidence::{Comparison, Evidence, RepeatStats};
 
 /// Three significant digits, as the spec requires; values in microseconds.
 const SIGFIG: u8 = 3;
@@ -78,11 +83,121 @@ pub fn failure(tallies: &Sides<ModelTally>, max_error_rate: Option<f64>) -> Opti
     })
 }
 
-/// Per item, per model: trials passed and trials done. Compact: this is all a run keeps per item.
+/// Per item, per model: trials passed and trials done, and what they scored, summed (the paired
+/// statistics compare the two models item by item). Compact: this is all a run keeps per item.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ItemTally {
     pub passed: Sides<u32>,
     pub done: Sides<u32>,
+    pub sums: Sides<TrialSums>,
+}
+
+/// One item's trials on one model, summed: 32 bytes, so a 100,000-item run holds 6.4 MB of them.
+/// Counts saturate (a run has at most 1,000 trials per item); sums are `f32`, ample for means of
+/// at most 1,000 scores.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrialSums {
+    pub errors: u16,
+    pub forbidden: u16,
+    pub answered: u16,
+    pub faithfulness_n: u16,
+    pub support_n: u16,
+    pub similarity_n: u16,
+    pub faithfulness: f32,
+    pub support: f32,
+    pub similarity: f32,
+    pub cost_usd: f32,
+}
+
+impl TrialSums {
+    fn record(&mut self, r: &ResultRecord) {
+        let inc = |n: &mut u16| *n = n.saturating_add(1);
+        if r.ok {
+            inc(&mut self.answered);
+            self.cost_usd += r.cost_usd as f32;
+            if r.checks.get(&CheckKind::Forbidden).is_some_and(|c| !c.pass) {
+                inc(&mut self.forbidden);
+            }
+        } else {
+            inc(&mut self.errors);
+        }
+        if let Some(f) = &r.faithfulness {
+            inc(&mut self.faithfulness_n);
+            self.faithfulness += f.score as f32;
+            if let Some(s) = f.support {
+                inc(&mut self.support_n);
+                self.support += s as f32;
+            }
+        }
+        if let Some(s) = &r.similarity {
+            inc(&mut self.similarity_n);
+            self.similarity += s.token_set as f32;
+        }
+    }
+}
+
+/// Every item's tally, and every answered trial's latency with its item: what the intervals and
+/// paired comparisons of a run are computed from. Reads as the slice of item tallies.
+#[derive(Debug, Clone, Default)]
+pub struct ItemTallies {
+    items: Vec<ItemTally>,
+    /// Per model, (item index, latency in ms) of each answered trial: 8 bytes a trial.
+    latency_ms: Sides<Vec<(u32, f32)>>,
+    /// Per model, (item index, expected label, predicted label) of each answered labelled trial,
+    /// as indices into `labels`: macro-F1's bootstrap resamples items.
+    predictions: Sides<Vec<(u32, u32, u32)>>,
+    labels: Vec<String>,
+}
+
+impl ItemTallies {
+    pub fn new(items: usize) -> ItemTallies {
+        ItemTallies {
+            items: vec![ItemTally::default(); items],
+            ..ItemTallies::default()
+        }
+    }
+
+    /// Count one result of item `i`.
+    pub fn record(&mut self, i: usize, r: &ResultRecord) {
+        self.items[i].record(r);
+        let item = u32::try_from(i).expect("fewer than 2^32 items");
+        if r.ok
+            && let Some(ms) = r.latency_ms
+        {
+            self.latency_ms[r.model].push((item, ms as f32));
+        }
+        if let Some((expected, predicted)) = r.label() {
+            let (e, p) = (self.label(expected), self.label(predicted));
+            self.predictions[r.model].push((item, e, p));
+        }
+    }
+
+    fn label(&mut self, name: &str) -> u32 {
+        match self.labels.iter().position(|l| l == name) {
+            Some(i) => i as u32,
+            None => {
+                self.labels.push(name.to_owned());
+                (self.labels.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Each answered trial's latency on one model, with its item.
+    pub fn latencies(&self, side: Side) -> &[(u32, f32)] {
+        &self.latency_ms[side]
+    }
+
+    /// Each labelled trial's (item, expected, predicted) on one model, and the label count.
+    pub fn predictions(&self, side: Side) -> (&[(u32, u32, u32)], usize) {
+        (&self.predictions[side], self.labels.len())
+    }
+}
+
+impl std::ops::Deref for ItemTallies {
+    type Target = [ItemTally];
+    fn deref(&self) -> &[ItemTally] {
+        &self.items
+    }
 }
 
 /// How the two models compare on one item; where repeats > 1, an item regressed when the
@@ -102,6 +217,7 @@ impl ItemTally {
     pub fn record(&mut self, r: &ResultRecord) {
         self.done[r.model] += 1;
         self.passed[r.model] += u32::from(r.ok && r.pass);
+        self.sums[r.model].record(r);
     }
 
     /// Whether both models ran all `repeats` trials of this item.
@@ -109,19 +225,18 @@ impl ItemTally {
         self.done.current == repeats && self.done.candidate == repeats
     }
 
-    pub fn class(&self, repeats: u32) -> ItemClass {
+    /// How the models compare on this item: each passes it or not by `rule` over its trials
+    /// (with one trial, whether that trial passed).
+    pub fn class(&self, repeats: u32, rule: crate::stats::ItemPass) -> ItemClass {
         if !self.is_complete(repeats) {
             return ItemClass::Incomplete;
         }
-        let Sides {
-            current: cur,
-            candidate: cand,
-        } = self.passed;
-        match cand.cmp(&cur) {
-            std::cmp::Ordering::Less => ItemClass::Regressed,
-            std::cmp::Ordering::Greater => ItemClass::Improved,
-            std::cmp::Ordering::Equal if cur == repeats => ItemClass::BothPass,
-            std::cmp::Ordering::Equal => ItemClass::BothFail,
+        let passes = |side| rule.passes(self.passed[side], self.done[side]);
+        match (passes(Side::Current), passes(Side::Candidate)) {
+            (true, false) => ItemClass::Regressed,
+            (false, true) => ItemClass::Improved,
+            (true, true) => ItemClass::BothPass,
+            (false, false) => ItemClass::BothFail,
         }
     }
 }
@@ -318,6 +433,8 @@ impl Tally {
                 },
                 cost_usd: self.judge.usage.cost_usd,
             }),
+            intervals: BTreeMap::new(),
+            repeats: None,
             by_tag: None,
         }
     }
@@ -593,6 +710,43 @@ impl MetricKind {
         }
     }
 
+    /// An interval in the unit [`MetricKind::format`] shows the value in, without repeating the
+    /// unit: `[48.4, 74.9]` after `62.5%`; an unbounded side reads `∞`.
+    pub fn format_interval(self, i: Interval) -> String {
+        let f = |v: f64| {
+            if v.is_infinite() {
+                return if v > 0.0 { "∞" } else { "-∞" }.to_owned();
+            }
+            match self.info().unit {
+                Unit::Proportion => format!("{:.1}", v * 100.0),
+                Unit::Score => format!("{v:.2}"),
+                Unit::Fraction => format!("{v:.3}"),
+                Unit::Millis if v >= 100.0 => format!("{v:.0}"),
+                Unit::Millis => format!("{v:.1}"),
+                Unit::Usd => format!("{v:.4}"),
+            }
+        };
+        format!("[{}, {}]", f(i.low), f(i.high))
+    }
+
+    /// A difference (candidate − current) and its interval as the views show it:
+    /// `+4.2 [-6.1, +14.5] pts` for a share, `+0.12 [-0.05, +0.30]` for a score.
+    pub fn format_difference(self, d: f64, i: Interval) -> String {
+        let f = |v: f64| match self.info().unit {
+            Unit::Proportion => format!("{:+.1}", v * 100.0),
+            Unit::Score => format!("{v:+.2}"),
+            Unit::Fraction => format!("{v:+.3}"),
+            Unit::Millis => format!("{v:+.1}"),
+            Unit::Usd => format!("{v:+.4}"),
+        };
+        let unit = match self.info().unit {
+            Unit::Proportion => " pts",
+            Unit::Millis => " ms",
+            _ => "",
+        };
+        format!("{} [{}, {}]{unit}", f(d), f(i.low), f(i.high))
+    }
+
     /// How far the candidate moved from the current value, as the views show it; empty when
     /// there is nothing to compare (a ratio to zero, a missing value).
     pub fn change(self, current: f64, candidate: f64) -> String {
@@ -724,8 +878,26 @@ pub struct Metrics {
     /// What judging this model's answers took: never part of its own tokens, cost or latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeMetrics>,
+    /// The confidence interval of each metric above, by its gate name (`accuracy`,
+    /// `latency_p95_ms`…), at `statistics.confidence`; `null` for an unbounded side.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intervals: BTreeMap<String, Interval>,
+    /// With repeats: pass@k, pass^k, flaky items, and how much of the variance is within items.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<RepeatStats>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub by_tag: Option<BTreeMap<String, Metrics>>,
+}
+
+impl Metrics {
+    /// The interval of a metric (overall, or on the metric's tag).
+    pub fn interval(&self, metric: &MetricRef) -> Option<Interval> {
+        let m = match &metric.tag {
+            None => self,
+            Some(tag) => self.by_tag.as_ref()?.get(tag)?,
+        };
+        m.intervals.get(metric.kind.name()).copied()
+    }
 }
 
 pub fn encode_histogram(h: &Histogram<u64>) -> String {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::golden::{Item, Items};
 use crate::manifest::Manifest;
-use crate::metrics::{ItemTally, ModelTally, Status};
+use crate::metrics::{ItemTallies, ModelTally, Status};
 use crate::record::{ReadStats, ResultRecord, Sides, TrialKey, TrialSet, read_results};
 use crate::summary::Summary;
 
@@ -102,7 +102,7 @@ pub struct RunData {
     pub manifest: Manifest,
     pub items: Items,
     pub tallies: Sides<ModelTally>,
-    pub item_tallies: Vec<ItemTally>,
+    pub item_tallies: ItemTallies,
     pub read: ReadStats,
     /// How the run recorded its end, if it wrote a summary.
     pub recorded: Option<Recorded>,
@@ -118,7 +118,7 @@ pub struct Recorded {
 /// are computed from.
 pub struct Fold {
     pub tallies: Sides<ModelTally>,
-    pub item_tallies: Vec<ItemTally>,
+    pub item_tallies: ItemTallies,
     /// Every (item index, model, trial) that has its result.
     pub done: TrialSet,
     pub read: ReadStats,
@@ -128,7 +128,7 @@ impl Fold {
     /// Fold `dir`'s results over `items` (the run's own, as [`RunData::load`] reads them).
     pub fn of(dir: &Path, items: &Items, repeats: u32) -> anyhow::Result<Fold> {
         let mut tallies = Sides::<ModelTally>::default();
-        let mut item_tallies = vec![ItemTally::default(); items.len()];
+        let mut item_tallies = ItemTallies::new(items.len());
         // A (item, model, trial) answered twice counts once: the first answer.
         let mut seen = TrialSet::new(items.len(), repeats);
         let read = if results_path(dir).exists() {
@@ -145,7 +145,7 @@ impl Fold {
                     return;
                 }
                 tallies[r.model].record(items.tags(i), &r);
-                item_tallies[i].record(&r);
+                item_tallies.record(i, &r);
             })?
         } else {
             ReadStats::default()
@@ -260,6 +260,7 @@ impl RunData {
         Summary::build(
             &self.manifest,
             &self.tallies,
+            &self.items,
             &self.item_tallies,
             status,
             finished_at,

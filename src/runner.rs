@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 
 use crate::golden::{Item, Items};
-use crate::metrics::{ItemTally, ModelTally};
+use crate::metrics::{ItemTallies, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
 use crate::provider::{CallError, Client, Outcome, Request};
@@ -22,7 +22,7 @@ use crate::score::{Scores, Scoring};
 /// What the run hands to the summary.
 pub struct RunOutput {
     pub tallies: Sides<ModelTally>,
-    pub items: Vec<ItemTally>,
+    pub items: ItemTallies,
     pub interrupted: bool,
 }
 
@@ -54,7 +54,7 @@ impl Runner<'_> {
     ) -> anyhow::Result<RunOutput> {
         use anyhow::Context as _;
         let mut tallies = Sides::<ModelTally>::default();
-        let mut items = vec![ItemTally::default(); self.work.items.len()];
+        let mut items = ItemTallies::new(self.work.items.len());
 
         let stopping = Arc::new(AtomicBool::new(false));
         let (abort_tx, mut abort_rx) = tokio::sync::watch::channel(false);
@@ -101,7 +101,7 @@ impl Runner<'_> {
             for joined in batch {
                 let (t, record) = joined.context("a trial's task failed")?;
                 tallies[t.side].record(self.work.items.tags(t.item), &record);
-                items[t.item].record(&record);
+                items.record(t.item, &record);
                 results.write(&record)?;
                 progress.record(!record.ok);
             }

@@ -3,10 +3,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::gate::{GateResult, Verdict};
+use crate::golden::Items;
 use crate::manifest::{GoldenRef, Manifest};
-use crate::metrics::{ItemClass, ItemTally, Status};
+use crate::metrics::{Comparison, Evidence, ItemClass, ItemTallies, ItemTally, MetricRef, Status};
 use crate::metrics::{Metrics, ModelTally};
-use crate::record::Sides;
+use crate::record::{Side, Sides};
+use crate::stats::ItemPass;
 
 pub const SCHEMA: &str = "goldgate/summary/v1";
 
@@ -24,6 +26,15 @@ pub struct Summary {
     pub items: ItemDiff,
     pub gates: Vec<GateResult>,
     pub verdict: Verdict,
+    /// How the intervals were computed (absent in summaries written before them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statistics: Option<StatisticsInfo>,
+    /// The two models compared item by item, per metric: the paired difference and its interval.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub comparisons: Vec<Comparison>,
+    /// With repeats: items that passed some trials and failed others, on either model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flaky: Vec<FlakyItem>,
     /// Why a run whose status is `failed` could not be judged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<String>,
@@ -60,11 +71,35 @@ pub struct ItemDiff {
     pub incomplete: usize,
 }
 
+/// How a run's intervals were computed, so anyone can recompute them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatisticsInfo {
+    pub confidence: f64,
+    pub seed: u64,
+    pub resamples: u32,
+    /// Independent units: items, or groups of items where items carry a `group`.
+    pub clusters: usize,
+    pub grouped_items: usize,
+    pub item_pass: ItemPass,
+}
+
+/// An item whose trials disagreed on a model: passed some, failed others.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlakyItem {
+    pub id: String,
+    /// Trials passed and trials run, per model.
+    pub current: [u32; 2],
+    pub candidate: [u32; 2],
+}
+
+/// The most flaky items a summary lists by name; the counts are in each model's `repeats`.
+const FLAKY_LISTED: usize = 200;
+
 impl ItemDiff {
-    pub fn from_items(items: &[ItemTally], repeats: u32) -> ItemDiff {
+    pub fn from_items(items: &[ItemTally], repeats: u32, rule: ItemPass) -> ItemDiff {
         let mut d = ItemDiff::default();
         for it in items {
-            match it.class(repeats) {
+            match it.class(repeats, rule) {
                 ItemClass::Regressed => d.regressed += 1,
                 ItemClass::Improved => d.improved += 1,
                 ItemClass::BothPass => d.both_pass += 1,
@@ -81,24 +116,77 @@ impl Summary {
     pub fn build(
         manifest: &Manifest,
         tallies: &Sides<ModelTally>,
-        items: &[ItemTally],
+        golden_items: &Items,
+        items: &ItemTallies,
         status: Status,
         finished_at: String,
     ) -> Summary {
+        let settings = manifest.statistics.unwrap_or_default();
+        let item_pass = manifest.item_pass.unwrap_or_default();
+        let ev = Evidence::new(golden_items, items, settings);
         let models = Sides::new(|side| {
             let r = &manifest.models[side];
+            let mut metrics = tallies[side].metrics();
+            metrics.intervals = ev.intervals(side, None, &metrics);
+            metrics.repeats = ev.repeat_stats(side, manifest.repeats);
+            if let Some(by_tag) = metrics.by_tag.as_mut() {
+                for (tag, m) in by_tag.iter_mut() {
+                    m.intervals = ev.intervals(side, Some(tag), m);
+                }
+            }
             ModelSummary {
                 provider: r.provider.clone(),
                 kind: r.kind,
                 model: r.model.clone(),
-                metrics: tallies[side].metrics(),
+                metrics,
             }
         });
-        let results: Vec<GateResult> = manifest
-            .gates
+        let results = crate::gate::evaluate_all(
+            &manifest.gates,
+            &models.current.metrics,
+            &models.candidate.metrics,
+            &ev,
+        );
+        let comparisons = crate::metrics::CATALOGUE
             .iter()
-            .map(|g| g.evaluate(&models.current.metrics, &models.candidate.metrics))
+            .filter(|info| {
+                (info.value)(&models.current.metrics).is_some()
+                    && (info.value)(&models.candidate.metrics).is_some()
+            })
+            .filter_map(|info| {
+                ev.compare(&MetricRef {
+                    kind: info.kind,
+                    tag: None,
+                })
+            })
             .collect();
+        let flaky = if manifest.repeats > 1 {
+            items
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| {
+                    Side::BOTH
+                        .iter()
+                        .any(|&s| t.passed[s] > 0 && t.passed[s] < t.done[s])
+                })
+                .take(FLAKY_LISTED)
+                .map(|(i, t)| FlakyItem {
+                    id: golden_items.id(i).to_owned(),
+                    current: [t.passed.current, t.done.current],
+                    candidate: [t.passed.candidate, t.done.candidate],
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let statistics = Some(StatisticsInfo {
+            confidence: settings.confidence,
+            seed: settings.seed,
+            resamples: settings.resamples,
+            clusters: ev.clusters(),
+            grouped_items: ev.grouped_items,
+            item_pass,
+        });
         let verdict = crate::gate::verdict(&results, status);
         Summary {
             schema: SCHEMA.to_owned(),
@@ -110,9 +198,12 @@ impl Summary {
             golden: manifest.golden.clone(),
             repeats: manifest.repeats,
             models,
-            items: ItemDiff::from_items(items, manifest.repeats),
+            items: ItemDiff::from_items(items, manifest.repeats, item_pass),
             gates: results,
             verdict,
+            statistics,
+            comparisons,
+            flaky,
             failure: (status == Status::Failed)
                 .then(|| crate::metrics::failure(tallies, manifest.max_error_rate))
                 .flatten(),

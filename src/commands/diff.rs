@@ -88,6 +88,9 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             candidate: side_ref(&b, args.b_side),
         },
         gates: b.manifest.gates.clone(),
+        // Run B's gates, so run B's statistics too.
+        statistics: b.manifest.statistics,
+        item_pass: b.manifest.item_pass,
         // The stricter of the two runs' ceilings: each side's answers were judged by its own.
         max_error_rate: match (a.manifest.max_error_rate, b.manifest.max_error_rate) {
             (Some(x), Some(y)) => Some(x.min(y)),

@@ -24,11 +24,25 @@ pub fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
                 golden::short(&set.sha256)
             )?;
         }
-        GoldenCommand::Stats { dir, json } => {
+        GoldenCommand::Stats {
+            dir,
+            json,
+            baseline_accuracy,
+            margin,
+            correlation,
+            confidence,
+        } => {
             let set = GoldenSet::load(&dir)?;
             let s = set.stats();
+            let plan = baseline_accuracy.map(|p| {
+                crate::stats::power_plan(s.items as u64, p, margin, correlation, confidence)
+            });
             if json {
-                serde_json::to_writer_pretty(&mut out, &s)?;
+                let mut value = serde_json::to_value(&s)?;
+                if let Some(plan) = &plan {
+                    value["power"] = serde_json::to_value(plan)?;
+                }
+                serde_json::to_writer_pretty(&mut out, &value)?;
                 writeln!(out)?;
             } else {
                 writeln!(
@@ -82,8 +96,46 @@ pub fn golden(cmd: GoldenCommand) -> anyhow::Result<Exit> {
                         tags.join(", ")
                     }
                 )?;
+                if let Some(p) = &plan {
+                    write_plan(&mut out, p)?;
+                }
             }
         }
     }
     Ok(Exit::Pass)
+}
+
+/// What a paired accuracy gate on this set can decide, in plain words.
+fn write_plan(out: &mut dyn Write, p: &crate::stats::PowerPlan) -> anyhow::Result<()> {
+    let pct = |v: f64| format!("{:.1}%", v * 100.0);
+    writeln!(
+        out,
+        "\npower, planned (baseline accuracy {}, per-item correlation {}, {}% confidence):",
+        pct(p.baseline),
+        p.correlation,
+        (p.confidence * 100.0).round()
+    )?;
+    writeln!(
+        out,
+        "  the models would disagree on about {} of the items",
+        pct(p.discordance)
+    )?;
+    writeln!(
+        out,
+        "  {} items detect an accuracy drop of {} points or more with 80% power",
+        p.items,
+        format_args!("{:.1}", p.detectable_drop * 100.0)
+    )?;
+    writeln!(
+        out,
+        "  an equally good candidate passes `min_ratio = {}` with probability {}",
+        1.0 - p.margin,
+        pct(p.pass_probability)
+    )?;
+    writeln!(
+        out,
+        "  {} items are needed for that probability to reach 80% (more repeats help only where the models are not deterministic)",
+        p.items_for_80_percent
+    )?;
+    Ok(())
 }

@@ -22,6 +22,8 @@ golden = "goldens/example"
 current = "providers/current.toml"
 candidate = "providers/candidate.toml"
 repeats = 1
+# With repeats: an item passes for a model when "all" (default), "majority" or "any" of its trials pass.
+item_pass = "all"
 
 # A tera template. Variables: question, context, contexts, id, tags.
 prompt = """{% if context %}Answer the question using only the context below.
@@ -31,25 +33,40 @@ Context:
 
 {% endif %}Question: {{ question }}"""
 
-# Candidate accuracy at least 95% of the current model's.
+# Every metric gets a confidence interval, and each gate one of three outcomes: pass (the data
+# show the bound holds), fail (they show it does not), inconclusive (exit 4: more items needed).
+[statistics]
+confidence = 0.95
+seed = 1            # the bootstrap's seed: same results, same intervals
+resamples = 1000
+
+# Candidate accuracy at least 95% of the current model's. Five items cannot show that (`goldgate
+# golden stats goldens/example --baseline-accuracy 0.9` says how many can): until the set has a
+# few hundred, this gate fails only on a significant drop ("harm"). Then remove the line: the
+# default, "noninferiority", makes the candidate show, item by item, that it is no worse.
 [[gate]]
 metric = "accuracy"
 min_ratio = 0.95
+decide = "harm"
 
-# Faithfulness to the context, 1-5.
+# Faithfulness to the context, 1-5: the candidate's interval must sit above 4.0.
 [[gate]]
 metric = "faithfulness"
 min = 4.0
+decide = "noninferiority"
 
-# p95 latency at most 110% of the current model's.
+# p95 latency at most 110% of the current model's (a paired bootstrap of the ratio).
 [[gate]]
 metric = "latency_p95_ms"
 max_ratio = 1.10
+decide = "noninferiority"
 
-# No more failed requests than the current model.
+# No more failed requests than the current model. A zero margin can never be shown to hold, so
+# this gate fails only on a significant worsening ("harm", Holm-adjusted across such gates).
 [[gate]]
 metric = "error_rate"
 max_ratio = 1.0
+decide = "harm"
 "#;
 
 const CURRENT_TOML: &str = r#"# The current model. This scaffold uses a built-in extractive answerer so it runs with no key.

@@ -25,10 +25,12 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
             && m.repeats == first.repeats
             && m.models.current.model == first.models.current.model
             && m.models.candidate.model == first.models.candidate.model
-            && m.gates == first.gates;
+            && m.gates == first.gates
+            && m.statistics == first.statistics
+            && m.item_pass == first.item_pass;
         if !same {
             return Err(Error::Usage(format!(
-                "{} and {} are not shards of one run (golden set, models, repeats or gates differ)",
+                "{} and {} are not shards of one run (golden set, models, repeats, gates or statistics differ)",
                 runs[0].dir.display(),
                 run.dir.display()
             ))

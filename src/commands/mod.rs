@@ -81,6 +81,11 @@ fn conclude(
             items,
             item_tallies,
             summary.repeats,
+            summary
+                .statistics
+                .as_ref()
+                .map(|s| s.item_pass)
+                .unwrap_or_default(),
         )?;
         let input = ReportInput {
             summary,
@@ -145,7 +150,10 @@ fn exit_for_summary(summary: &Summary) -> Exit {
     match summary.status {
         Status::Interrupted => Exit::Interrupted,
         Status::Failed => Exit::RunFailed,
-        Status::Complete if summary.verdict == crate::gate::Verdict::Pass => Exit::Pass,
-        Status::Complete => Exit::GateFailed,
+        Status::Complete => match summary.verdict {
+            crate::gate::Verdict::Pass => Exit::Pass,
+            crate::gate::Verdict::Fail => Exit::GateFailed,
+            crate::gate::Verdict::Inconclusive => Exit::Inconclusive,
+        },
     }
 }

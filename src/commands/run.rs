@@ -51,6 +51,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let summary = Summary::build(
             &plan.manifest,
             &fold.tallies,
+            &plan.work.items,
             &fold.item_tallies,
             status,
             rundir::now_rfc3339(),
@@ -65,6 +66,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let summary = Summary::build(
             &plan.manifest,
             &executed.tallies,
+            &plan.work.items,
             &executed.items,
             status,
             rundir::now_rfc3339(),
@@ -80,7 +82,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     )?;
     explain_the_end(&plan, &summary, &tallies);
     writeln!(std::io::stdout().lock(), "{}", plan.dir.display())?;
-    Ok(concluded.exit)
+    Ok(match concluded.exit {
+        Exit::Inconclusive if args.allow_inconclusive => Exit::Pass,
+        exit => exit,
+    })
 }
 
 /// A run that did not complete says why, and how to go on.
@@ -380,6 +385,8 @@ fn fresh_manifest(
         models: evaluation.clients.as_ref().map(model_ref),
         gates: evaluation.gates.clone(),
         max_error_rate: Some(evaluation.config.max_error_rate),
+        statistics: Some(evaluation.config.statistics),
+        item_pass: Some(evaluation.config.item_pass),
         warnings: Vec::new(),
         kind: RunKind::Run {
             source: Some(source),

@@ -116,12 +116,26 @@ impl<'a> Page<'a> {
                 ),
             ),
             (_, Verdict::Pass) => ("pass", "PASS — every gate passed".to_owned()),
-            (_, Verdict::Inconclusive) => (
-                "warn",
-                "INCONCLUSIVE — the data could not decide every gate".to_owned(),
-            ),
+            (_, Verdict::Inconclusive) => {
+                let n = s
+                    .gates
+                    .iter()
+                    .filter(|g| g.outcome == Outcome::Inconclusive)
+                    .count();
+                (
+                    "warn",
+                    format!(
+                        "INCONCLUSIVE — no gate failed, but the data cannot yet show that {n} of {} gates hold: more items or repeats would decide (exit code 4)",
+                        s.gates.len()
+                    ),
+                )
+            }
             (_, Verdict::Fail) => {
-                let n = s.gates.iter().filter(|g| !g.pass).count();
+                let n = s
+                    .gates
+                    .iter()
+                    .filter(|g| g.outcome == Outcome::Fail)
+                    .count();
                 (
                     "fail",
                     format!("FAIL — {n} of {} gates failed", s.gates.len()),
@@ -139,7 +153,7 @@ impl<'a> Page<'a> {
             verdict_class,
             verdict_text,
             golden_short: crate::golden::short(&s.golden.sha256),
-            gates: s.gates.iter().map(gate_row).collect(),
+            gates: s.gates.iter().map(|g| gate_row(s, g)).collect(),
             metrics: metric_rows(cur, cand),
             tags: tag_rows(cur, cand),
             chart: Chart::new(cur, cand),
@@ -181,11 +195,22 @@ fn group_key(g: Group) -> &'static str {
     }
 }
 
-fn gate_row(g: &GateResult) -> GateRow {
-    let change = match (g.current, g.candidate) {
+fn gate_row(s: &crate::summary::Summary, g: &GateResult) -> GateRow {
+    let change = super::gate_change(s, g).unwrap_or_else(|| match (g.current, g.candidate) {
         (Some(c), Some(k)) => g.metric.kind.change(c, k),
         _ => String::new(),
+    });
+    let (cur, cand) = (&s.models.current.metrics, &s.models.candidate.metrics);
+    // What decided it, when not the default, and why an undecided gate is undecided.
+    let how = match g.decide {
+        crate::stats::Decide::Noninferiority => None,
+        d => Some(format!("decide = {}", d.as_str())),
     };
+    let note = [how, g.note.clone(), super::undecided(g)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ");
     let op = match g.bound {
         crate::gate::Bound::Min(_) | crate::gate::Bound::MinRatio(_) => "≥",
         _ => "≤",
@@ -193,16 +218,17 @@ fn gate_row(g: &GateResult) -> GateRow {
     GateRow {
         metric: g.metric.to_string(),
         rule: g.rule.clone(),
-        current: g.format(g.current),
-        candidate: g.format(g.candidate),
+        current: super::with_interval(cur, &g.metric),
+        candidate: super::with_interval(cand, &g.metric),
         change,
         limit: format!("{op} {}", g.format(g.limit)),
         outcome: match g.outcome {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
             Outcome::Skipped => "skipped",
         },
-        note: g.note.clone().unwrap_or_default(),
+        note,
     }
 }
 

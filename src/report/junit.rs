@@ -80,6 +80,19 @@ impl Exporter for Junit {
                         })
                     );
                 }
+                // Neither passed nor failed: the data could not decide (exit code 4).
+                Outcome::Inconclusive => {
+                    let _ = writeln!(
+                        x,
+                        ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                        attr(&format!(
+                            "INCONCLUSIVE: {}",
+                            super::undecided(g)
+                                .unwrap_or_default()
+                                .trim_start_matches("undecided: ")
+                        ))
+                    );
+                }
                 Outcome::Skipped => {
                     let _ = writeln!(
                         x,

@@ -72,6 +72,7 @@ fn render(input: &ReportInput) -> String {
         &s.gates,
         &names,
         MAX_BYTES.saturating_sub(fixed + AFTER_GATES_BYTES),
+        Some(s),
     );
     let left = MAX_BYTES.saturating_sub(fixed + gates.len());
     // The confusion matrices take at most half of what is left; the regressions the rest.
@@ -218,21 +219,29 @@ fn warnings(all: &[String]) -> String {
 /// The gate table, whole when it fits in `budget`. Else the gates that failed come first, then
 /// the skipped, then the passed, as many as fit (in their order), and a line says how many of each
 /// are left out.
-fn gates(all: &[GateResult], names: &Sides<String>, budget: usize) -> String {
+/// The gates, each with both models' values and intervals, the paired change and the outcome
+/// (`summary` is `None` only in tests of the layout).
+fn gates(
+    all: &[GateResult],
+    names: &Sides<String>,
+    budget: usize,
+    summary: Option<&crate::summary::Summary>,
+) -> String {
     let mut out = format!(
-        "| Gate | Rule | {} | {} | Limit | Result |\n|---|---|--:|--:|--:|---|\n",
+        "| Gate | Rule | {} | {} | Change | Limit | Result |\n|---|---|--:|--:|--:|--:|---|\n",
         capitalized(&names.current),
         capitalized(&names.candidate)
     );
-    let rows: Vec<String> = all.iter().map(gate_row).collect();
+    let rows: Vec<String> = all.iter().map(|g| gate_row(g, summary)).collect();
     if out.len() + rows.iter().map(String::len).sum::<usize>() <= budget {
         rows.iter().for_each(|r| out.push_str(r));
         return out;
     }
     let rank = |g: &GateResult| match g.outcome {
         Outcome::Fail => 0,
-        Outcome::Skipped => 1,
-        Outcome::Pass => 2,
+        Outcome::Inconclusive => 1,
+        Outcome::Skipped => 2,
+        Outcome::Pass => 3,
     };
     let mut order: Vec<usize> = (0..all.len()).collect();
     order.sort_by_key(|&i| rank(&all[i]));
@@ -245,7 +254,7 @@ fn gates(all: &[GateResult], names: &Sides<String>, budget: usize) -> String {
         used += rows[i].len();
         shown[i] = true;
     }
-    let mut left = [0usize; 3];
+    let mut left = [0usize; 4];
     for (i, row) in rows.iter().enumerate() {
         if shown[i] {
             out.push_str(row);
@@ -255,30 +264,51 @@ fn gates(all: &[GateResult], names: &Sides<String>, budget: usize) -> String {
     }
     let _ = writeln!(
         out,
-        "\n…and {} more gate(s) ({} failed, {} skipped, {} passed): see `report.html` or `summary.json` (`gates`).",
+        "\n…and {} more gate(s) ({} failed, {} inconclusive, {} skipped, {} passed): see `report.html` or `summary.json` (`gates`).",
         left.iter().sum::<usize>(),
         left[0],
         left[1],
-        left[2]
+        left[2],
+        left[3]
     );
     out
 }
 
-fn gate_row(g: &GateResult) -> String {
+fn gate_row(g: &GateResult, summary: Option<&crate::summary::Summary>) -> String {
     let result = match g.outcome {
         Outcome::Pass => "✅ PASS".to_owned(),
         Outcome::Fail => "❌ FAIL".to_owned(),
+        Outcome::Inconclusive => format!(
+            "⚠️ INCONCLUSIVE ({})",
+            esc(&clip(
+                super::undecided(g)
+                    .as_deref()
+                    .unwrap_or("")
+                    .trim_start_matches("undecided: "),
+                NOTE_CHARS
+            ))
+        ),
         Outcome::Skipped => format!(
             "⏭️ SKIP ({})",
             esc(&clip(g.note.as_deref().unwrap_or(""), NOTE_CHARS))
         ),
     };
+    let (cur, cand, change) = match summary {
+        Some(s) => (
+            super::with_interval(&s.models.current.metrics, &g.metric),
+            super::with_interval(&s.models.candidate.metrics, &g.metric),
+            super::gate_change(s, g).unwrap_or_default(),
+        ),
+        None => (g.format(g.current), g.format(g.candidate), String::new()),
+    };
+    let how = match g.decide {
+        crate::stats::Decide::Noninferiority => String::new(),
+        d => format!(" ({})", d.as_str()),
+    };
     format!(
-        "| {} | {} | {} | {} | {} | {result} |\n",
+        "| {} | {}{how} | {cur} | {cand} | {change} | {} | {result} |\n",
         esc(&clip(&g.metric.to_string(), CELL_CHARS)),
         esc(&clip(&g.rule, CELL_CHARS)),
-        g.format(g.current),
-        g.format(g.candidate),
         g.format(g.limit),
     )
 }
@@ -914,16 +944,19 @@ mod tests {
                 outcome,
                 note: (outcome == Outcome::Skipped).then(|| "why\n".repeat(200)),
                 bound: crate::gate::Bound::Min(0.5),
+                decide: crate::stats::Decide::Point,
+                point: None,
+                test: None,
             }
         };
         let names = Sides::new(|side| side.as_str().to_owned());
         let few: Vec<GateResult> = (0..6).map(gate).collect();
-        let whole = gates(&few, &names, 60_000);
+        let whole = gates(&few, &names, 60_000, None);
         assert_eq!(whole.lines().count(), 8, "{whole}");
         assert!(!whole.contains("more gate(s)"));
         let many: Vec<GateResult> = (0..3000).map(gate).collect();
         let budget = 20_000;
-        let text = gates(&many, &names, budget);
+        let text = gates(&many, &names, budget, None);
         assert!(text.len() <= budget, "{} bytes", text.len());
         let rows: Vec<&str> = text
             .lines()
@@ -936,7 +969,7 @@ mod tests {
         );
         assert!(rows.iter().all(|r| r.chars().count() < 400), "{}", rows[0]);
         assert!(text.ends_with(&format!(
-            "\n…and {} more gate(s) ({} failed, 1000 skipped, 1000 passed): see `report.html` or `summary.json` (`gates`).\n",
+            "\n…and {} more gate(s) ({} failed, 0 inconclusive, 1000 skipped, 1000 passed): see `report.html` or `summary.json` (`gates`).\n",
             3000 - rows.len(),
             1000 - rows.len()
         )), "{text}");

@@ -15,8 +15,9 @@ use clap::ValueEnum;
 
 pub use view::ItemView;
 
+use crate::gate::{GateResult, Outcome};
 use crate::metrics::MetricKind;
-use crate::metrics::Metrics;
+use crate::metrics::{MetricRef, Metrics, Unit};
 use crate::summary::Summary;
 
 /// What every exporter renders from.
@@ -96,10 +97,95 @@ const SHOWN: [MetricKind; 7] = [
 /// Those shown only when the golden set has the data for them.
 const SHOWN_WITH_DATA: [MetricKind; 2] = [MetricKind::Similarity, MetricKind::MacroF1];
 
-/// The metrics every view shows side by side, formatted.
+/// A metric's value with its interval: `62.5% [48.4, 74.9]`.
+pub fn with_interval(m: &Metrics, metric: &MetricRef) -> String {
+    let k = metric.kind;
+    match (metric.value(m), m.interval(metric)) {
+        (Some(v), Some(i)) => format!("{} {}", k.format(v), k.format_interval(i)),
+        (Some(v), None) => k.format(v),
+        (None, _) => "n/a".to_owned(),
+    }
+}
+
+/// The paired difference of a gate's metric, as the views show it: `Δ +4.2 [-6.1, +14.5] pts`
+/// (per item, candidate − current), or for a latency percentile the ratio `× 1.26 [1.05, 1.48]`.
+pub fn gate_change(s: &Summary, g: &GateResult) -> Option<String> {
+    if let Some(t) = g
+        .test
+        .as_ref()
+        .filter(|t| t.statistic == "candidate / current")
+    {
+        return Some(format!(
+            "× {:.2} [{:.2}, {}]",
+            t.estimate,
+            t.interval.low,
+            if t.interval.high.is_finite() {
+                format!("{:.2}", t.interval.high)
+            } else {
+                "∞".to_owned()
+            }
+        ));
+    }
+    let c = s.comparisons.iter().find(|c| c.metric == g.metric)?;
+    Some(format!(
+        "Δ {}",
+        g.metric.kind.format_difference(c.difference, c.interval)
+    ))
+}
+
+/// Why a gate is undecided, in a sentence: its statistic's interval, what this many items can
+/// detect, and about how many would decide it. `None` unless the gate is inconclusive.
+pub fn undecided(g: &GateResult) -> Option<String> {
+    if g.outcome != Outcome::Inconclusive {
+        return None;
+    }
+    let t = g.test.as_ref()?;
+    let ratio = t.statistic == "candidate / current";
+    // In the metric's own unit: points for a share, milliseconds for a latency bound.
+    let num = |v: f64, signed: bool| {
+        if v.is_infinite() {
+            return if v > 0.0 { "∞" } else { "-∞" }.to_owned();
+        }
+        let (v, unit, digits) = match (ratio, g.metric.kind.info().unit) {
+            (true, _) => (v, "", 2),
+            (false, Unit::Proportion) => (v * 100.0, " pts", 1),
+            (false, Unit::Millis) => (v, " ms", 1),
+            (false, Unit::Score) => (v, "", 2),
+            (false, _) => (v, "", 3),
+        };
+        if signed {
+            format!("{v:+.digits$}{unit}")
+        } else {
+            format!("{v:.digits$}{unit}")
+        }
+    };
+    let signed = t.statistic != "candidate";
+    let mut text = format!(
+        "undecided: {} is in [{}, {}], which includes {} ({} items)",
+        t.statistic,
+        num(t.interval.low, signed),
+        num(t.interval.high, signed),
+        num(t.null, false),
+        t.items
+    );
+    if let Some(mde) = t.mde {
+        text.push_str(&format!(
+            "; they detect a distance of {} from it with 80% power",
+            num(mde, false)
+        ));
+    }
+    match t.items_to_decide {
+        Some(n) => text.push_str(&format!(
+            "; about {n} items would likely decide it if the observed difference holds"
+        )),
+        None => text.push_str("; more items or repeats are needed"),
+    }
+    Some(text)
+}
+
+/// The metrics every view shows side by side, formatted, each with its interval.
 pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, String)> {
-    let cell =
-        |m: &Metrics, k: MetricKind| k.value(m).map_or_else(|| "n/a".to_owned(), |v| k.format(v));
+    let cell = |m: &Metrics, k: MetricKind| with_interval(m, &MetricRef { kind: k, tag: None });
     let metric = |k: MetricKind| (k.info().label, cell(cur, k), cell(cand, k));
     let tokens = |m: &Metrics| {
         format!(

@@ -4,7 +4,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use crate::gate::{GateResult, Outcome, Verdict};
+use crate::gate::{Outcome, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Sides;
 use crate::text::printable;
@@ -167,9 +167,18 @@ pub fn print(
         }
     }
     writeln!(out)?;
-    gate_table(out, &s.gates, &p)?;
+    gate_table(out, s, &p)?;
     writeln!(out)?;
-    let failed = s.gates.iter().filter(|g| !g.pass).count();
+    let failed = s
+        .gates
+        .iter()
+        .filter(|g| g.outcome == Outcome::Fail)
+        .count();
+    let undecided = s
+        .gates
+        .iter()
+        .filter(|g| g.outcome == Outcome::Inconclusive)
+        .count();
     let verdict = match (s.verdict, s.status) {
         (_, crate::metrics::Status::Interrupted) => p.red("INTERRUPTED (partial results)"),
         (_, crate::metrics::Status::Failed) => p.red("RUN FAILED"),
@@ -178,7 +187,10 @@ pub fn print(
             "FAIL ({failed} of {} gates failed)",
             s.gates.len()
         )),
-        (Verdict::Inconclusive, _) => p.red("INCONCLUSIVE"),
+        (Verdict::Inconclusive, _) => p.bold(&format!(
+            "INCONCLUSIVE ({undecided} of {} gates undecided: no gate failed, and the data cannot yet show the others hold; more items or repeats would decide)",
+            s.gates.len()
+        )),
     };
     if let Some(why) = s
         .failure
@@ -219,36 +231,54 @@ fn metrics_table(
     Ok(())
 }
 
-/// `accuracy  85.0% -> 88.0%  PASS (>= 80.8%)`, aligned.
-fn gate_table(out: &mut dyn Write, gates: &[GateResult], p: &Paint) -> io::Result<()> {
-    let metrics: Vec<String> = gates
+/// `accuracy  62.5% [48.4, 74.9] -> 66.7% [52.5, 78.3]  Δ +4.2 [-6.1, +14.5] pts  INCONCLUSIVE
+/// (>= 59.4%)`, aligned; an undecided gate says below what would decide it.
+fn gate_table(out: &mut dyn Write, s: &Summary, p: &Paint) -> io::Result<()> {
+    let gates = &s.gates;
+    let (cur_m, cand_m) = (&s.models.current.metrics, &s.models.candidate.metrics);
+    let rows: Vec<[String; 4]> = gates
         .iter()
-        .map(|g| printable(&g.metric.to_string()).into_owned())
+        .map(|g| {
+            [
+                printable(&g.metric.to_string()).into_owned(),
+                super::with_interval(cur_m, &g.metric),
+                super::with_interval(cand_m, &g.metric),
+                super::gate_change(s, g).unwrap_or_default(),
+            ]
+        })
         .collect();
-    let width = metrics
-        .iter()
-        .map(|m| m.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(8);
-    for (g, metric) in gates.iter().zip(&metrics) {
-        let cur = g.format(g.current);
-        let cand = g.format(g.candidate);
+    let width = |col: usize, least: usize| {
+        rows.iter()
+            .map(|r| r[col].chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(least)
+    };
+    let (w0, w1, w2, w3) = (width(0, 8), width(1, 0), width(2, 0), width(3, 0));
+    for (g, [metric, cur, cand, change]) in gates.iter().zip(&rows) {
         let op = if g.rule.contains(">=") { ">=" } else { "<=" };
         let limit = g.format(g.limit);
         let painted = match g.outcome {
             Outcome::Pass => p.green("PASS"),
             Outcome::Fail => p.red("FAIL"),
+            Outcome::Inconclusive => p.bold("INCONCLUSIVE"),
             Outcome::Skipped => p.dim("SKIP"),
+        };
+        let how = match g.decide {
+            crate::stats::Decide::Noninferiority => String::new(),
+            d => format!(", decide = {}", d.as_str()),
         };
         write!(
             out,
-            "{metric:<width$}  {cur:>9} -> {cand:<9}  {painted} ({op} {limit})"
+            "{metric:<w0$}  {cur:>w1$} -> {cand:<w2$}  {change:<w3$}  {painted} ({op} {limit}{how})"
         )?;
         if let Some(note) = &g.note {
             write!(out, "  {}", p.dim(&printable(note)))?;
         }
         writeln!(out)?;
+        if let Some(why) = super::undecided(g) {
+            writeln!(out, "{:w0$}  {}", "", p.dim(&printable(&why)))?;
+        }
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::golden::Items;
 use crate::metrics::{ItemClass, ItemTally};
 use crate::record::{ResultHead, ResultRecord, Side, Sides, read_lines};
 use crate::score::Evidence;
+use crate::stats::ItemPass;
 
 /// Answers of unchanged items are cut to this many characters: they are the bulk of a large run
 /// and the least interesting part of it.
@@ -43,8 +44,8 @@ impl Group {
         Group::Incomplete,
     ];
 
-    pub fn of(t: &ItemTally, repeats: u32) -> Group {
-        match t.class(repeats) {
+    pub fn of(t: &ItemTally, repeats: u32, rule: ItemPass) -> Group {
+        match t.class(repeats, rule) {
             ItemClass::Regressed => Group::Regressed,
             ItemClass::Improved => Group::Improved,
             ItemClass::BothFail => Group::BothFail,
@@ -278,12 +279,13 @@ impl<'a> ItemView<'a> {
         items: &'a Items,
         tallies: &[ItemTally],
         repeats: u32,
+        rule: ItemPass,
     ) -> anyhow::Result<ItemView<'a>> {
         let omit_unchanged = items.len() > UNCHANGED_ANSWERS_UP_TO;
         let groups: Vec<Group> = tallies
             .iter()
             .take(items.len())
-            .map(|t| Group::of(t, repeats))
+            .map(|t| Group::of(t, repeats, rule))
             .collect();
         // The rows are laid out grouped from the start (golden-set order within a group), and
         // each item's row is filled in place as its results are read: a million-item view is
@@ -417,6 +419,7 @@ mod tests {
                 current: d.0,
                 candidate: d.1,
             },
+            ..ItemTally::default()
         };
         let tallies = [
             tally((2, 1), (2, 2)), // a regressed
@@ -446,7 +449,7 @@ mod tests {
         let results = dir.path().join("results.jsonl");
         std::fs::write(&results, lines.join("\n") + "\n").unwrap();
 
-        let view = ItemView::build(&results, &items, &tallies, 2).unwrap();
+        let view = ItemView::build(&results, &items, &tallies, 2, ItemPass::All).unwrap();
         let order: Vec<(&str, usize, Group)> =
             view.rows.iter().map(|r| (r.id, r.index, r.group)).collect();
         assert_eq!(
@@ -503,11 +506,17 @@ mod tests {
                 current: 2,
                 candidate: 2,
             },
+            ..ItemTally::default()
         };
-        assert_eq!(Group::of(&t(2, 1), 2), Group::Regressed);
-        assert_eq!(Group::of(&t(0, 1), 2), Group::Improved);
-        assert_eq!(Group::of(&t(2, 2), 2), Group::Unchanged);
-        assert_eq!(Group::of(&t(1, 1), 2), Group::BothFail);
+        let all = ItemPass::All;
+        assert_eq!(Group::of(&t(2, 1), 2, all), Group::Regressed);
+        assert_eq!(Group::of(&t(0, 2), 2, all), Group::Improved);
+        assert_eq!(Group::of(&t(2, 2), 2, all), Group::Unchanged);
+        assert_eq!(Group::of(&t(1, 1), 2, all), Group::BothFail);
+        // The rule decides what a flaky trial count is worth.
+        assert_eq!(Group::of(&t(0, 1), 2, all), Group::BothFail);
+        assert_eq!(Group::of(&t(0, 1), 2, ItemPass::Any), Group::Improved);
+        assert_eq!(Group::of(&t(2, 1), 2, ItemPass::Majority), Group::Regressed);
         let partial = ItemTally {
             passed: Sides {
                 current: 1,
@@ -517,8 +526,9 @@ mod tests {
                 current: 1,
                 candidate: 0,
             },
+            ..ItemTally::default()
         };
-        assert_eq!(Group::of(&partial, 2), Group::Incomplete);
+        assert_eq!(Group::of(&partial, 2, all), Group::Incomplete);
     }
 
     #[test]

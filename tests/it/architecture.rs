@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// lowest layer above everything it imports; a new submodule needs no entry.
 const LAYERS: &[&[&str]] = &[
     /* 0 */ &["error", "text"],
-    /* 1 */ &["tokens", "progress"],
+    /* 1 */ &["tokens", "progress", "stats"],
     /* 2 */ &["check"],
     /* 3 */ &["config"],
     /* 4 */ &["golden"],

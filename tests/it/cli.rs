@@ -13,12 +13,17 @@ fn gate_pass_is_exit_0_and_the_terminal_summary_has_the_spec_shape() {
     let run = project.run(&[]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
     let out = run.stdout();
+    // `accuracy  85.0% [..] -> 88.0% [..]  Δ +3.0 [..] pts  PASS (>= 80.8%)`: each value with
+    // its interval, the paired change, the outcome and the bound (and how it decided when not by
+    // the default).
     assert!(
         out.lines().any(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            w == [
-                "accuracy", "100.0%", "->", "100.0%", "PASS", "(>=", "95.0%)",
-            ]
+            w.len() == 19
+                && w[..4] == ["accuracy", "100.0%", "[51.0,", "100.0]"]
+                && w[4..8] == ["->", "100.0%", "[51.0,", "100.0]"]
+                && w[8..10] == ["Δ", "+0.0"]
+                && w[12..] == ["pts", "PASS", "(>=", "95.0%,", "decide", "=", "point)"]
         }),
         "{out}"
     );

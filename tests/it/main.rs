@@ -19,4 +19,5 @@ mod scoring;
 mod secrets;
 mod server;
 mod shards;
+mod statistics;
 mod support;

@@ -99,6 +99,7 @@ fn item() -> impl Strategy<Value = Item> {
                 expected,
                 label,
                 tags,
+                group: None,
                 checks,
             }
         },

@@ -195,7 +195,7 @@ fn classification_similarity_regex_json_and_fuzzy_in_a_run() {
     project.write(
         "goldgate.toml",
         &eval_toml(
-            "[scoring]\nkeywords = { fuzzy = 0.8 }\nsimilarity = { threshold = 0.5 }\nclassification = { extract = \"(?i)category:\\\\s*(\\\\w+)\" }\n[[gate]]\nmetric = \"macro_f1\"\nmin = 0.6\n",
+            "[scoring]\nkeywords = { fuzzy = 0.8 }\nsimilarity = { threshold = 0.5 }\nclassification = { extract = \"(?i)category:\\\\s*(\\\\w+)\" }\n[[gate]]\nmetric = \"macro_f1\"\nmin = 0.6\ndecide = \"point\"\n",
         ),
     );
     let run = project.run(&[]);

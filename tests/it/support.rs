@@ -23,6 +23,9 @@ pub fn item(id: &str, question: &str, keywords: &[&str]) -> Value {
 
 /// The evaluation file of a test project. The latency gate is absolute: sub-millisecond loopback
 /// latencies are noise, and a ratio of two noises would make a test that can fail by chance.
+/// The gates decide on point estimates: these projects hold a handful of items, too few for any
+/// interval to decide, and the tests using them are about what a run does, not about what its
+/// statistics conclude (tests/it/statistics.rs is).
 pub fn eval_toml(extra: &str) -> String {
     format!(
         r#"golden = "goldens/set"
@@ -33,12 +36,15 @@ prompt = "{{{{ question }}}}"
 [[gate]]
 metric = "accuracy"
 min_ratio = 0.95
+decide = "point"
 [[gate]]
 metric = "latency_p95_ms"
 max = 5000
+decide = "point"
 [[gate]]
 metric = "error_rate"
 max_ratio = 1.0
+decide = "point"
 "#
     )
 }

@@ -1,0 +1,554 @@
+//! The item-level evidence of a run, for the statistics: per item and model what its trials
+//! scored, each item's cluster (its `group`, or itself), and the intervals and paired
+//! comparisons computed from them. The arithmetic is in [`crate::stats`]; this module knows what
+//! an item, a metric and a tag are.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::{ItemTallies, ItemTally, MetricKind, MetricRef, Metrics, Unit};
+use crate::golden::Items;
+use crate::record::Side;
+use crate::stats::{self, Interval, PairedUnits, Settings};
+
+/// What a run's statistics are computed from.
+pub struct Evidence<'a> {
+    items: &'a Items,
+    tallies: &'a ItemTallies,
+    /// The items in id order: every sum and every cluster number is taken in this order, so the
+    /// same results give the same intervals bit for bit whatever order the items came in (a
+    /// merged sharded run has the intervals of the unsharded one).
+    order: Vec<usize>,
+    /// Per item, its cluster: the number of its group, or one of its own, numbered in id order.
+    cluster: Vec<u32>,
+    /// Items that carry a `group`.
+    pub grouped_items: usize,
+    pub settings: Settings,
+}
+
+/// Where a metric's per-item values come from.
+enum Source {
+    /// A mean over trials: (sum, count) per item and model.
+    Mean {
+        proportion: bool,
+    },
+    /// A percentile of the answered trials' latencies.
+    Percentile(f64),
+    MacroF1,
+}
+
+fn source(kind: MetricKind) -> Source {
+    match kind {
+        MetricKind::LatencyP50 => Source::Percentile(0.50),
+        MetricKind::LatencyP90 => Source::Percentile(0.90),
+        MetricKind::LatencyP95 => Source::Percentile(0.95),
+        MetricKind::LatencyP99 => Source::Percentile(0.99),
+        MetricKind::MacroF1 => Source::MacroF1,
+        k => Source::Mean {
+            proportion: k.info().unit == Unit::Proportion,
+        },
+    }
+}
+
+/// The (sum, count) of one item's trials on one model for a mean-type metric; `None` when the
+/// item has no value for it on that model (no context to be faithful to, nothing answered).
+fn item_value(kind: MetricKind, t: &ItemTally, side: Side) -> Option<(f64, f64)> {
+    let s = &t.sums[side];
+    let done = f64::from(t.done[side]);
+    let v = match kind {
+        MetricKind::Accuracy => (f64::from(t.passed[side]), done),
+        MetricKind::ErrorRate => (f64::from(s.errors), done),
+        MetricKind::ForbiddenRate => (f64::from(s.forbidden), done),
+        MetricKind::Faithfulness => (f64::from(s.faithfulness), f64::from(s.faithfulness_n)),
+        MetricKind::FaithfulnessSupport => (f64::from(s.support), f64::from(s.support_n)),
+        MetricKind::Similarity => (f64::from(s.similarity), f64::from(s.similarity_n)),
+        MetricKind::CostPer1k => (f64::from(s.cost_usd) * 1000.0, f64::from(s.answered)),
+        _ => return None,
+    };
+    (v.1 > 0.0).then_some(v)
+}
+
+/// The values a metric can take, for clamping an interval (a mean of 1–5 scores is never 5.2).
+fn value_range(kind: MetricKind) -> (f64, f64) {
+    match kind.info().unit {
+        Unit::Proportion | Unit::Fraction => (0.0, 1.0),
+        Unit::Score => (1.0, 5.0),
+        Unit::Millis | Unit::Usd => (0.0, f64::INFINITY),
+    }
+}
+
+/// A paired comparison of the two models on one metric (`comparisons` in summary.json).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Comparison {
+    pub metric: MetricRef,
+    /// candidate − current, the mean over items of the per-item difference.
+    pub difference: f64,
+    pub interval: Interval,
+    /// Two-sided p-value of "no difference": McNemar's exact test where every item has one
+    /// pass/fail trial, else the paired t test.
+    pub p_value: f64,
+    pub method: String,
+    /// Items compared (both models have a value), and the independent clusters among them.
+    pub items: usize,
+    pub clusters: usize,
+    /// Correlation of the two models' per-item values: what pairing saved.
+    pub correlation: f64,
+}
+
+/// pass@k, pass^k and flakiness of one model over repeated trials (`repeats` > 1).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RepeatStats {
+    pub k: u32,
+    /// Mean over items of the chance that at least one of k trials passes.
+    pub pass_at_k: f64,
+    /// Mean over items of the chance that all k trials pass.
+    pub pass_hat_k: f64,
+    /// Items that passed every trial, none, or some (flaky).
+    pub stable_pass: usize,
+    pub stable_fail: usize,
+    pub flaky: usize,
+    /// The share of accuracy's variance that comes from trials disagreeing within items, not
+    /// from items differing: near 0 for a deterministic model; more repeats shrink it.
+    pub within_item_share: Option<f64>,
+}
+
+impl<'a> Evidence<'a> {
+    pub fn new(items: &'a Items, tallies: &'a ItemTallies, settings: Settings) -> Evidence<'a> {
+        #[derive(Deserialize)]
+        struct GroupOnly<'b> {
+            #[serde(borrow, default)]
+            group: Option<std::borrow::Cow<'b, str>>,
+        }
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_unstable_by(|&a, &b| items.id(a).cmp(items.id(b)));
+        let mut groups: HashMap<String, u32> = HashMap::new();
+        let mut grouped_items = 0;
+        let n = items.len() as u32;
+        let mut cluster = vec![0; items.len()];
+        for (rank, &i) in order.iter().enumerate() {
+            // Most sets have no groups: look for the key before parsing the item.
+            let json = items.json(i);
+            let group = if json.windows(8).any(|w| w == b"\"group\":") {
+                items.get_as::<GroupOnly>(i).group
+            } else {
+                None
+            };
+            cluster[i] = match group {
+                Some(g) => {
+                    grouped_items += 1;
+                    let next = n + groups.len() as u32;
+                    *groups.entry(g.into_owned()).or_insert(next)
+                }
+                None => rank as u32,
+            };
+        }
+        Evidence {
+            items,
+            tallies,
+            order,
+            cluster,
+            grouped_items,
+            settings,
+        }
+    }
+
+    /// Whether item `i` counts for a metric on `tag` (every item for an overall metric).
+    fn in_scope(&self, i: usize, tag: Option<&str>) -> bool {
+        tag.is_none_or(|t| self.items.tags(i).any(|x| x == t))
+    }
+
+    fn in_scope_mask(&self, tag: Option<&str>) -> Option<Vec<bool>> {
+        tag.map(|_| {
+            (0..self.items.len())
+                .map(|i| self.in_scope(i, tag))
+                .collect()
+        })
+    }
+
+    /// Per cluster (dense numbering), the (sum, count) of a mean-type metric on one model.
+    fn cluster_sums(
+        &self,
+        kind: MetricKind,
+        side: Side,
+        tag: Option<&str>,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut index: HashMap<u32, usize> = HashMap::new();
+        let (mut sums, mut counts) = (Vec::new(), Vec::new());
+        for &i in &self.order {
+            let t = &self.tallies[i];
+            if !self.in_scope(i, tag) {
+                continue;
+            }
+            let Some((s, n)) = item_value(kind, t, side) else {
+                continue;
+            };
+            let k = *index.entry(self.cluster[i]).or_insert_with(|| {
+                sums.push(0.0);
+                counts.push(0.0);
+                sums.len() - 1
+            });
+            sums[k] += s;
+            counts[k] += n;
+        }
+        (sums, counts)
+    }
+
+    /// One model's answered latencies in scope, sorted, with each one's cluster.
+    fn sorted_latencies(&self, side: Side, mask: Option<&[bool]>) -> Vec<(f32, u32)> {
+        let mut v: Vec<(f32, u32)> = self
+            .tallies
+            .latencies(side)
+            .iter()
+            .filter(|(i, _)| mask.is_none_or(|m| m[*i as usize]))
+            .map(|&(i, ms)| (ms, self.cluster[i as usize]))
+            .collect();
+        v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        v
+    }
+
+    /// The interval of one model's metric (overall or on a tag).
+    pub fn interval(&self, side: Side, metric: &MetricRef) -> Option<Interval> {
+        let tag = metric.tag.as_deref();
+        let conf = self.settings.confidence;
+        match source(metric.kind) {
+            Source::Mean { proportion } => {
+                let (sums, counts) = self.cluster_sums(metric.kind, side, tag);
+                if proportion {
+                    let e = stats::clustered_mean(&sums, &counts)?;
+                    Some(stats::proportion_interval(&e, conf))
+                } else {
+                    let (_, i) =
+                        stats::mean_interval(&sums, &counts, conf, &self.settings.bootstrap())?;
+                    let (lo, hi) = value_range(metric.kind);
+                    Some(i.clamp(lo, hi))
+                }
+            }
+            Source::Percentile(q) => {
+                let mask = self.in_scope_mask(tag);
+                let sorted = self.sorted_latencies(side, mask.as_deref());
+                percentile_interval(&sorted, q, conf)
+            }
+            Source::MacroF1 => {
+                let mask = self.in_scope_mask(tag);
+                let (clusters, preds, labels) = self.predictions(side, mask.as_deref());
+                let mut reps = self
+                    .settings
+                    .bootstrap()
+                    .run(clusters, |w| macro_f1(&preds, labels, Some(w)));
+                macro_f1(&preds, labels, None)?;
+                Some(stats::percentile_interval(&mut reps, conf).clamp(0.0, 1.0))
+            }
+        }
+    }
+
+    /// One model's labelled trials in scope as (dense cluster, expected, predicted), the count
+    /// of clusters, and the count of labels.
+    fn predictions(
+        &self,
+        side: Side,
+        mask: Option<&[bool]>,
+    ) -> (usize, Vec<(u32, u32, u32)>, usize) {
+        let (preds, labels) = self.tallies.predictions(side);
+        let kept: Vec<(u32, u32, u32)> = preds
+            .iter()
+            .filter(|(i, ..)| mask.is_none_or(|m| m[*i as usize]))
+            .map(|&(i, e, p)| (self.cluster[i as usize], e, p))
+            .collect();
+        let index = dense(kept.iter().map(|k| k.0));
+        let out = kept.iter().map(|&(c, e, p)| (index[&c], e, p)).collect();
+        (index.len(), out, labels)
+    }
+
+    /// Every interval of one model's metrics, keyed by metric name (overall, or on a tag).
+    pub fn intervals(
+        &self,
+        side: Side,
+        tag: Option<&str>,
+        m: &Metrics,
+    ) -> BTreeMap<String, Interval> {
+        super::CATALOGUE
+            .iter()
+            .filter(|info| (info.value)(m).is_some())
+            .filter_map(|info| {
+                let metric = MetricRef {
+                    kind: info.kind,
+                    tag: tag.map(str::to_owned),
+                };
+                Some((info.name.to_owned(), self.interval(side, &metric)?))
+            })
+            .collect()
+    }
+
+    /// The per-item values of both models for a mean-type metric: items where both have one.
+    pub fn units(&self, metric: &MetricRef) -> Option<PairedUnits> {
+        let Source::Mean { .. } = source(metric.kind) else {
+            return None;
+        };
+        let tag = metric.tag.as_deref();
+        let mut units = PairedUnits::default();
+        for &i in &self.order {
+            let t = &self.tallies[i];
+            if !self.in_scope(i, tag) {
+                continue;
+            }
+            if let (Some(b), Some(c)) = (
+                item_value(metric.kind, t, Side::Current),
+                item_value(metric.kind, t, Side::Candidate),
+            ) {
+                // Means per item first: K repeats of an item are one unit, never K new items.
+                units.push(b.0 / b.1, c.0 / c.1, self.cluster[i]);
+            }
+        }
+        Some(units)
+    }
+
+    /// Whether a mean-type metric is a proportion (Wilson / MOVER intervals apply).
+    pub fn is_proportion(kind: MetricKind) -> bool {
+        matches!(source(kind), Source::Mean { proportion: true })
+    }
+
+    /// Whether McNemar's exact test applies: every unit is a single pass/fail outcome of an item
+    /// of its own (one trial each, no groups).
+    pub fn binary_units(&self, units: &PairedUnits) -> bool {
+        let singletons = {
+            let mut seen = std::collections::HashSet::new();
+            units.cluster.iter().all(|c| seen.insert(*c))
+        };
+        singletons
+            && units
+                .current
+                .iter()
+                .chain(&units.candidate)
+                .all(|&v| v == 0.0 || v == 1.0)
+    }
+
+    /// Bootstrap replicates of a metric's candidate/current ratio (percentiles) or of the
+    /// candidate's value minus `r` times the current one (macro-F1): clusters of items resampled
+    /// with both models' trials carried together, so the pairing is kept.
+    pub fn paired_replicates(&self, metric: &MetricRef, r: f64) -> Option<Vec<f64>> {
+        let tag = metric.tag.as_deref();
+        let mask = self.in_scope_mask(tag);
+        // Dense cluster numbers over everything in scope, shared by both models, in cluster
+        // order (so the same clusters draw the same weights whatever order results came in).
+        let in_scope = |i: usize| mask.as_deref().is_none_or(|m| m[i]);
+        let index = dense(
+            self.order
+                .iter()
+                .filter(|&&i| in_scope(i))
+                .map(|&i| self.cluster[i]),
+        );
+        let densify = |c: u32| index[&c];
+        let boot = self.settings.bootstrap();
+        match source(metric.kind) {
+            Source::Percentile(q) => {
+                let [b, c] = [Side::Current, Side::Candidate].map(|side| {
+                    self.sorted_latencies(side, mask.as_deref())
+                        .into_iter()
+                        .map(|(ms, k)| (ms, densify(k)))
+                        .collect::<Vec<_>>()
+                });
+                if b.is_empty() || c.is_empty() {
+                    return None;
+                }
+                let clusters = index.len();
+                Some(boot.run(clusters, |w| {
+                    let pb = weighted_quantile(&b, w, q)?;
+                    let pc = weighted_quantile(&c, w, q)?;
+                    (pb > 0.0).then(|| pc / pb)
+                }))
+            }
+            Source::MacroF1 => {
+                let (b, c) = {
+                    let remap = |side| {
+                        let (preds, labels) = self.tallies.predictions(side);
+                        let v: Vec<(u32, u32, u32)> = preds
+                            .iter()
+                            .filter(|(i, ..)| mask.as_deref().is_none_or(|m| m[*i as usize]))
+                            .map(|&(i, e, p)| (densify(self.cluster[i as usize]), e, p))
+                            .collect();
+                        (v, labels)
+                    };
+                    (remap(Side::Current), remap(Side::Candidate))
+                };
+                let clusters = index.len();
+                Some(boot.run(clusters, |w| {
+                    Some(macro_f1(&c.0, c.1, Some(w))? - r * macro_f1(&b.0, b.1, Some(w))?)
+                }))
+            }
+            Source::Mean { .. } => None,
+        }
+    }
+
+    /// The paired comparison of the two models on a mean-type metric.
+    pub fn compare(&self, metric: &MetricRef) -> Option<Comparison> {
+        let units = self.units(metric)?;
+        let proportion = Evidence::is_proportion(metric.kind);
+        let paired = units.linear(
+            1.0,
+            proportion,
+            self.settings.confidence,
+            &self.settings.bootstrap(),
+        )?;
+        let (p_value, method) = if proportion && self.binary_units(&units) {
+            let (mut b, mut c) = (0, 0);
+            for (x, y) in units.current.iter().zip(&units.candidate) {
+                b += u64::from(*x > *y);
+                c += u64::from(*y > *x);
+            }
+            (
+                stats::dist::mcnemar_exact(b, c),
+                "McNemar exact; Newcombe/MOVER interval",
+            )
+        } else {
+            let df = (paired.clusters.max(2) - 1) as f64;
+            let p = 2.0
+                * stats::one_sided_p(paired.estimate, paired.se, 0.0, paired.estimate < 0.0, df)
+                    .min(0.5);
+            let method = if proportion {
+                "paired t; MOVER interval"
+            } else {
+                "paired t (clustered)"
+            };
+            (p.min(1.0), method)
+        };
+        Some(Comparison {
+            metric: metric.clone(),
+            difference: paired.estimate,
+            interval: paired.interval,
+            p_value,
+            method: method.to_owned(),
+            items: paired.units,
+            clusters: paired.clusters,
+            correlation: paired.correlation,
+        })
+    }
+
+    /// The count of independent clusters (items, or groups of items) with a result.
+    pub fn clusters(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        self.tallies
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.done.current + t.done.candidate > 0)
+            .for_each(|(i, _)| {
+                seen.insert(self.cluster[i]);
+            });
+        seen.len()
+    }
+
+    /// pass@k, pass^k and flakiness of one model, with `repeats` > 1 trials per item.
+    pub fn repeat_stats(&self, side: Side, repeats: u32) -> Option<RepeatStats> {
+        if repeats < 2 {
+            return None;
+        }
+        let (mut at, mut hat, mut n) = (0.0, 0.0, 0usize);
+        let (mut stable_pass, mut stable_fail, mut flaky) = (0, 0, 0);
+        let (mut within, mut means) = (0.0, Vec::new());
+        for &i in &self.order {
+            let t = &self.tallies[i];
+            let (done, passed) = (t.done[side], t.passed[side]);
+            if done < repeats {
+                continue;
+            }
+            n += 1;
+            at += stats::pass_at_k(done, passed, repeats).unwrap_or(0.0);
+            hat += stats::pass_hat_k(done, passed, repeats).unwrap_or(0.0);
+            match passed {
+                0 => stable_fail += 1,
+                p if p == done => stable_pass += 1,
+                _ => flaky += 1,
+            }
+            let p = f64::from(passed) / f64::from(done);
+            // The unbiased within-item variance of the trials' 0/1 outcomes.
+            within += p * (1.0 - p) * f64::from(done) / f64::from(done - 1);
+            means.push(p);
+        }
+        if n == 0 {
+            return None;
+        }
+        let mean = means.iter().sum::<f64>() / n as f64;
+        let between = if n > 1 {
+            means.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        let within_per_mean = within / n as f64 / f64::from(repeats);
+        Some(RepeatStats {
+            k: repeats,
+            pass_at_k: at / n as f64,
+            pass_hat_k: hat / n as f64,
+            stable_pass,
+            stable_fail,
+            flaky,
+            within_item_share: (between > 0.0).then(|| (within_per_mean / between).min(1.0)),
+        })
+    }
+}
+
+/// Dense numbers (0..C) for cluster ids, in id order.
+fn dense(ids: impl Iterator<Item = u32>) -> HashMap<u32, u32> {
+    let mut ids: Vec<u32> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids.into_iter()
+        .enumerate()
+        .map(|(k, c)| (c, k as u32))
+        .collect()
+}
+
+/// The distribution-free interval of the q-quantile of sorted values: order statistics at the
+/// binomial ranks (Hahn & Meeker); a side with no rank is unbounded.
+fn percentile_interval(sorted: &[(f32, u32)], q: f64, confidence: f64) -> Option<Interval> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let (lo, hi) = stats::dist::quantile_ranks(sorted.len() as u64, q, confidence);
+    let at = |rank: u64| f64::from(sorted[rank as usize - 1].0);
+    Some(Interval::new(
+        lo.map_or(f64::NEG_INFINITY, at).max(0.0),
+        hi.map_or(f64::INFINITY, at),
+    ))
+}
+
+/// The q-quantile (nearest rank, as HDR histograms take it) of sorted values whose clusters are
+/// weighted by how often a bootstrap resample drew them.
+fn weighted_quantile(sorted: &[(f32, u32)], w: &[u32], q: f64) -> Option<f64> {
+    let total: u64 = sorted.iter().map(|(_, c)| u64::from(w[*c as usize])).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let mut seen = 0;
+    for (ms, c) in sorted {
+        seen += u64::from(w[*c as usize]);
+        if seen >= rank {
+            return Some(f64::from(*ms));
+        }
+    }
+    sorted.last().map(|(ms, _)| f64::from(*ms))
+}
+
+/// Macro-F1 over the expected classes of weighted (cluster, expected, predicted) trials, as
+/// [`crate::score::Confusion`] computes it unweighted.
+fn macro_f1(preds: &[(u32, u32, u32)], labels: usize, w: Option<&[u32]>) -> Option<f64> {
+    let (mut tp, mut support, mut predicted) =
+        (vec![0.0; labels], vec![0.0; labels], vec![0.0; labels]);
+    for &(c, e, p) in preds {
+        let wt = w.map_or(1.0, |w| f64::from(w[c as usize]));
+        support[e as usize] += wt;
+        predicted[p as usize] += wt;
+        if e == p {
+            tp[e as usize] += wt;
+        }
+    }
+    let classes: Vec<usize> = (0..labels).filter(|&l| support[l] > 0.0).collect();
+    if classes.is_empty() {
+        return None;
+    }
+    let f1 = |l: usize| {
+        let d = support[l] + predicted[l];
+        if tp[l] > 0.0 { 2.0 * tp[l] / d } else { 0.0 }
+    };
+    Some(classes.iter().map(|&l| f1(l)).sum::<f64>() / classes.len() as f64)
+}
