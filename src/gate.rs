@@ -441,7 +441,10 @@ impl Gate {
                     method: match (percentile, Evidence::is_proportion(kind)) {
                         (Some(_), _) => "order statistics (binomial ranks)".to_owned(),
                         (None, true) => "Wilson (clustered)".to_owned(),
-                        (None, false) => "t (clustered)".to_owned(),
+                        (None, false) => {
+                            "t (clustered); below 30 items widened to hold a bootstrap and Wilson's bound"
+                                .to_owned()
+                        }
                     },
                     items: ev.clusters(),
                     clusters: ev.clusters(),

@@ -40,20 +40,22 @@ confidence = 0.95
 seed = 1            # the bootstrap's seed: same results, same intervals
 resamples = 1000
 
-# Candidate accuracy at least 95% of the current model's. Five items cannot show that (`goldgate
-# golden stats goldens/example --baseline-accuracy 0.9` says how many can): until the set has a
-# few hundred, this gate fails only on a significant drop ("harm"). Then remove the line: the
-# default, "noninferiority", makes the candidate show, item by item, that it is no worse.
+# Five items cannot show that a candidate is as good as the current model (`goldgate golden stats
+# goldens/example --baseline-accuracy 0.9` says how many can), so until the set has a few hundred
+# items the accuracy and faithfulness gates fail only on a significant worsening ("harm"). Then
+# remove those two `decide` lines: the default, "noninferiority", makes the candidate show it.
+
+# Candidate accuracy at least 95% of the current model's (paired, item by item).
 [[gate]]
 metric = "accuracy"
 min_ratio = 0.95
 decide = "harm"
 
-# Faithfulness to the context, 1-5: the candidate's interval must sit above 4.0.
+# Faithfulness to the context, 1-5.
 [[gate]]
 metric = "faithfulness"
 min = 4.0
-decide = "noninferiority"
+decide = "harm"
 
 # p95 latency at most 110% of the current model's (a paired bootstrap of the ratio).
 [[gate]]

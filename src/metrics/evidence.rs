@@ -218,9 +218,14 @@ impl<'a> Evidence<'a> {
                     let e = stats::clustered_mean(&sums, &counts)?;
                     Some(stats::proportion_interval(&e, conf))
                 } else {
-                    let (_, i) =
-                        stats::mean_interval(&sums, &counts, conf, &self.settings.bootstrap())?;
                     let (lo, hi) = value_range(metric.kind);
+                    let (_, i) = stats::mean_interval(
+                        &sums,
+                        &counts,
+                        (lo, hi),
+                        conf,
+                        &self.settings.bootstrap(),
+                    )?;
                     Some(i.clamp(lo, hi))
                 }
             }

@@ -61,6 +61,12 @@ struct Page<'a> {
     verdict_text: String,
     golden_short: &'a str,
     gates: Vec<GateRow>,
+    /// How the intervals were computed, in a sentence.
+    statistics: String,
+    comparisons: Vec<ComparisonRow>,
+    /// With repeats: per model, pass@k, pass^k, flaky items, variance within items.
+    repeats: Vec<(String, String)>,
+    flaky: Vec<FlakyRow>,
     metrics: Vec<(&'static str, String, String)>,
     tags: Vec<TagRow>,
     chart: Option<Chart>,
@@ -82,6 +88,22 @@ struct GateRow {
     limit: String,
     outcome: &'static str,
     note: String,
+}
+
+#[derive(Serialize)]
+struct ComparisonRow {
+    metric: String,
+    difference: String,
+    p_value: String,
+    correlation: String,
+    method: String,
+}
+
+#[derive(Serialize)]
+struct FlakyRow {
+    id: String,
+    current: String,
+    candidate: String,
 }
 
 #[derive(Serialize)]
@@ -154,6 +176,37 @@ impl<'a> Page<'a> {
             verdict_text,
             golden_short: crate::golden::short(&s.golden.sha256),
             gates: s.gates.iter().map(|g| gate_row(s, g)).collect(),
+            statistics: super::statistics_note(s),
+            comparisons: s
+                .comparisons
+                .iter()
+                .map(|c| ComparisonRow {
+                    metric: c.metric.to_string(),
+                    difference: c.metric.kind.format_difference(c.difference, c.interval),
+                    p_value: super::format_p(c.p_value),
+                    correlation: format!("{:.2}", c.correlation),
+                    method: c.method.clone(),
+                })
+                .collect(),
+            repeats: s
+                .models
+                .iter()
+                .filter_map(|(side, m)| {
+                    Some((
+                        s.side_names()[side].clone(),
+                        super::repeats_line(m.metrics.repeats.as_ref()?),
+                    ))
+                })
+                .collect(),
+            flaky: s
+                .flaky
+                .iter()
+                .map(|f| FlakyRow {
+                    id: f.id.clone(),
+                    current: format!("{} of {}", f.current[0], f.current[1]),
+                    candidate: format!("{} of {}", f.candidate[0], f.candidate[1]),
+                })
+                .collect(),
             metrics: metric_rows(cur, cand),
             tags: tag_rows(cur, cand),
             chart: Chart::new(cur, cand),

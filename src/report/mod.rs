@@ -183,6 +183,67 @@ pub fn undecided(g: &GateResult) -> Option<String> {
     Some(text)
 }
 
+/// How the run's intervals were computed, in a sentence every view can print.
+pub fn statistics_note(s: &Summary) -> String {
+    let Some(st) = &s.statistics else {
+        return String::new();
+    };
+    let units = if st.grouped_items > 0 {
+        format!(
+            "{} independent clusters ({} items in groups)",
+            st.clusters, st.grouped_items
+        )
+    } else {
+        format!("{} items", st.clusters)
+    };
+    format!(
+        "Intervals are {}% confidence intervals over {units}; comparisons are paired per item{}; bootstrap seed {}, {} resamples (docs/statistics.md).",
+        (st.confidence * 100.0).round(),
+        if s.repeats > 1 {
+            format!(", each item's {} trials averaged first", s.repeats)
+        } else {
+            String::new()
+        },
+        st.seed,
+        st.resamples
+    )
+}
+
+/// A p-value as a person reads it: two significant digits, `< 0.0001` below that.
+pub fn format_p(p: f64) -> String {
+    if p < 1e-4 {
+        "< 0.0001".to_owned()
+    } else {
+        let digits = if p < 0.01 { 4 } else { 2 };
+        format!("{p:.digits$}")
+    }
+}
+
+/// pass@k, pass^k and the flaky items of one model's repeats, in a line.
+pub fn repeats_line(r: &crate::metrics::RepeatStats) -> String {
+    let mut line = format!(
+        "pass@{k} {:.1}%, pass^{k} {:.1}%; {} item(s) passed every trial, {} none, {} some (flaky)",
+        r.pass_at_k * 100.0,
+        r.pass_hat_k * 100.0,
+        r.stable_pass,
+        r.stable_fail,
+        r.flaky,
+        k = r.k
+    );
+    if let Some(w) = r.within_item_share {
+        line.push_str(&format!(
+            "; {:.0}% of accuracy's variance is trials disagreeing within items{}",
+            w * 100.0,
+            if w > 0.2 {
+                " (more repeats would narrow the intervals)"
+            } else {
+                ""
+            }
+        ));
+    }
+    line
+}
+
 /// The metrics every view shows side by side, formatted, each with its interval.
 pub fn metric_rows(cur: &Metrics, cand: &Metrics) -> Vec<(&'static str, String, String)> {
     let cell = |m: &Metrics, k: MetricKind| with_interval(m, &MetricRef { kind: k, tag: None });

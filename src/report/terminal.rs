@@ -166,8 +166,17 @@ pub fn print(
             )?;
         }
     }
+    for (side, m) in s.models.iter() {
+        if let Some(r) = &m.metrics.repeats {
+            writeln!(out, "repeats, {}: {}", names[side], super::repeats_line(r))?;
+        }
+    }
     writeln!(out)?;
     gate_table(out, s, &p)?;
+    let note = super::statistics_note(s);
+    if !note.is_empty() {
+        writeln!(out, "{}", p.dim(&note))?;
+    }
     writeln!(out)?;
     let failed = s
         .gates

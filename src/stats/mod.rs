@@ -235,17 +235,33 @@ pub fn bootstrap_p_above(replicates: &[f64], null: f64) -> f64 {
     (at_or_below as f64 + 1.0) / (b as f64 + 1.0)
 }
 
-/// A mean's interval over clusters given as (sum, count): the t interval, and below
-/// [`SMALL_SAMPLE`] clusters the union with a seeded percentile bootstrap (so skew at small n
-/// widens it rather than being ignored).
+/// A mean's interval over clusters given as (sum, count), for values within `range`: the t
+/// interval; below [`SMALL_SAMPLE`] clusters the union with a seeded percentile bootstrap (so
+/// skew at small n widens it rather than being ignored) and, for a bounded range, with Wilson's
+/// interval of the mean scaled to 0–1 at one observation per cluster (a variable in [0, 1] with
+/// mean μ has variance at most μ(1 − μ), so the score interval is the conservative one; it also
+/// keeps a sample with no spread — every score 5 — from claiming a zero-width interval).
 pub fn mean_interval(
     sums: &[f64],
     counts: &[f64],
+    range: (f64, f64),
     confidence: f64,
     boot: &Bootstrap,
 ) -> Option<(MeanEstimate, Interval)> {
     let e = clustered_mean(sums, counts)?;
     let mut interval = t_interval(&e, confidence);
+    let (lo, hi) = range;
+    let bounded = lo.is_finite() && hi.is_finite() && hi > lo;
+    let no_spread = e.se.is_nan() || e.se <= 0.0;
+    if bounded && (e.clusters < SMALL_SAMPLE || no_spread) {
+        let scaled = wilson((e.mean - lo) / (hi - lo), e.clusters as f64, confidence);
+        let wilson = scaled.map(|v| lo + v * (hi - lo));
+        interval = if no_spread {
+            wilson
+        } else {
+            interval.union(wilson)
+        };
+    }
     if e.clusters < SMALL_SAMPLE && e.clusters >= 2 {
         let mut reps = boot.run(sums.len(), |w| {
             let (s, n) = sums
@@ -643,5 +659,91 @@ pub fn power_plan(items: u64, p: f64, margin: f64, rho: f64, confidence: f64) ->
         } else {
             u64::MAX
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wilson_matches_newcombes_published_intervals() {
+        // Newcombe (1998), "Two-sided confidence intervals for the single proportion", Table II,
+        // method 3 (Wilson score without continuity correction).
+        for (x, n, low, high) in [
+            (81.0, 263.0, 0.2553, 0.3662),
+            (15.0, 148.0, 0.0624, 0.1605),
+            (0.0, 20.0, 0.0, 0.1611),
+            (1.0, 29.0, 0.0061, 0.1718),
+        ] {
+            let i = wilson(x / n, n, 0.95);
+            assert!(
+                (i.low - low).abs() < 5e-5 && (i.high - high).abs() < 5e-5,
+                "{x}/{n}: {i:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clustered_se_is_the_plain_se_for_singletons_and_grows_with_clusters() {
+        let values = [1.0, 0.0, 1.0, 1.0, 0.0, 1.0];
+        let ones = [1.0; 6];
+        let e = clustered_mean(&values, &ones).unwrap();
+        let mean = 4.0 / 6.0;
+        let sd = (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / 5.0).sqrt();
+        assert!((e.se - sd / 6f64.sqrt()).abs() < 1e-12);
+        // The same six values in two clusters that move together: (1,1,1) and (0,0,1)...
+        let e2 = clustered_mean(&[3.0, 1.0], &[3.0, 3.0]).unwrap();
+        // Inspect's formula by hand: sqrt(C/(C-1) Σ_c (s_c − mean·n_c)²) / n.
+        let by_hand = (2.0 * ((3.0 - 2.0f64).powi(2) + (1.0 - 2.0f64).powi(2))).sqrt() / 6.0;
+        assert!((e2.se - by_hand).abs() < 1e-12);
+        assert!(e2.se > e.se);
+    }
+
+    #[test]
+    fn mover_with_r_one_is_newcombes_method_10() {
+        // Newcombe's hybrid score interval for a paired difference, written out for r = 1.
+        let (c, b, rho) = (0.6, 0.5, 0.3);
+        let (ic, ib) = (wilson(c, 40.0, 0.95), wilson(b, 40.0, 0.95));
+        let i = mover(c, ic, b, ib, 1.0, rho);
+        let (dl2, du2, dl3, du3) = (c - ic.low, ic.high - c, b - ib.low, ib.high - b);
+        let low = (c - b) - (dl2 * dl2 - 2.0 * rho * dl2 * du3 + du3 * du3).sqrt();
+        let high = (c - b) + (du2 * du2 - 2.0 * rho * du2 * dl3 + dl3 * dl3).sqrt();
+        assert!((i.low - low).abs() < 1e-12 && (i.high - high).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_bootstrap_repeats_itself_and_depends_on_its_seed() {
+        let values: Vec<f64> = (0..50).map(|i| f64::from(i % 7)).collect();
+        let ones = vec![1.0; 50];
+        let run = |seed| {
+            Bootstrap {
+                seed,
+                resamples: 200,
+            }
+            .run(50, |w| weighted_mean(&values, &ones, w))
+        };
+        assert_eq!(run(1), run(1));
+        assert_ne!(run(1), run(2));
+    }
+
+    #[test]
+    fn an_interval_serialises_unbounded_sides_as_null() {
+        let i = Interval::new(1.5, f64::INFINITY);
+        let json = serde_json::to_string(&i).unwrap();
+        assert_eq!(json, "[1.5,null]");
+        assert_eq!(serde_json::from_str::<Interval>(&json).unwrap(), i);
+    }
+
+    #[test]
+    fn planned_power_matches_the_research_table() {
+        // ../shared/research/statistics.md §1.4: MDE = 2.487·sqrt(disc/n) at one-sided α = 0.05;
+        // at two-sided 95% (z = 1.96) the constant is 2.80: disc 0.09, n = 200 → 5.9 points.
+        let p = power_plan(200, 0.9, 0.05, 0.5, 0.95);
+        assert!((p.discordance - 0.09).abs() < 1e-12);
+        assert!((p.detectable_drop - 2.8016 * (0.09f64 / 200.0).sqrt()).abs() < 1e-3);
+        assert!(p.pass_probability > 0.0 && p.pass_probability < 1.0);
+        let q = power_plan(p.items_for_80_percent, 0.9, 0.05, 0.5, 0.95);
+        assert!((q.pass_probability - 0.8).abs() < 0.01, "{q:?}");
     }
 }

@@ -494,3 +494,61 @@ fn pass_at_k_and_pass_hat_k() {
     assert!((hat - hat_true).abs() < 0.01);
     assert!((at - at_true).abs() < 0.01);
 }
+
+/// Truth: skewed 1–5 scores (5 − 4·U³, mean 4), n items each its own cluster. `mean_interval`
+/// (t, widened below 30 items by a seeded bootstrap and the scaled Wilson interval) must cover
+/// the mean. Witness: the CLT
+/// interval with the normal quantile and no bootstrap, the usual shortcut, undercovers at n = 8.
+#[test]
+fn mean_interval_coverage() {
+    let mut rng = rng(9);
+    for (n, reps) in [(8usize, 1000usize), (15, 1000), (30, 1500), (200, 1500)] {
+        let (mut covered, mut covered_z) = (0, 0);
+        for k in 0..reps {
+            let sums: Vec<f64> = (0..n).map(|_| skewed_score(rng.f64(), 3.0)).collect();
+            let counts = vec![1.0; n];
+            let boot = Bootstrap {
+                seed: k as u64,
+                resamples: 200,
+            };
+            let (e, i) = mean_interval(&sums, &counts, (1.0, 5.0), CONF, &boot).unwrap();
+            covered += usize::from(i.clamp(1.0, 5.0).contains(4.0));
+            let half = z(CONF) * e.se;
+            covered_z += usize::from((e.mean - half..=e.mean + half).contains(&4.0));
+        }
+        let (rate, rate_z) = (share(covered, reps), share(covered_z, reps));
+        eprintln!("mean_interval_coverage n={n}: mean_interval {rate:.4}, normal CLT {rate_z:.4}");
+        assert!(
+            rate >= 0.94 - sim_err(0.95, reps),
+            "n={n}: coverage {rate:.4}"
+        );
+        if n == 8 {
+            assert!(
+                rate_z < 0.92,
+                "witness: the normal CLT interval at n = 8: {rate_z:.4}"
+            );
+        }
+    }
+}
+
+/// Truth: equal models with single-trial binary outcomes (rate 0.1, phi 0.5), n = 150: the harm
+/// gate's McNemar exact one-sided test falsely fails at most α/2 = 2.5%.
+#[test]
+fn mcnemar_harm_false_fail() {
+    let null = cells(0.1, 0.1, 0.5);
+    let mut rng = rng(10);
+    let reps = 4000;
+    let mut fails = 0;
+    for _ in 0..reps {
+        let u = paired_binary(&mut rng, &null, 150);
+        let (mut worse, mut better) = (0, 0);
+        for (b, c) in u.current.iter().zip(&u.candidate) {
+            worse += u64::from(c > b);
+            better += u64::from(c < b);
+        }
+        fails += usize::from(dist::mcnemar_exact_greater(worse, better) < 0.025);
+    }
+    let rate = share(fails, reps);
+    eprintln!("mcnemar_harm_false_fail n=150: {rate:.4}");
+    assert!(rate <= 0.025 + sim_err(0.025, reps), "{rate:.4}");
+}
