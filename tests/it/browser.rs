@@ -118,6 +118,11 @@ fn html_report_renders_gates_groups_and_filters_in_chromium() {
         page.contains("undecided: mean per item of candidate - 0.95 x current is in ["),
         "the undecided gate says why"
     );
+    assert!(
+        page.contains("<table id=\"comparisons\">") && page.contains("McNemar exact"),
+        "the paired comparisons"
+    );
+    assert!(page.contains("95% confidence intervals over 7 items"));
     // The script ran (the CSP hash matches) and drew the regression group, regressions first.
     assert_eq!(
         ids_in_group(&page, "regressed"),

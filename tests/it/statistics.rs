@@ -100,11 +100,22 @@ fn the_three_outcomes_and_their_exit_codes() {
     // below 95% of the current model, exit 1, McNemar's p tiny.
     let worse = server(|m, i, _| i % 10 == 0 || (m == "candidate" && i % 10 <= 2));
     let p = project(&worse, &items(300, |_| None), "");
+    // Per tag too: the odd items are where the candidate's extra misses are (1 of every 10).
+    let eval = std::fs::read_to_string(p.path().join("goldgate.toml")).unwrap();
+    p.write(
+        "goldgate.toml",
+        &format!("{eval}[[gate]]\nmetric = \"accuracy[tag=odd]\"\nmin_ratio = 0.95\n"),
+    );
     let run = p.run(&[]);
     assert_exit(&run, 1);
     let s = run.summary();
     assert_eq!(gate(&s, "accuracy")["outcome"], "fail");
     assert!(s["comparisons"][0]["p_value"].as_f64().unwrap() < 1e-9);
+    let odd = gate(&s, "accuracy[tag=odd]");
+    assert_eq!(odd["test"]["items"], 150, "{odd}");
+    assert!(
+        s["models"]["candidate"]["metrics"]["by_tag"]["odd"]["intervals"]["accuracy"].is_array()
+    );
 
     // The same equal models on 12 items: nothing can be shown either way, exit 4, and the
     // terminal says how many items would decide it.
