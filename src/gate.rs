@@ -330,6 +330,7 @@ impl Gate {
         let conf = ev.settings.confidence;
         let lower_is_worse = matches!(self.bound, Bound::Min(_) | Bound::MinRatio(_));
         let kind = self.metric.kind;
+        let scope = ev.scope_size(&self.metric);
         let percentile = match kind {
             MetricKind::LatencyP50 => Some(0.50),
             MetricKind::LatencyP90 => Some(0.90),
@@ -410,8 +411,8 @@ impl Gate {
                             "paired cluster bootstrap ({} resamples, seed {})",
                             ev.settings.resamples, ev.settings.seed
                         ),
-                        items: ev.clusters(),
-                        clusters: ev.clusters(),
+                        items: scope.0,
+                        clusters: scope.1,
                         se: (interval.high - interval.low) / (2.0 * stats::z(conf)),
                         mde: None,
                         items_to_decide: None,
@@ -446,8 +447,8 @@ impl Gate {
                                 .to_owned()
                         }
                     },
-                    items: ev.clusters(),
-                    clusters: ev.clusters(),
+                    items: scope.0,
+                    clusters: scope.1,
                     se,
                     mde: None,
                     items_to_decide: None,

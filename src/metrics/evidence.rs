@@ -22,6 +22,12 @@ pub struct Evidence<'a> {
     order: Vec<usize>,
     /// Per item, its cluster: the number of its group, or one of its own, numbered in id order.
     cluster: Vec<u32>,
+    /// Per tag, its items in id order: a per-tag metric walks its own items, not every item
+    /// (a report with thousands of per-tag gates stays linear in the items).
+    tag_items: HashMap<String, Vec<usize>>,
+    /// Per model, each item's answered latencies: `latency_ms[side][offsets[side][i]..][..]`.
+    latency_ms: [Vec<f32>; 2],
+    latency_offsets: [Vec<u32>; 2],
     /// Items that carry a `group`.
     pub grouped_items: usize,
     pub settings: Settings,
@@ -143,26 +149,65 @@ impl<'a> Evidence<'a> {
                 None => rank as u32,
             };
         }
+        let mut tag_items: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &order {
+            for tag in items.tags(i) {
+                match tag_items.get_mut(tag) {
+                    Some(v) => v.push(i),
+                    None => {
+                        tag_items.insert(tag.to_owned(), vec![i]);
+                    }
+                }
+            }
+        }
+        // Latencies grouped by item (a counting sort), so a tag's are found by its items.
+        let by_item = |side: Side| {
+            let all = tallies.latencies(side);
+            let mut offsets = vec![0u32; items.len() + 1];
+            for &(i, _) in all {
+                offsets[i as usize + 1] += 1;
+            }
+            for k in 1..offsets.len() {
+                offsets[k] += offsets[k - 1];
+            }
+            let mut next = offsets.clone();
+            let mut values = vec![0f32; all.len()];
+            for &(i, ms) in all {
+                values[next[i as usize] as usize] = ms;
+                next[i as usize] += 1;
+            }
+            (values, offsets)
+        };
+        let (cur, cand) = (by_item(Side::Current), by_item(Side::Candidate));
         Evidence {
             items,
             tallies,
             order,
             cluster,
+            tag_items,
+            latency_ms: [cur.0, cand.0],
+            latency_offsets: [cur.1, cand.1],
             grouped_items,
             settings,
         }
     }
 
-    /// Whether item `i` counts for a metric on `tag` (every item for an overall metric).
-    fn in_scope(&self, i: usize, tag: Option<&str>) -> bool {
-        tag.is_none_or(|t| self.items.tags(i).any(|x| x == t))
+    /// The items a metric on `tag` counts, in id order (every item for an overall metric).
+    fn scope(&self, tag: Option<&str>) -> &[usize] {
+        match tag {
+            None => &self.order,
+            Some(t) => self.tag_items.get(t).map_or(&[], Vec::as_slice),
+        }
     }
 
+    /// Whether each item counts for a metric on `tag`; `None` for every item.
     fn in_scope_mask(&self, tag: Option<&str>) -> Option<Vec<bool>> {
-        tag.map(|_| {
-            (0..self.items.len())
-                .map(|i| self.in_scope(i, tag))
-                .collect()
+        tag.map(|t| {
+            let mut mask = vec![false; self.items.len()];
+            for &i in self.scope(Some(t)) {
+                mask[i] = true;
+            }
+            mask
         })
     }
 
@@ -175,11 +220,8 @@ impl<'a> Evidence<'a> {
     ) -> (Vec<f64>, Vec<f64>) {
         let mut index: HashMap<u32, usize> = HashMap::new();
         let (mut sums, mut counts) = (Vec::new(), Vec::new());
-        for &i in &self.order {
+        for &i in self.scope(tag) {
             let t = &self.tallies[i];
-            if !self.in_scope(i, tag) {
-                continue;
-            }
             let Some((s, n)) = item_value(kind, t, side) else {
                 continue;
             };
@@ -194,15 +236,16 @@ impl<'a> Evidence<'a> {
         (sums, counts)
     }
 
-    /// One model's answered latencies in scope, sorted, with each one's cluster.
-    fn sorted_latencies(&self, side: Side, mask: Option<&[bool]>) -> Vec<(f32, u32)> {
-        let mut v: Vec<(f32, u32)> = self
-            .tallies
-            .latencies(side)
-            .iter()
-            .filter(|(i, _)| mask.is_none_or(|m| m[*i as usize]))
-            .map(|&(i, ms)| (ms, self.cluster[i as usize]))
-            .collect();
+    /// One model's answered latencies of the items on `tag` (all items for `None`), sorted, with
+    /// each one's cluster.
+    fn sorted_latencies(&self, side: Side, tag: Option<&str>) -> Vec<(f32, u32)> {
+        let k = side as usize;
+        let (values, offsets) = (&self.latency_ms[k], &self.latency_offsets[k]);
+        let mut v: Vec<(f32, u32)> = Vec::new();
+        for &i in self.scope(tag) {
+            let range = offsets[i] as usize..offsets[i + 1] as usize;
+            v.extend(values[range].iter().map(|&ms| (ms, self.cluster[i])));
+        }
         v.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         v
     }
@@ -230,8 +273,7 @@ impl<'a> Evidence<'a> {
                 }
             }
             Source::Percentile(q) => {
-                let mask = self.in_scope_mask(tag);
-                let sorted = self.sorted_latencies(side, mask.as_deref());
+                let sorted = self.sorted_latencies(side, tag);
                 percentile_interval(&sorted, q, conf)
             }
             Source::MacroF1 => {
@@ -292,11 +334,8 @@ impl<'a> Evidence<'a> {
         };
         let tag = metric.tag.as_deref();
         let mut units = PairedUnits::default();
-        for &i in &self.order {
+        for &i in self.scope(tag) {
             let t = &self.tallies[i];
-            if !self.in_scope(i, tag) {
-                continue;
-            }
             if let (Some(b), Some(c)) = (
                 item_value(metric.kind, t, Side::Current),
                 item_value(metric.kind, t, Side::Candidate),
@@ -336,19 +375,13 @@ impl<'a> Evidence<'a> {
         let mask = self.in_scope_mask(tag);
         // Dense cluster numbers over everything in scope, shared by both models, in cluster
         // order (so the same clusters draw the same weights whatever order results came in).
-        let in_scope = |i: usize| mask.as_deref().is_none_or(|m| m[i]);
-        let index = dense(
-            self.order
-                .iter()
-                .filter(|&&i| in_scope(i))
-                .map(|&i| self.cluster[i]),
-        );
+        let index = dense(self.scope(tag).iter().map(|&i| self.cluster[i]));
         let densify = |c: u32| index[&c];
         let boot = self.settings.bootstrap();
         match source(metric.kind) {
             Source::Percentile(q) => {
                 let [b, c] = [Side::Current, Side::Candidate].map(|side| {
-                    self.sorted_latencies(side, mask.as_deref())
+                    self.sorted_latencies(side, tag)
                         .into_iter()
                         .map(|(ms, k)| (ms, densify(k)))
                         .collect::<Vec<_>>()
@@ -427,6 +460,21 @@ impl<'a> Evidence<'a> {
             clusters: paired.clusters,
             correlation: paired.correlation,
         })
+    }
+
+    /// The items with a result on `metric`'s tag (all items for an overall metric), and the
+    /// independent clusters among them.
+    pub fn scope_size(&self, metric: &MetricRef) -> (usize, usize) {
+        let mut clusters = std::collections::HashSet::new();
+        let mut items = 0;
+        for &i in self.scope(metric.tag.as_deref()) {
+            let t = &self.tallies[i];
+            if t.done.current + t.done.candidate > 0 {
+                items += 1;
+                clusters.insert(self.cluster[i]);
+            }
+        }
+        (items, clusters.len())
     }
 
     /// The count of independent clusters (items, or groups of items) with a result.
