@@ -344,7 +344,8 @@ impl Gate {
                     // Paired non-inferiority on d = c − r·b per item (the linear form of
                     // Fieller's test): the bound holds exactly when mean(d) is on its side of 0.
                     let proportion = Evidence::is_proportion(kind);
-                    let p = units.linear(r, proportion, conf, &ev.settings.bootstrap())?;
+                    let p =
+                        units.linear(r, Evidence::scale(kind), conf, &ev.settings.bootstrap())?;
                     let df = (p.clusters.max(2) - 1) as f64;
                     let exact = proportion && (r - 1.0).abs() < EPSILON && ev.binary_units(&units);
                     let p_value = if exact {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{ItemTallies, ItemTally, MetricKind, MetricRef, Metrics, Unit};
 use crate::golden::Items;
 use crate::record::Side;
-use crate::stats::{self, Interval, PairedUnits, Settings};
+use crate::stats::{self, Interval, PairedUnits, Scale, Settings};
 
 /// What a run's statistics are computed from.
 pub struct Evidence<'a> {
@@ -352,6 +352,18 @@ impl<'a> Evidence<'a> {
         matches!(source(kind), Source::Mean { proportion: true })
     }
 
+    /// The values a metric's per-item means take, for the paired interval.
+    pub fn scale(kind: MetricKind) -> Scale {
+        let (lo, hi) = value_range(kind);
+        if Evidence::is_proportion(kind) {
+            Scale::Proportion
+        } else if hi.is_finite() {
+            Scale::Bounded(lo, hi)
+        } else {
+            Scale::Unbounded
+        }
+    }
+
     /// Whether McNemar's exact test applies: every unit is a single pass/fail outcome of an item
     /// of its own (one trial each, no groups).
     pub fn binary_units(&self, units: &PairedUnits) -> bool {
@@ -424,7 +436,7 @@ impl<'a> Evidence<'a> {
         let proportion = Evidence::is_proportion(metric.kind);
         let paired = units.linear(
             1.0,
-            proportion,
+            Evidence::scale(metric.kind),
             self.settings.confidence,
             &self.settings.bootstrap(),
         )?;

@@ -349,7 +349,7 @@ impl PairedUnits {
     pub fn linear(
         &self,
         r: f64,
-        proportion: bool,
+        scale: Scale,
         confidence: f64,
         boot: &Bootstrap,
     ) -> Option<Paired> {
@@ -363,32 +363,32 @@ impl PairedUnits {
         let eb = clustered_mean(&b.0, &b.1)?;
         let ec = clustered_mean(&c.0, &c.1)?;
         let correlation = cluster_correlation(&b, &c, eb.mean, ec.mean);
-        let interval = if proportion {
+        let interval = if scale == Scale::Proportion {
             let (ib, ic) = (
                 proportion_interval(&eb, confidence),
                 proportion_interval(&ec, confidence),
             );
             // MOVER leans on the estimated correlation, and with few discordant items (two
             // models that agree almost everywhere) that estimate nears 1 and the interval
-            // collapses: a candidate exactly at the margin then passed 14% of the time on 48
+            // collapses: a candidate exactly at the margin then passed 15% of the time on 48
             // items. So the interval also holds the clustered t interval of the differences
             // with "plus four" pseudo-items, two that only the current model passed and two that
-            // only the candidate passed (after Agresti & Min 2005's cell correction), which keeps
-            // a small or one-sided disagreement from looking certain.
-            let mut plus_four = self.clone();
-            for k in 0..2 {
-                plus_four.push(1.0, 0.0, u32::MAX - 2 * k);
-                plus_four.push(0.0, 1.0, u32::MAX - 2 * k - 1);
-            }
-            let d4 = plus_four.cluster_sums(|i| plus_four.candidate[i] - r * plus_four.current[i]);
-            let adjusted = clustered_mean(&d4.0, &d4.1)
-                .map_or(Interval::UNBOUNDED, |e| t_interval(&e, confidence));
-            mover(ec.mean, ic, eb.mean, ib, r, correlation).union(adjusted)
+            // only the candidate passed, which keeps a small or one-sided disagreement from
+            // looking certain.
+            mover(ec.mean, ic, eb.mean, ib, r, correlation)
+                .union(self.plus_four(r, 0.0, 1.0, confidence))
         } else {
             let mut interval = t_interval(&est, confidence);
             if est.clusters < SMALL_SAMPLE && est.clusters >= 2 {
                 let mut reps = boot.run(d.0.len(), |w| weighted_mean(&d.0, &d.1, w));
                 interval = interval.union(percentile_interval(&mut reps, confidence));
+            }
+            // A bounded score gets the same guard as a proportion, at its extremes: where the
+            // models score most items alike (a deterministic scorer, mostly the same answers)
+            // the differences' spread understates what a few more disagreements would do. It
+            // costs power on small sets (docs/statistics.md has the figures).
+            if let Scale::Bounded(lo, hi) = scale {
+                interval = interval.union(self.plus_four(r, lo, hi, confidence));
             }
             interval
         };
@@ -401,6 +401,30 @@ impl PairedUnits {
             clusters: est.clusters,
         })
     }
+}
+
+impl PairedUnits {
+    /// The clustered t interval of `c − r·b` with "plus four" pseudo-items added: two on which
+    /// the current model scored `hi` and the candidate `lo`, two the other way round (after
+    /// Agresti & Min 2005's cell correction for paired proportions).
+    fn plus_four(&self, r: f64, lo: f64, hi: f64, confidence: f64) -> Interval {
+        let mut units = self.clone();
+        for k in 0..2 {
+            units.push(hi, lo, u32::MAX - 2 * k);
+            units.push(lo, hi, u32::MAX - 2 * k - 1);
+        }
+        let d = units.cluster_sums(|i| units.candidate[i] - r * units.current[i]);
+        clustered_mean(&d.0, &d.1).map_or(Interval::UNBOUNDED, |e| t_interval(&e, confidence))
+    }
+}
+
+/// What values a paired comparison's units take: shares of trials (Wilson and MOVER apply),
+/// a bounded score, or any number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scale {
+    Proportion,
+    Bounded(f64, f64),
+    Unbounded,
 }
 
 fn weighted_mean(sums: &[f64], counts: &[f64], w: &[u32]) -> Option<f64> {

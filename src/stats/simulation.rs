@@ -229,7 +229,7 @@ fn paired_noninferiority_false_pass() {
         let (mut paired, mut known_b, mut bounds) = (0, 0, 0);
         for _ in 0..reps {
             let u = paired_binary(&mut rng, &margin, n);
-            let p = u.linear(r, true, CONF, &boot).unwrap();
+            let p = u.linear(r, Scale::Proportion, CONF, &boot).unwrap();
             paired += usize::from(p.interval.low > 0.0);
             let (mb, mc) = (mean(&u.current), mean(&u.candidate));
             let (ib, ic) = (wilson(mb, n as f64, CONF), wilson(mc, n as f64, CONF));
@@ -253,7 +253,7 @@ fn paired_noninferiority_false_pass() {
     let (mut paired, mut unpaired) = (0, 0);
     for _ in 0..reps {
         let u = paired_binary(&mut rng, &equal, n);
-        let p = u.linear(r, true, CONF, &boot).unwrap();
+        let p = u.linear(r, Scale::Proportion, CONF, &boot).unwrap();
         paired += usize::from(p.interval.low > 0.0);
         let (mb, mc) = (mean(&u.current), mean(&u.candidate));
         let se = (r * r * mb * (1.0 - mb) / n as f64 + mc * (1.0 - mc) / n as f64).sqrt();
@@ -290,7 +290,9 @@ fn paired_continuous_false_pass() {
                 seed: k as u64,
                 resamples: 200,
             };
-            let p = u.linear(0.95, false, CONF, &boot).unwrap();
+            let p = u
+                .linear(0.95, Scale::Bounded(1.0, 5.0), CONF, &boot)
+                .unwrap();
             passes += usize::from(p.interval.low > 0.0);
             corr += p.correlation;
         }
@@ -300,6 +302,32 @@ fn paired_continuous_false_pass() {
             corr / reps as f64
         );
         assert!(rate <= 0.05, "n={n}: false pass {rate:.4}");
+    }
+    // What the plus-four guard costs: the power to pass equal models (both 5 − 4·U³).
+    for n in [50, 200] {
+        let reps = 500;
+        let mut passes = 0;
+        for k in 0..reps {
+            let mut u = PairedUnits::default();
+            for i in 0..n {
+                let ub = rng.f64();
+                let uc = if rng.f64() < 0.6 { ub } else { rng.f64() };
+                u.push(skewed_score(ub, 3.0), skewed_score(uc, 3.0), i as u32);
+            }
+            let boot = Bootstrap {
+                seed: k as u64,
+                resamples: 100,
+            };
+            let p = u
+                .linear(0.95, Scale::Bounded(1.0, 5.0), CONF, &boot)
+                .unwrap();
+            passes += usize::from(p.interval.low > 0.0);
+        }
+        let power = share(passes, reps);
+        eprintln!("paired_continuous_false_pass power (equal models) n={n}: {power:.4}");
+        if n == 200 {
+            assert!(power > 0.5, "power {power:.4}");
+        }
     }
 }
 
@@ -320,7 +348,7 @@ fn harm_false_fail_equal_models() {
         let p: Vec<f64> = (0..3)
             .map(|_| {
                 let u = paired_binary(&mut rng, &null, n);
-                let e = u.linear(1.0, true, CONF, &boot).unwrap();
+                let e = u.linear(1.0, Scale::Proportion, CONF, &boot).unwrap();
                 one_sided_p(e.estimate, e.se, 0.0, false, (e.clusters - 1) as f64)
             })
             .collect();
@@ -447,7 +475,7 @@ fn power_matches_mde() {
     let mut rng = rng(9);
     let null = [0.75, 0.05, 0.05, 0.15];
     let se = paired_binary(&mut rng, &null, n)
-        .linear(1.0, true, CONF, &boot)
+        .linear(1.0, Scale::Proportion, CONF, &boot)
         .unwrap()
         .se;
     let mde = minimum_detectable(se, CONF);
@@ -455,7 +483,7 @@ fn power_matches_mde() {
     let mut rejections = 0;
     for _ in 0..reps {
         let p = paired_binary(&mut rng, &alt, n)
-            .linear(1.0, true, CONF, &boot)
+            .linear(1.0, Scale::Proportion, CONF, &boot)
             .unwrap();
         rejections += usize::from(!p.interval.contains(0.0));
     }
@@ -574,7 +602,7 @@ fn noninferiority_with_few_disagreements() {
         let (mut passes, mut mover_passes) = (0, 0);
         for _ in 0..reps {
             let u = paired_binary(&mut rng, &table, n);
-            let p = u.linear(r, true, CONF, &boot).unwrap();
+            let p = u.linear(r, Scale::Proportion, CONF, &boot).unwrap();
             passes += usize::from(p.interval.low > 0.0);
             let (mb, mc) = (mean(&u.current), mean(&u.candidate));
             let alone = mover(
@@ -596,4 +624,47 @@ fn noninferiority_with_few_disagreements() {
     }
     assert!(worst <= 0.05 + sim_err(0.05, 1500), "false pass {worst:.4}");
     assert!(worst_mover > 0.08, "witness: MOVER alone {worst_mover:.4}");
+}
+
+/// Truth: a 1–5 score that is mostly 5 (1 on 2.5% of items) for the current model; the
+/// candidate scores 1 on a further 6.25% of the items the current model scores 5 on, which puts
+/// its mean exactly at 0.95 × the current one, with hardly any spread in the differences. A
+/// pass is a false pass. Witness: the clustered t interval of the differences alone.
+#[test]
+fn bounded_scores_with_few_disagreements() {
+    let mut rng = rng(12);
+    let r = 0.95;
+    let boot = Bootstrap {
+        seed: 1,
+        resamples: 100,
+    };
+    let mut worst_t = 0.0f64;
+    for n in [48usize, 100, 200] {
+        let reps = 2000;
+        let (mut passes, mut t_passes) = (0, 0);
+        for _ in 0..reps {
+            let mut u = PairedUnits::default();
+            for i in 0..n {
+                let b = if rng.f64() < 0.025 { 1.0 } else { 5.0 };
+                let c = if b == 5.0 && rng.f64() < 0.0625 {
+                    1.0
+                } else {
+                    b
+                };
+                u.push(b, c, i as u32);
+            }
+            let p = u.linear(r, Scale::Bounded(1.0, 5.0), CONF, &boot).unwrap();
+            passes += usize::from(p.interval.low > 0.0);
+            let d: Vec<f64> = (0..n).map(|i| u.candidate[i] - r * u.current[i]).collect();
+            let e = clustered_mean(&d, &vec![1.0; n]).unwrap();
+            t_passes += usize::from(t_interval(&e, CONF).low > 0.0);
+        }
+        let (rate, rate_t) = (share(passes, reps), share(t_passes, reps));
+        eprintln!(
+            "bounded_scores_with_few_disagreements n={n}: false pass {rate:.4}, t alone {rate_t:.4}"
+        );
+        assert!(rate <= 0.05 + sim_err(0.05, reps), "n={n}: {rate:.4}");
+        worst_t = worst_t.max(rate_t);
+    }
+    assert!(worst_t > 0.05, "witness: the t interval alone {worst_t:.4}");
 }
