@@ -22,6 +22,8 @@ pub struct Evidence<'a> {
     order: Vec<usize>,
     /// Per item, its cluster: the number of its group, or one of its own, numbered in id order.
     cluster: Vec<u32>,
+    /// The count of clusters: `cluster` holds 0..clusters.
+    clusters: usize,
     /// Per tag, its items in id order: a per-tag metric walks its own items, not every item
     /// (a report with thousands of per-tag gates stays linear in the items).
     tag_items: HashMap<String, Vec<usize>>,
@@ -130,9 +132,10 @@ impl<'a> Evidence<'a> {
         order.sort_unstable_by(|&a, &b| items.id(a).cmp(items.id(b)));
         let mut groups: HashMap<String, u32> = HashMap::new();
         let mut grouped_items = 0;
-        let n = items.len() as u32;
+        // Clusters numbered 0.. in id order: an item alone, or a group at its first item.
+        let mut clusters = 0u32;
         let mut cluster = vec![0; items.len()];
-        for (rank, &i) in order.iter().enumerate() {
+        for &i in &order {
             // Most sets have no groups: look for the key before parsing the item.
             let json = items.json(i);
             let group = if json.windows(8).any(|w| w == b"\"group\":") {
@@ -143,10 +146,15 @@ impl<'a> Evidence<'a> {
             cluster[i] = match group {
                 Some(g) => {
                     grouped_items += 1;
-                    let next = n + groups.len() as u32;
-                    *groups.entry(g.into_owned()).or_insert(next)
+                    *groups.entry(g.into_owned()).or_insert_with(|| {
+                        clusters += 1;
+                        clusters - 1
+                    })
                 }
-                None => rank as u32,
+                None => {
+                    clusters += 1;
+                    clusters - 1
+                }
             };
         }
         let mut tag_items: HashMap<String, Vec<usize>> = HashMap::new();
@@ -184,6 +192,7 @@ impl<'a> Evidence<'a> {
             tallies,
             order,
             cluster,
+            clusters: clusters as usize,
             tag_items,
             latency_ms: [cur.0, cand.0],
             latency_offsets: [cur.1, cand.1],
@@ -218,22 +227,37 @@ impl<'a> Evidence<'a> {
         side: Side,
         tag: Option<&str>,
     ) -> (Vec<f64>, Vec<f64>) {
-        let mut index: HashMap<u32, usize> = HashMap::new();
-        let (mut sums, mut counts) = (Vec::new(), Vec::new());
-        for &i in self.scope(tag) {
-            let t = &self.tallies[i];
-            let Some((s, n)) = item_value(kind, t, side) else {
-                continue;
-            };
-            let k = *index.entry(self.cluster[i]).or_insert_with(|| {
-                sums.push(0.0);
-                counts.push(0.0);
-                sums.len() - 1
-            });
-            sums[k] += s;
-            counts[k] += n;
+        let scope = self.scope(tag);
+        let values = scope.iter().filter_map(|&i| {
+            item_value(kind, &self.tallies[i], side).map(|v| (self.cluster[i] as usize, v))
+        });
+        if scope.len() * 8 >= self.clusters {
+            // Indexed by cluster id, then the empty ones dropped: no hashing for the whole set.
+            let (mut sums, mut counts) = (vec![0.0; self.clusters], vec![0.0; self.clusters]);
+            for (k, (s, n)) in values {
+                sums[k] += s;
+                counts[k] += n;
+            }
+            let kept: Vec<usize> = (0..self.clusters).filter(|&k| counts[k] > 0.0).collect();
+            (
+                kept.iter().map(|&k| sums[k]).collect(),
+                kept.iter().map(|&k| counts[k]).collect(),
+            )
+        } else {
+            // A small tag of a large set: only its own clusters, in order of first appearance.
+            let mut index: HashMap<usize, usize> = HashMap::new();
+            let (mut sums, mut counts) = (Vec::new(), Vec::new());
+            for (c, (s, n)) in values {
+                let k = *index.entry(c).or_insert_with(|| {
+                    sums.push(0.0);
+                    counts.push(0.0);
+                    sums.len() - 1
+                });
+                sums[k] += s;
+                counts[k] += n;
+            }
+            (sums, counts)
         }
-        (sums, counts)
     }
 
     /// One model's answered latencies of the items on `tag` (all items for `None`), sorted, with
@@ -252,6 +276,17 @@ impl<'a> Evidence<'a> {
 
     /// The interval of one model's metric (overall or on a tag).
     pub fn interval(&self, side: Side, metric: &MetricRef) -> Option<Interval> {
+        self.interval_cached(side, metric, &mut None)
+    }
+
+    /// [`Evidence::interval`], keeping the sorted latencies in `sorted` for the next percentile
+    /// of the same model and scope.
+    fn interval_cached(
+        &self,
+        side: Side,
+        metric: &MetricRef,
+        sorted: &mut Option<Vec<(f32, u32)>>,
+    ) -> Option<Interval> {
         let tag = metric.tag.as_deref();
         let conf = self.settings.confidence;
         match source(metric.kind) {
@@ -273,8 +308,8 @@ impl<'a> Evidence<'a> {
                 }
             }
             Source::Percentile(q) => {
-                let sorted = self.sorted_latencies(side, tag);
-                percentile_interval(&sorted, q, conf)
+                let sorted = sorted.get_or_insert_with(|| self.sorted_latencies(side, tag));
+                percentile_interval(sorted, q, conf)
             }
             Source::MacroF1 => {
                 let mask = self.in_scope_mask(tag);
@@ -314,6 +349,7 @@ impl<'a> Evidence<'a> {
         tag: Option<&str>,
         m: &Metrics,
     ) -> BTreeMap<String, Interval> {
+        let mut sorted = None;
         super::CATALOGUE
             .iter()
             .filter(|info| (info.value)(m).is_some())
@@ -322,7 +358,10 @@ impl<'a> Evidence<'a> {
                     kind: info.kind,
                     tag: tag.map(str::to_owned),
                 };
-                Some((info.name.to_owned(), self.interval(side, &metric)?))
+                Some((
+                    info.name.to_owned(),
+                    self.interval_cached(side, &metric, &mut sorted)?,
+                ))
             })
             .collect()
     }
@@ -402,9 +441,19 @@ impl<'a> Evidence<'a> {
                     return None;
                 }
                 let clusters = index.len();
+                // Each cluster's count of latencies, so a resample's total is a sum over
+                // clusters, not over latencies.
+                let count = |v: &[(f32, u32)]| {
+                    let mut n = vec![0u32; clusters];
+                    for (_, k) in v {
+                        n[*k as usize] += 1;
+                    }
+                    n
+                };
+                let (nb, nc) = (count(&b), count(&c));
                 Some(boot.run(clusters, |w| {
-                    let pb = weighted_quantile(&b, w, q)?;
-                    let pc = weighted_quantile(&c, w, q)?;
+                    let pb = weighted_quantile(&b, &nb, w, q)?;
+                    let pc = weighted_quantile(&c, &nc, w, q)?;
                     (pb > 0.0).then(|| pc / pb)
                 }))
             }
@@ -477,29 +526,28 @@ impl<'a> Evidence<'a> {
     /// The items with a result on `metric`'s tag (all items for an overall metric), and the
     /// independent clusters among them.
     pub fn scope_size(&self, metric: &MetricRef) -> (usize, usize) {
-        let mut clusters = std::collections::HashSet::new();
-        let mut items = 0;
-        for &i in self.scope(metric.tag.as_deref()) {
+        self.count(self.scope(metric.tag.as_deref()))
+    }
+
+    /// Of these items, those with a result, and the clusters among them.
+    fn count(&self, items: &[usize]) -> (usize, usize) {
+        let mut seen = vec![false; self.clusters];
+        let (mut with_result, mut clusters) = (0, 0);
+        for &i in items {
             let t = &self.tallies[i];
             if t.done.current + t.done.candidate > 0 {
-                items += 1;
-                clusters.insert(self.cluster[i]);
+                with_result += 1;
+                let c = &mut seen[self.cluster[i] as usize];
+                clusters += usize::from(!*c);
+                *c = true;
             }
         }
-        (items, clusters.len())
+        (with_result, clusters)
     }
 
     /// The count of independent clusters (items, or groups of items) with a result.
     pub fn clusters(&self) -> usize {
-        let mut seen = std::collections::HashSet::new();
-        self.tallies
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.done.current + t.done.candidate > 0)
-            .for_each(|(i, _)| {
-                seen.insert(self.cluster[i]);
-            });
-        seen.len()
+        self.count(&self.order).1
     }
 
     /// pass@k, pass^k and flakiness of one model, with `repeats` > 1 trials per item.
@@ -577,13 +625,30 @@ fn percentile_interval(sorted: &[(f32, u32)], q: f64, confidence: f64) -> Option
 }
 
 /// The q-quantile (nearest rank, as HDR histograms take it) of sorted values whose clusters are
-/// weighted by how often a bootstrap resample drew them.
-fn weighted_quantile(sorted: &[(f32, u32)], w: &[u32], q: f64) -> Option<f64> {
-    let total: u64 = sorted.iter().map(|(_, c)| u64::from(w[*c as usize])).sum();
+/// weighted by how often a bootstrap resample drew them; `counts` is each cluster's number of
+/// values. A high quantile is found walking down from the top: a p95 reads 5% of the values.
+fn weighted_quantile(sorted: &[(f32, u32)], counts: &[u32], w: &[u32], q: f64) -> Option<f64> {
+    let total: u64 = counts
+        .iter()
+        .zip(w)
+        .map(|(&n, &w)| u64::from(n) * u64::from(w))
+        .sum();
     if total == 0 {
         return None;
     }
-    let rank = ((q * total as f64).ceil() as u64).max(1);
+    let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+    if q > 0.5 {
+        // The rank-th smallest is the (total − rank + 1)-th largest.
+        let from_top = total - rank + 1;
+        let mut seen = 0;
+        for (ms, c) in sorted.iter().rev() {
+            seen += u64::from(w[*c as usize]);
+            if seen >= from_top {
+                return Some(f64::from(*ms));
+            }
+        }
+        return sorted.first().map(|(ms, _)| f64::from(*ms));
+    }
     let mut seen = 0;
     for (ms, c) in sorted {
         seen += u64::from(w[*c as usize]);
