@@ -599,15 +599,47 @@ impl<'a> Evidence<'a> {
     }
 }
 
-/// Dense numbers (0..C) for cluster ids, in id order.
-fn dense(ids: impl Iterator<Item = u32>) -> HashMap<u32, u32> {
-    let mut ids: Vec<u32> = ids.collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.into_iter()
-        .enumerate()
-        .map(|(k, c)| (c, k as u32))
-        .collect()
+/// Dense numbers (0..C) for cluster ids, in id order: a table indexed by id, no hashing.
+fn dense(ids: impl Iterator<Item = u32>) -> Dense {
+    let mut present: Vec<bool> = Vec::new();
+    for id in ids {
+        let id = id as usize;
+        if id >= present.len() {
+            present.resize(id + 1, false);
+        }
+        present[id] = true;
+    }
+    let mut number = vec![u32::MAX; present.len()];
+    let mut next = 0;
+    for (id, &p) in present.iter().enumerate() {
+        if p {
+            number[id] = next;
+            next += 1;
+        }
+    }
+    Dense {
+        number,
+        len: next as usize,
+    }
+}
+
+/// The dense numbers of a set of cluster ids.
+struct Dense {
+    number: Vec<u32>,
+    len: usize,
+}
+
+impl Dense {
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl std::ops::Index<&u32> for Dense {
+    type Output = u32;
+    fn index(&self, id: &u32) -> &u32 {
+        &self.number[*id as usize]
+    }
 }
 
 /// The distribution-free interval of the q-quantile of sorted values: order statistics at the

@@ -189,43 +189,44 @@ impl Bootstrap {
         if clusters == 0 {
             return Vec::new();
         }
-        let resample = |k: u32, weights: &mut Vec<u32>| {
-            weights.clear();
-            weights.resize(clusters, 0);
+        let resample = |k: u32, weights: &mut [u32]| {
+            weights.fill(0);
             let mut rng = fastrand::Rng::with_seed(splitmix(self.seed ^ splitmix(u64::from(k))));
             for _ in 0..clusters {
                 weights[rng.usize(..clusters)] += 1;
             }
             stat(weights)
         };
-        let run_range = |range: std::ops::Range<u32>| {
-            let mut weights = Vec::with_capacity(clusters);
-            range.map(|k| resample(k, &mut weights)).collect::<Vec<_>>()
-        };
         // Large bootstraps (a 100,000-item latency ratio) are split over the cores. Each resample
-        // draws from its own seed and the halves are joined in resample order, so the result is
-        // the same bit for bit on any machine.
+        // draws from its own seed and lands in its own slot, so the result is the same bit for
+        // bit on any machine. Every buffer is allocated here, not in the threads (each thread's
+        // first allocation would cost it an allocator arena).
         let work = clusters as u64 * u64::from(self.resamples);
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8)) as u32;
-        let results: Vec<Option<f64>> = if work < 2_000_000 || threads < 2 {
-            run_range(0..self.resamples)
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let threads = if work < 2_000_000 { 1 } else { threads };
+        let mut results: Vec<Option<f64>> = vec![None; self.resamples as usize];
+        let mut buffers = vec![vec![0u32; clusters]; threads];
+        let chunk = (self.resamples as usize).div_ceil(threads).max(1);
+        if threads == 1 {
+            for (k, slot) in results.iter_mut().enumerate() {
+                *slot = resample(k as u32, &mut buffers[0]);
+            }
         } else {
-            let chunk = self.resamples.div_ceil(threads);
             std::thread::scope(|scope| {
-                let handles: Vec<_> = (0..threads)
-                    .map(|t| {
-                        let range =
-                            (t * chunk).min(self.resamples)..((t + 1) * chunk).min(self.resamples);
-                        let run_range = &run_range;
-                        scope.spawn(move || run_range(range))
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("a bootstrap thread panicked"))
-                    .collect()
-            })
-        };
+                for (t, (slots, weights)) in results
+                    .chunks_mut(chunk)
+                    .zip(buffers.iter_mut())
+                    .enumerate()
+                {
+                    let resample = &resample;
+                    scope.spawn(move || {
+                        for (j, slot) in slots.iter_mut().enumerate() {
+                            *slot = resample((t * chunk + j) as u32, weights);
+                        }
+                    });
+                }
+            });
+        }
         results.into_iter().flatten().collect()
     }
 }
@@ -367,17 +368,6 @@ impl PairedUnits {
         (dense, next as usize)
     }
 
-    /// Per cluster: the sums of `f(unit)` and the count of units.
-    fn cluster_sums(&self, f: impl Fn(usize) -> f64) -> (Vec<f64>, Vec<f64>) {
-        let (dense, c) = self.dense_clusters();
-        let (mut sums, mut counts) = (vec![0.0; c], vec![0.0; c]);
-        for (i, &k) in dense.iter().enumerate() {
-            sums[k as usize] += f(i);
-            counts[k as usize] += 1.0;
-        }
-        (sums, counts)
-    }
-
     /// The paired estimate of mean(c) − r·mean(b). For proportions (`proportion`), the interval
     /// is MOVER's (Zou & Donner 2008; Newcombe 1998's method 10 when r = 1): Wilson intervals of
     /// the two means, combined with their correlation, which stays right at 0% and 100% where
@@ -394,13 +384,27 @@ impl PairedUnits {
         if self.is_empty() {
             return None;
         }
-        let d = self.cluster_sums(|i| self.candidate[i] - r * self.current[i]);
-        let est = clustered_mean(&d.0, &d.1)?;
-        let b = self.cluster_sums(|i| self.current[i]);
-        let c = self.cluster_sums(|i| self.candidate[i]);
-        let eb = clustered_mean(&b.0, &b.1)?;
-        let ec = clustered_mean(&c.0, &c.1)?;
-        let correlation = cluster_correlation(&b, &c, eb.mean, ec.mean);
+        let (dense, clusters) = self.dense_clusters();
+        // Per cluster: the units counted once, and the sums of d, b and c over them.
+        let mut counts = vec![0.0; clusters];
+        for &k in &dense {
+            counts[k as usize] += 1.0;
+        }
+        let sums = |f: &dyn Fn(usize) -> f64| {
+            let mut sums = vec![0.0; clusters];
+            for (i, &k) in dense.iter().enumerate() {
+                sums[k as usize] += f(i);
+            }
+            sums
+        };
+        let d = sums(&|i| self.candidate[i] - r * self.current[i]);
+        let est = clustered_mean(&d, &counts)?;
+        let b = sums(&|i| self.current[i]);
+        let c = sums(&|i| self.candidate[i]);
+        drop(dense);
+        let eb = clustered_mean(&b, &counts)?;
+        let ec = clustered_mean(&c, &counts)?;
+        let correlation = cluster_correlation(&b, &c, &counts, eb.mean, ec.mean);
         let interval = if scale == Scale::Proportion {
             let (ib, ic) = (
                 proportion_interval(&eb, confidence),
@@ -414,11 +418,11 @@ impl PairedUnits {
             // only the candidate passed, which keeps a small or one-sided disagreement from
             // looking certain.
             mover(ec.mean, ic, eb.mean, ib, r, correlation)
-                .union(self.plus_four(r, 0.0, 1.0, confidence))
+                .union(plus_four(&d, &counts, r, 0.0, 1.0, confidence))
         } else {
             let mut interval = t_interval(&est, confidence);
             if est.clusters < SMALL_SAMPLE && est.clusters >= 2 {
-                let mut reps = boot.run(d.0.len(), |w| weighted_mean(&d.0, &d.1, w));
+                let mut reps = boot.run(d.len(), |w| weighted_mean(&d, &counts, w));
                 interval = interval.union(percentile_interval(&mut reps, confidence));
             }
             // A bounded score gets the same guard as a proportion, at its extremes: where the
@@ -426,7 +430,7 @@ impl PairedUnits {
             // the differences' spread understates what a few more disagreements would do. It
             // costs power on small sets (docs/statistics.md has the figures).
             if let Scale::Bounded(lo, hi) = scale {
-                interval = interval.union(self.plus_four(r, lo, hi, confidence));
+                interval = interval.union(plus_four(&d, &counts, r, lo, hi, confidence));
             }
             interval
         };
@@ -441,20 +445,31 @@ impl PairedUnits {
     }
 }
 
-impl PairedUnits {
-    /// The clustered t interval of `c − r·b` with "plus four" pseudo-items added: two on which
-    /// the current model scored `hi` and the candidate `lo`, two the other way round (after
-    /// Agresti & Min 2005's cell correction for paired proportions).
-    fn plus_four(&self, r: f64, lo: f64, hi: f64, confidence: f64) -> Interval {
-        let mut units = self.clone();
-        let base = self.cluster.iter().copied().max().map_or(0, |m| m + 1);
-        for k in 0..2 {
-            units.push(hi, lo, base + 2 * k);
-            units.push(lo, hi, base + 2 * k + 1);
-        }
-        let d = units.cluster_sums(|i| units.candidate[i] - r * units.current[i]);
-        clustered_mean(&d.0, &d.1).map_or(Interval::UNBOUNDED, |e| t_interval(&e, confidence))
-    }
+/// The clustered t interval of `c − r·b`, given per cluster as (sums, counts), with "plus four"
+/// pseudo-items added as clusters of their own: two on which the current model scored `hi` and
+/// the candidate `lo`, two the other way round (after Agresti & Min 2005's cell correction for
+/// paired proportions).
+fn plus_four(d: &[f64], counts: &[f64], r: f64, lo: f64, hi: f64, confidence: f64) -> Interval {
+    // `clustered_mean` over the clusters and the four pseudo-clusters, without copying the
+    // clusters (at 100,000 items the copies were the peak of a summary's memory).
+    let pseudo = [lo - r * hi, hi - r * lo, lo - r * hi, hi - r * lo];
+    let n = counts.iter().sum::<f64>() + 4.0;
+    let mean = (d.iter().sum::<f64>() + pseudo.iter().sum::<f64>()) / n;
+    let clusters = counts.iter().filter(|&&c| c > 0.0).count() + 4;
+    let ss: f64 = d
+        .iter()
+        .zip(counts)
+        .map(|(s, k)| (s - mean * k).powi(2))
+        .chain(pseudo.iter().map(|p| (p - mean).powi(2)))
+        .sum();
+    let c = clusters as f64;
+    let e = MeanEstimate {
+        mean,
+        se: (c / (c - 1.0) * ss).sqrt() / n,
+        n,
+        clusters,
+    };
+    t_interval(&e, confidence)
 }
 
 /// What values a paired comparison's units take: shares of trials (Wilson and MOVER apply),
@@ -479,16 +494,11 @@ fn weighted_mean(sums: &[f64], counts: &[f64], w: &[u32]) -> Option<f64> {
 
 /// The correlation of two means' cluster residuals: what their clustered covariance implies.
 /// 0 where either side has no spread (Newcombe sets φ = 0 when a margin is empty).
-fn cluster_correlation(
-    b: &(Vec<f64>, Vec<f64>),
-    c: &(Vec<f64>, Vec<f64>),
-    mb: f64,
-    mc: f64,
-) -> f64 {
+fn cluster_correlation(b: &[f64], c: &[f64], counts: &[f64], mb: f64, mc: f64) -> f64 {
     let (mut sbb, mut scc, mut sbc) = (0.0, 0.0, 0.0);
-    for k in 0..b.0.len() {
-        let rb = b.0[k] - mb * b.1[k];
-        let rc = c.0[k] - mc * c.1[k];
+    for k in 0..b.len() {
+        let rb = b[k] - mb * counts[k];
+        let rc = c[k] - mc * counts[k];
         sbb += rb * rb;
         scc += rc * rc;
         sbc += rb * rc;
