@@ -422,6 +422,7 @@ impl Gate {
             }
             Bound::Min(v) | Bound::Max(v) => {
                 let interval = ev.interval(Side::Candidate, &self.metric)?;
+                let scope = ev.measured(Side::Candidate, &self.metric);
                 let estimate = cand?;
                 let se = (interval.high - interval.low) / (2.0 * stats::z(conf));
                 GateTest {
@@ -442,6 +443,10 @@ impl Gate {
                     p_adjusted: None,
                     method: match (percentile, Evidence::is_proportion(kind)) {
                         (Some(_), _) => "order statistics (binomial ranks)".to_owned(),
+                        _ if kind == MetricKind::MacroF1 => format!(
+                            "cluster bootstrap, percentile ({} resamples, seed {})",
+                            ev.settings.resamples, ev.settings.seed
+                        ),
                         (None, true) => "Wilson (clustered)".to_owned(),
                         (None, false) => {
                             "t (clustered); below 30 items widened to hold a bootstrap and Wilson's bound"

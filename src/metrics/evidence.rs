@@ -529,6 +529,29 @@ impl<'a> Evidence<'a> {
         self.count(self.scope(metric.tag.as_deref()))
     }
 
+    /// The items in `metric`'s scope where one model has a value for it (faithfulness only where
+    /// an answer was scored, a latency only where one came back), and their clusters: what its
+    /// interval stands on.
+    pub fn measured(&self, side: Side, metric: &MetricRef) -> (usize, usize) {
+        let k = side as usize;
+        let has = |i: usize| match source(metric.kind) {
+            Source::Mean { .. } => item_value(metric.kind, &self.tallies[i], side).is_some(),
+            Source::Percentile(_) => self.latency_offsets[k][i + 1] > self.latency_offsets[k][i],
+            Source::MacroF1 => self.tallies[i].done[side] > 0,
+        };
+        let mut seen = vec![false; self.clusters];
+        let (mut items, mut clusters) = (0, 0);
+        for &i in self.scope(metric.tag.as_deref()) {
+            if has(i) {
+                items += 1;
+                let c = &mut seen[self.cluster[i] as usize];
+                clusters += usize::from(!*c);
+                *c = true;
+            }
+        }
+        (items, clusters)
+    }
+
     /// Of these items, those with a result, and the clusters among them.
     fn count(&self, items: &[usize]) -> (usize, usize) {
         let mut seen = vec![false; self.clusters];

@@ -434,6 +434,13 @@ impl PairedUnits {
             }
             interval
         };
+        // Never wider than what c − r·b can be: a handful of items on a bounded score would
+        // otherwise give an interval far outside the scale.
+        let interval = match scale {
+            Scale::Proportion => interval.clamp(-r, 1.0),
+            Scale::Bounded(lo, hi) => interval.clamp(lo - r * hi, hi - r * lo),
+            Scale::Unbounded => interval,
+        };
         Some(Paired {
             estimate: est.mean,
             interval,

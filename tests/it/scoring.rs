@@ -227,6 +227,17 @@ fn classification_similarity_regex_json_and_fuzzy_in_a_run() {
         .find(|g| g["metric"] == "macro_f1")
         .unwrap();
     assert_eq!(gate["pass"], true);
+    // Macro-F1's interval is a seeded cluster bootstrap.
+    assert!(
+        gate["test"]["method"]
+            .as_str()
+            .unwrap()
+            .starts_with("cluster bootstrap"),
+        "{gate}"
+    );
+    let ci = &s["models"]["candidate"]["metrics"]["intervals"]["macro_f1"];
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!((0.0..=1.0).contains(&lo) && lo <= hi && hi <= 1.0, "{ci}");
 
     let r = run.result("json", "current");
     assert_eq!(r["checks"]["json"]["pass"], false);
