@@ -799,7 +799,7 @@ fn check_item(item: &Item, patterns: &mut Patterns, at: impl Fn() -> Location) -
                 .fix("give every item a stable, unique id such as \"refund-01\""),
         );
     }
-    const PRINTABLE: &str = "ids and tags are printed in terminals, CI logs and reports: use visible characters, at most 200";
+    const PRINTABLE: &str = "ids, tags and groups are printed in terminals, CI logs and reports: use visible characters, at most 200";
     if let Some(why) = name_problem(&item.id) {
         problems.push(Problem::new(at().field("id"), format!("the id {why}")).fix(PRINTABLE));
     }
@@ -1051,13 +1051,13 @@ mod tests {
     }
 
     #[test]
-    fn ids_and_tags_are_printable_and_bounded() {
+    fn ids_tags_and_groups_are_printable_and_bounded() {
         let d = tempfile::tempdir().unwrap();
         let long = "x".repeat(201);
         write_set(
             d.path(),
             &format!(
-                "{{\"id\":\"a\\nb\",\"question\":\"q\"}}\n{{\"id\":\"esc\\u001b[31m\",\"question\":\"q\"}}\n{{\"id\":\"bidi\\u202e\",\"question\":\"q\"}}\n{{\"id\":\"{long}\",\"question\":\"q\"}}\n{{\"id\":\"ok\",\"question\":\"q\",\"tags\":[\"zero\\u200bwidth\"]}}\n{{\"id\":\"fine/été-01.v2\",\"question\":\"q\",\"tags\":[\"billing\"]}}\n"
+                "{{\"id\":\"a\\nb\",\"question\":\"q\"}}\n{{\"id\":\"esc\\u001b[31m\",\"question\":\"q\"}}\n{{\"id\":\"bidi\\u202e\",\"question\":\"q\"}}\n{{\"id\":\"{long}\",\"question\":\"q\"}}\n{{\"id\":\"ok\",\"question\":\"q\",\"tags\":[\"zero\\u200bwidth\"]}}\n{{\"id\":\"fine/été-01.v2\",\"question\":\"q\",\"tags\":[\"billing\"]}}\n{{\"id\":\"grouped\",\"question\":\"q\",\"group\":\"passage\\u202e7\"}}\n{{\"id\":\"grouped-ok\",\"question\":\"q\",\"group\":\"passage 7\"}}\n"
             ),
         );
         let msg = problems(d.path());
@@ -1082,6 +1082,11 @@ mod tests {
             "{msg}"
         );
         assert!(!msg.contains(":6:"), "{msg}");
+        assert!(
+            msg.contains(":7: field `group`: the group contains U+202E"),
+            "{msg}"
+        );
+        assert!(!msg.contains(":8:"), "{msg}");
     }
 
     #[test]
