@@ -214,6 +214,11 @@ impl Summary {
         }
     }
 
+    /// How many gates ended with this outcome.
+    pub fn gates_with(&self, outcome: crate::gate::Outcome) -> usize {
+        self.gates.iter().filter(|g| g.outcome == outcome).count()
+    }
+
     /// What the views call the two compared sides: the two models of a run, or for a diff the
     /// model of run A (the baseline) and of run B.
     pub fn side_names(&self) -> Sides<String> {

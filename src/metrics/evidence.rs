@@ -526,7 +526,7 @@ impl<'a> Evidence<'a> {
     /// The items with a result on `metric`'s tag (all items for an overall metric), and the
     /// independent clusters among them.
     pub fn scope_size(&self, metric: &MetricRef) -> (usize, usize) {
-        self.count(self.scope(metric.tag.as_deref()))
+        self.count(self.scope(metric.tag.as_deref()), |i| self.has_result(i))
     }
 
     /// The items in `metric`'s scope where one model has a value for it (faithfulness only where
@@ -539,38 +539,33 @@ impl<'a> Evidence<'a> {
             Source::Percentile(_) => self.latency_offsets[k][i + 1] > self.latency_offsets[k][i],
             Source::MacroF1 => self.tallies[i].done[side] > 0,
         };
-        let mut seen = vec![false; self.clusters];
-        let (mut items, mut clusters) = (0, 0);
-        for &i in self.scope(metric.tag.as_deref()) {
-            if has(i) {
-                items += 1;
-                let c = &mut seen[self.cluster[i] as usize];
-                clusters += usize::from(!*c);
-                *c = true;
-            }
-        }
-        (items, clusters)
+        self.count(self.scope(metric.tag.as_deref()), has)
     }
 
-    /// Of these items, those with a result, and the clusters among them.
-    fn count(&self, items: &[usize]) -> (usize, usize) {
+    /// Of these items, those `keep` accepts, and the clusters among them.
+    fn count(&self, items: &[usize], keep: impl Fn(usize) -> bool) -> (usize, usize) {
         let mut seen = vec![false; self.clusters];
-        let (mut with_result, mut clusters) = (0, 0);
+        let (mut kept, mut clusters) = (0, 0);
         for &i in items {
-            let t = &self.tallies[i];
-            if t.done.current + t.done.candidate > 0 {
-                with_result += 1;
+            if keep(i) {
+                kept += 1;
                 let c = &mut seen[self.cluster[i] as usize];
                 clusters += usize::from(!*c);
                 *c = true;
             }
         }
-        (with_result, clusters)
+        (kept, clusters)
+    }
+
+    /// Whether item `i` has a result on either model.
+    fn has_result(&self, i: usize) -> bool {
+        let t = &self.tallies[i];
+        t.done.current + t.done.candidate > 0
     }
 
     /// The count of independent clusters (items, or groups of items) with a result.
     pub fn clusters(&self) -> usize {
-        self.count(&self.order).1
+        self.count(&self.order, |i| self.has_result(i)).1
     }
 
     /// pass@k, pass^k and flakiness of one model, with `repeats` > 1 trials per item.

@@ -139,11 +139,7 @@ impl<'a> Page<'a> {
             ),
             (_, Verdict::Pass) => ("pass", "PASS — every gate passed".to_owned()),
             (_, Verdict::Inconclusive) => {
-                let n = s
-                    .gates
-                    .iter()
-                    .filter(|g| g.outcome == Outcome::Inconclusive)
-                    .count();
+                let n = s.gates_with(Outcome::Inconclusive);
                 (
                     "warn",
                     format!(
@@ -153,11 +149,7 @@ impl<'a> Page<'a> {
                 )
             }
             (_, Verdict::Fail) => {
-                let n = s
-                    .gates
-                    .iter()
-                    .filter(|g| g.outcome == Outcome::Fail)
-                    .count();
+                let n = s.gates_with(Outcome::Fail);
                 (
                     "fail",
                     format!("FAIL — {n} of {} gates failed", s.gates.len()),

@@ -13,16 +13,8 @@ impl Exporter for Junit {
     fn render(&self, input: &ReportInput, out: &mut dyn std::io::Write) -> anyhow::Result<()> {
         let s = input.summary;
         let rows = &input.view.rows;
-        let gate_failures = s
-            .gates
-            .iter()
-            .filter(|g| g.outcome == Outcome::Fail)
-            .count();
-        let gate_skipped = s
-            .gates
-            .iter()
-            .filter(|g| g.outcome == Outcome::Skipped)
-            .count();
+        let gate_failures = s.gates_with(Outcome::Fail);
+        let gate_skipped = s.gates_with(Outcome::Skipped);
         let item_failures = rows.iter().filter(|r| r.group == Group::Regressed).count();
         let item_skipped = rows.iter().filter(|r| r.group == Group::Incomplete).count();
         let mut x = String::new();

@@ -178,16 +178,8 @@ pub fn print(
         writeln!(out, "{}", p.dim(&note))?;
     }
     writeln!(out)?;
-    let failed = s
-        .gates
-        .iter()
-        .filter(|g| g.outcome == Outcome::Fail)
-        .count();
-    let undecided = s
-        .gates
-        .iter()
-        .filter(|g| g.outcome == Outcome::Inconclusive)
-        .count();
+    let failed = s.gates_with(Outcome::Fail);
+    let undecided = s.gates_with(Outcome::Inconclusive);
     let verdict = match (s.verdict, s.status) {
         (_, crate::metrics::Status::Interrupted) => p.red("INTERRUPTED (partial results)"),
         (_, crate::metrics::Status::Failed) => p.red("RUN FAILED"),

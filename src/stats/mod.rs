@@ -289,16 +289,7 @@ pub fn mean_interval(
         };
     }
     if e.clusters < SMALL_SAMPLE && e.clusters >= 2 {
-        let mut reps = boot.run(sums.len(), |w| {
-            let (s, n) = sums
-                .iter()
-                .zip(counts)
-                .zip(w)
-                .fold((0.0, 0.0), |(s, n), ((x, k), &w)| {
-                    (s + x * f64::from(w), n + k * f64::from(w))
-                });
-            (n > 0.0).then(|| s / n)
-        });
+        let mut reps = boot.run(sums.len(), |w| weighted_mean(sums, counts, w));
         interval = interval.union(percentile_interval(&mut reps, confidence));
     }
     Some((e, interval))
