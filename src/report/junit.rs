@@ -14,7 +14,8 @@ impl Exporter for Junit {
         let s = input.summary;
         let rows = &input.view.rows;
         let gate_failures = s.gates_with(Outcome::Fail);
-        let gate_skipped = s.gates_with(Outcome::Skipped);
+        // An inconclusive gate is written as a <skipped> case too: the counts must say so.
+        let gate_skipped = s.gates_with(Outcome::Skipped) + s.gates_with(Outcome::Inconclusive);
         let item_failures = rows.iter().filter(|r| r.group == Group::Regressed).count();
         let item_skipped = rows.iter().filter(|r| r.group == Group::Incomplete).count();
         let mut x = String::new();

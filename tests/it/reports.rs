@@ -91,6 +91,19 @@ fn junit_has_the_common_schema_shape() {
                 .unwrap(),
             failures
         );
+        let skipped = cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("skipped")))
+            .count();
+        assert_eq!(
+            suite
+                .attribute("skipped")
+                .unwrap()
+                .parse::<usize>()
+                .unwrap(),
+            skipped,
+            "testsuite@skipped counts its <skipped> cases (inconclusive gates among them)"
+        );
         for a in ["errors", "skipped", "timestamp"] {
             assert!(suite.attribute(a).is_some(), "testsuite@{a}");
         }
