@@ -33,6 +33,11 @@ pub enum Command {
     Golden(GoldenCommand),
     /// Scaffold a working evaluation (config, providers, a small golden set) in a directory.
     Init(InitArgs),
+    /// Record a run as its evaluation's accepted baseline (`run --baseline accepted`, `history`).
+    Accept(AcceptArgs),
+    /// Every night of every evaluation: trends, change points, drift, tonight against the
+    /// accepted baseline; writes <out>/history/. `history prune` thins old runs.
+    History(HistoryArgs),
 }
 
 #[derive(Debug, Args)]
@@ -101,6 +106,61 @@ pub struct RunArgs {
     /// (the verdict stays `inconclusive` in every report).
     #[arg(long, env = "GOLDGATE_ALLOW_INCONCLUSIVE")]
     pub allow_inconclusive: bool,
+    /// Compare the candidate with the stored answers of an earlier run instead of calling the
+    /// current model: `accepted` (the evaluation's accepted baseline under --out, see `goldgate
+    /// accept`) or a run directory. Only the candidate is called.
+    #[arg(long, value_name = "accepted|RUN_DIR", conflicts_with_all = ["resume", "rerun"])]
+    pub baseline: Option<String>,
+    /// Which model of the --baseline run stands for the current one (default: the accepted
+    /// side, or the candidate).
+    #[arg(long, value_enum, requires = "baseline")]
+    pub baseline_side: Option<crate::record::Side>,
+    /// With --baseline: compare on the item ids the two golden sets share when their hashes
+    /// differ (every report says so), instead of refusing.
+    #[arg(long, requires = "baseline")]
+    pub allow_golden_change: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AcceptArgs {
+    /// The run directory to accept (reports/<run-id>).
+    pub run_dir: PathBuf,
+    /// Which of its models is the accepted one.
+    #[arg(long, value_enum, default_value_t = crate::record::Side::Candidate)]
+    pub side: crate::record::Side,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HistoryArgs {
+    #[command(subcommand)]
+    pub command: Option<HistoryCommand>,
+    /// Where the runs are, and where history/ is written.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// Read these run directories instead of every one under --out.
+    pub run_dirs: Vec<PathBuf>,
+    /// Nights shown in the item grid and searched for flips and drift (the series and change
+    /// points use every night).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..=1000))]
+    pub window: u32,
+    /// No terminal summary; history/index.html's path is still printed last.
+    #[arg(short, long, env = "GOLDGATE_QUIET")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HistoryCommand {
+    /// Keep the newest N runs of each evaluation whole; thin older ones to summary.json, the
+    /// manifest and a compact per-item record (pass, scores, latency; no answer text).
+    Prune {
+        /// Runs of each evaluation kept whole (the accepted baseline is always kept whole).
+        #[arg(long, value_name = "N")]
+        keep_full: usize,
+        /// Where the runs are.
+        #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]

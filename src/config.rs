@@ -140,6 +140,10 @@ pub const DEFAULT_PROMPT: &str = "{% if context %}Answer the question using only
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
+    /// What `history` and `accept` call this evaluation: runs of one name are one series. Default:
+    /// the golden set's name.
+    #[serde(default)]
+    pub name: Option<String>,
     pub golden: PathBuf,
     pub current: PathBuf,
     pub candidate: PathBuf,
@@ -420,6 +424,21 @@ impl EvalConfig {
 
     pub fn prompt(&self) -> &str {
         self.prompt.as_deref().unwrap_or(DEFAULT_PROMPT)
+    }
+
+    /// A short fingerprint of how answers are asked for and scored (prompt, system message,
+    /// `[scoring]`, `item_pass`): `history` marks the night it changed, since scores on either
+    /// side of it measure different things.
+    pub fn scoring_fingerprint(&self) -> String {
+        use sha2::Digest;
+        let shape = format!(
+            "{:?}\n{:?}\n{:?}\n{:?}",
+            self.prompt(),
+            self.system,
+            self.scoring,
+            self.item_pass
+        );
+        crate::text::hex(&sha2::Sha256::digest(shape.as_bytes())[..8])
     }
 }
 

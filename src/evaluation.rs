@@ -18,6 +18,10 @@ pub struct Overrides {
     pub golden: Option<PathBuf>,
     pub current: Option<PathBuf>,
     pub candidate: Option<PathBuf>,
+    /// The current model's answers come from a stored run (`run --baseline`): it is never
+    /// called, so its provider file is not loaded (its key may not even be set); the candidate's
+    /// stands in for it.
+    pub current_stored: bool,
 }
 
 pub struct Evaluation {
@@ -31,6 +35,15 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// What runs of this evaluation are grouped and accepted under: its `name`, or its golden
+    /// set's.
+    pub fn name(&self) -> &str {
+        self.config
+            .name
+            .as_deref()
+            .unwrap_or(&self.golden.meta.name)
+    }
+
     pub fn load(config_path: &Path, overrides: &Overrides) -> Result<Evaluation, Error> {
         let mut config = EvalConfig::load(config_path)?;
         if let Some(p) = &overrides.golden {
@@ -41,6 +54,9 @@ impl Evaluation {
         }
         if let Some(p) = &overrides.candidate {
             config.candidate = p.clone();
+        }
+        if overrides.current_stored {
+            config.current = config.candidate.clone();
         }
 
         let mut problems: Vec<Problem> = Vec::new();

@@ -30,6 +30,7 @@ pub mod error;
 mod evaluation;
 pub mod gate;
 pub mod golden;
+mod history;
 pub mod manifest;
 pub mod metrics;
 mod progress;

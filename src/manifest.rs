@@ -41,6 +41,36 @@ pub struct Manifest {
     /// The machine when the run started: latency measures everything else it was doing too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<Machine>,
+    /// Which evaluation this run belongs to, and how it scored (absent before `history`: the
+    /// golden set's name stands for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evaluation: Option<EvaluationRef>,
+    /// For `run --baseline`: the stored run whose answers stand in for the current model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineOf>,
+}
+
+/// The evaluation a run belongs to: what `history` groups runs by and `accept` keys its file on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EvaluationRef {
+    /// `name` in goldgate.toml, or the golden set's name.
+    pub name: String,
+    /// SHA-256 (16 hex digits) of the prompt, system message, `[scoring]` and `item_pass`: when
+    /// it changes, scores of one night are not comparable with the night before.
+    pub scoring: String,
+}
+
+/// Where a `run --baseline` took its current model's answers from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BaselineOf {
+    pub run_id: String,
+    /// Which model of that run.
+    pub side: crate::record::Side,
+    /// Whether it was named as the evaluation's accepted baseline (`--baseline accepted`).
+    pub accepted: bool,
+    /// That run's golden set hash, when it differs from this run's (`--allow-golden-change`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_sha256: Option<String>,
 }
 
 /// The kinds of run directory. Stored flat in `run.json` (`diff_of`, `merged_from`, `source`…), so
@@ -72,6 +102,14 @@ pub enum RunKind {
 }
 
 impl Manifest {
+    /// The evaluation this run belongs to: recorded, or (runs written before it was) the golden
+    /// set's name.
+    pub fn evaluation_name(&self) -> &str {
+        self.evaluation
+            .as_ref()
+            .map_or(self.golden.name.as_str(), |e| e.name.as_str())
+    }
+
     /// For a `goldgate diff`, the two runs it compares.
     pub fn diff_of(&self) -> Option<&DiffOf> {
         match &self.kind {
@@ -254,6 +292,11 @@ pub struct ModelRef {
     pub provider: String,
     pub kind: crate::config::ProviderKind,
     pub model: String,
+    /// SHA-256 (16 hex digits) of everything in the provider file that shapes an answer (kind,
+    /// model, endpoint, sampling settings; not prices, limits or the key's variable): two runs
+    /// with the same value asked the same model the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -38,6 +38,14 @@ pub enum Status {
 }
 
 impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Interrupted => "interrupted",
+            Status::Failed => "failed",
+        }
+    }
+
     /// How a run ended, from its tallies and the evaluation's error ceiling (see [`failure`]).
     pub fn of(
         tallies: &Sides<ModelTally>,
@@ -985,6 +993,7 @@ mod tests {
             error: None,
             similarity: None,
             judge: None,
+            answer_hash: None,
         }
     }
 

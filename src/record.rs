@@ -233,6 +233,21 @@ pub struct ResultRecord {
     /// What judging this answer cost (never counted as the judged model's), and any judge error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub judge: Option<JudgeRecord>,
+    /// In a pruned run, where `answer` is gone: [`answer_hash`] of it (16 hex digits), so
+    /// `history` still tells a changed answer from the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer_hash: Option<String>,
+}
+
+/// A fingerprint of an answer (FNV-1a, 64 bits, of the trimmed text): enough to tell two answers
+/// apart night to night, and cheap over a year of runs. Never 0.
+pub fn answer_hash(text: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.trim().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h.max(1)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -257,6 +272,28 @@ impl ResultRecord {
 }
 
 impl ResultRecord {
+    /// Drop every text the answer or the context put in this record — the answer, each claim
+    /// and the context window it matched, where keywords were found, echoed words, a JSON
+    /// parser's message — and keep what every metric folds: pass, each check's outcome, labels,
+    /// scores, latency, tokens, cost, errors. What `history prune` keeps of an old run.
+    pub fn compact(&mut self) {
+        use crate::score::Evidence;
+        if let Some(answer) = self.answer.take() {
+            self.answer_hash = Some(format!("{:016x}", answer_hash(&answer)));
+        }
+        if let Some(f) = &mut self.faithfulness {
+            f.details.clear();
+        }
+        for check in self.checks.values_mut() {
+            match &mut check.evidence {
+                Evidence::Keywords { spans, .. } => spans.clear(),
+                Evidence::Echo { copied, .. } => copied.clear(),
+                Evidence::Json { error, .. } => *error = None,
+                _ => {}
+            }
+        }
+    }
+
     /// Latency in whole microseconds, as the histograms hold it. Derived from the stored
     /// milliseconds, so a live run and a re-read of its file agree to the microsecond.
     pub fn latency_us(&self) -> Option<u64> {

@@ -433,6 +433,85 @@ impl RunLock {
     }
 }
 
+/// One model of a stored run against one model of another, items matched by id, folded in
+/// memory: what `history` compares tonight with the accepted baseline by, without writing a
+/// directory as `diff` does.
+pub struct Pair {
+    /// The items both runs have (run B's copy).
+    pub items: Items,
+    pub repeats: u32,
+    pub tallies: Sides<ModelTally>,
+    pub item_tallies: ItemTallies,
+    /// Run A's model, as the current side.
+    pub baseline_model: crate::manifest::ModelRef,
+    pub warnings: Vec<String>,
+}
+
+impl Pair {
+    pub fn load(
+        a: &Path,
+        a_side: crate::record::Side,
+        b: &Path,
+        b_side: crate::record::Side,
+    ) -> anyhow::Result<Pair> {
+        use crate::record::Side;
+        let (ma, mb) = (read_manifest(a)?, read_manifest(b)?);
+        let mut items = read_items(b)?;
+        {
+            let theirs = read_items(a)?;
+            let ids: std::collections::HashSet<&str> = theirs.ids().collect();
+            items.retain_ids(|id| ids.contains(id));
+        }
+        let mut warnings = Vec::new();
+        if ma.golden.sha256 != mb.golden.sha256 {
+            warnings.push(format!(
+                "the golden set changed since run {} ({}@{}, {}): only the {} item id(s) both runs have are compared",
+                ma.run_id,
+                ma.golden.name,
+                ma.golden.version,
+                crate::golden::short(&ma.golden.sha256),
+                items.len()
+            ));
+        }
+        let repeats = ma.repeats.min(mb.repeats);
+        let mut tallies = Sides::<ModelTally>::default();
+        let mut item_tallies = ItemTallies::new(items.len());
+        let mut seen = TrialSet::new(items.len(), repeats);
+        for (dir, side, label) in [(a, a_side, Side::Current), (b, b_side, Side::Candidate)] {
+            read_results(&results_path(dir), |mut r| {
+                if r.model != side || r.trial >= repeats {
+                    return;
+                }
+                let Some(i) = items.position(&r.id) else {
+                    return;
+                };
+                r.model = label;
+                let key = TrialKey {
+                    item: i,
+                    side: label,
+                    trial: r.trial,
+                };
+                if seen.insert(key) {
+                    tallies[label].record(items.tags(i), &r);
+                    item_tallies.record(i, &r);
+                }
+            })?;
+        }
+        let m = &ma.models[a_side];
+        Ok(Pair {
+            items,
+            repeats,
+            tallies,
+            item_tallies,
+            baseline_model: crate::manifest::ModelRef {
+                provider: format!("{} ({} of run {})", m.provider, a_side.as_str(), ma.run_id),
+                ..m.clone()
+            },
+            warnings,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -191,6 +191,7 @@ fn record(item: &Item, t: TrialKey, outcome: Outcome, scores: Option<Scores>) ->
             .map(|(usage, error)| crate::record::JudgeRecord { usage, error }),
         checks: scores.map(|s| s.checks).unwrap_or_default(),
         error,
+        answer_hash: None,
     }
 }
 

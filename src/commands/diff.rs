@@ -70,6 +70,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             ),
             kind: m.kind,
             model: m.model.clone(),
+            settings: m.settings.clone(),
         }
     };
     let manifest = Manifest {
@@ -106,6 +107,8 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
             },
         },
         machine: None,
+        evaluation: b.manifest.evaluation.clone(),
+        baseline: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

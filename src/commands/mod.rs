@@ -2,8 +2,10 @@
 //! [`conclude`] — the one way a run directory becomes `summary.json`, reports, the terminal
 //! summary and an exit code, whether it was just run, re-read, diffed or merged.
 
+mod accept;
 mod diff;
 mod golden;
+mod history;
 mod init;
 mod merge;
 mod report;
@@ -30,6 +32,8 @@ pub fn main(cli: Cli) -> anyhow::Result<Exit> {
         Command::Merge(args) => merge::merge(&args),
         Command::Golden(cmd) => golden::golden(cmd),
         Command::Init(args) => init::init(&args),
+        Command::Accept(args) => accept::accept(&args),
+        Command::History(args) => history::history(&args),
     }
 }
 

@@ -39,7 +39,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
 
     // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
     // summary is folded from the whole results file.
-    let (summary, tallies, item_tallies) = if plan.resumed {
+    let (summary, tallies, item_tallies) = if plan.appends {
         // Over the items the run already holds: a second copy of a million items would be the
         // peak of the whole run.
         let fold = rundir::Fold::of(&plan.dir, &plan.work.items, plan.manifest.repeats)?;
@@ -126,7 +126,9 @@ struct Plan {
     manifest: Manifest,
     /// The items of this run (as `items.jsonl` holds them), the clients, prompt and scorers.
     work: Arc<Work>,
-    resumed: bool,
+    /// Results are already there (a resumed run, or a `--baseline` run's copied answers): the
+    /// run appends, skips what is done, and its summary is folded from the whole file.
+    appends: bool,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
     done: TrialSet,
     concurrency: usize,
@@ -231,6 +233,11 @@ impl Plan {
             }
             _ => {
                 select_items(&mut evaluation, args, rerun.as_ref())?;
+                let baseline = args
+                    .baseline
+                    .as_deref()
+                    .map(|b| Baseline::resolve(b, args, &mut evaluation))
+                    .transpose()?;
                 let (run_id, dir) = rundir::create(&args.out, "")?;
                 let lock = rundir::RunLock::acquire(&dir)?;
                 let absolute =
@@ -242,10 +249,18 @@ impl Plan {
                     candidate: absolute(&evaluation.config.candidate),
                     fingerprint,
                 };
-                let manifest = fresh_manifest(&evaluation, args, run_id, locked, source, rerun);
+                let mut manifest = fresh_manifest(&evaluation, args, run_id, locked, source, rerun);
+                if let Some(b) = &baseline {
+                    b.describe(&mut manifest);
+                }
                 rundir::write_start(&dir, &manifest, &evaluation.golden.items)?;
                 let items = std::mem::take(&mut evaluation.golden.items);
-                (dir, manifest, items, None, lock)
+                // The baseline's answers are this run's current model's, copied in first: the
+                // run then goes on as a resumed one whose current side is all done.
+                let done = baseline
+                    .map(|b| b.copy_answers(&dir, &items, manifest.repeats))
+                    .transpose()?;
+                (dir, manifest, items, done, lock)
             }
         };
         let Evaluation {
@@ -265,7 +280,7 @@ impl Plan {
                 system: config.system,
                 scoring: Arc::new(scoring),
             }),
-            resumed: done.is_some(),
+            appends: done.is_some(),
             done: done.unwrap_or_default(),
             concurrency,
             _lock: lock,
@@ -290,6 +305,7 @@ fn evaluation_source(
                         .clone()
                         .unwrap_or_else(|| src.candidate.clone()),
                 ),
+                current_stored: false,
             };
             (src.config.clone(), overrides)
         }
@@ -304,6 +320,8 @@ fn evaluation_source(
                 golden: Some(src.golden.clone()),
                 current: Some(src.current.clone()),
                 candidate: Some(src.candidate.clone()),
+                // A resumed `--baseline` run recorded the candidate's file as the current's.
+                current_stored: manifest.baseline.is_some(),
             };
             (src.config.clone(), overrides)
         }
@@ -313,6 +331,7 @@ fn evaluation_source(
                 golden: args.golden.clone(),
                 current: args.current.clone(),
                 candidate: args.candidate.clone(),
+                current_stored: args.baseline.is_some(),
             },
         ),
     })
@@ -367,6 +386,7 @@ fn fresh_manifest(
         provider: c.label.clone(),
         kind: c.kind,
         model: c.model.clone(),
+        settings: Some(c.settings_fingerprint()),
     };
     let golden = &evaluation.golden;
     Manifest {
@@ -394,6 +414,11 @@ fn fresh_manifest(
             rerun_of: rerun.map(|r| r.of),
         },
         machine: Some(crate::manifest::Machine::now()),
+        evaluation: Some(crate::manifest::EvaluationRef {
+            name: evaluation.name().to_owned(),
+            scoring: evaluation.config.scoring_fingerprint(),
+        }),
+        baseline: None,
     }
 }
 
@@ -403,7 +428,7 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
     let repeats = plan.manifest.repeats;
     let total = plan.work.items.len() as u64 * u64::from(repeats) * 2 - plan.done.len() as u64;
     let progress = Progress::new(total, args.quiet);
-    let results = if plan.resumed {
+    let results = if plan.appends {
         ResultsWriter::append(&plan.dir)?
     } else {
         ResultsWriter::create(&plan.dir)?
@@ -413,7 +438,7 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
         repeats,
         concurrency: plan.concurrency,
         grace: Duration::from_secs(30),
-        done: plan.resumed.then_some(&plan.done),
+        done: plan.appends.then_some(&plan.done),
     };
     let output = runner.run(results, &progress).await;
     progress.finish();
@@ -474,4 +499,153 @@ fn fingerprint(paths: &[&Path]) -> String {
         h.update(&bytes);
     }
     crate::text::hex(&h.finalize())
+}
+
+/// The stored run a `run --baseline` compares with: its answers stand in for the current model.
+struct Baseline {
+    run: RunData,
+    side: Side,
+    accepted: bool,
+    golden_changed: bool,
+    /// What every report of this run must say about the comparison.
+    warnings: Vec<String>,
+}
+
+impl Baseline {
+    /// Find and check the baseline run, and narrow the evaluation's items to those it answered.
+    fn resolve(
+        spec: &str,
+        args: &RunArgs,
+        evaluation: &mut Evaluation,
+    ) -> anyhow::Result<Baseline> {
+        let (dir, side, accepted) = if spec == "accepted" {
+            let name = evaluation.name().to_owned();
+            let a = crate::history::accepted::Accepted::read(&args.out, &name)?.ok_or_else(|| {
+                Error::Usage(format!(
+                    "evaluation {name:?} has no accepted baseline under {}: accept a run with `goldgate accept RUN_DIR`, or pass --baseline RUN_DIR",
+                    args.out.display()
+                ))
+            })?;
+            let dir = a.dir(&args.out);
+            if !dir.is_dir() {
+                return Err(Error::Usage(format!(
+                    "the accepted baseline of {name:?}, run {}, is not under {} (was reports/ restored?); accept another run with `goldgate accept RUN_DIR`",
+                    a.run_id,
+                    args.out.display()
+                ))
+                .into());
+            }
+            (dir, args.baseline_side.unwrap_or(a.side), true)
+        } else {
+            (
+                PathBuf::from(spec),
+                args.baseline_side.unwrap_or(Side::Candidate),
+                false,
+            )
+        };
+        let run = RunData::load(&dir)?;
+        let mut warnings = Vec::new();
+        let (theirs, ours) = (&run.manifest.golden, &evaluation.golden);
+        let golden_changed = theirs.sha256 != ours.sha256;
+        if golden_changed {
+            let described = format!(
+                "the baseline run {} used {}@{} ({}); this run uses {}@{} ({})",
+                run.manifest.run_id,
+                theirs.name,
+                theirs.version,
+                golden::short(&theirs.sha256),
+                ours.meta.name,
+                ours.meta.version,
+                golden::short(&ours.sha256)
+            );
+            if !args.allow_golden_change {
+                return Err(Error::Usage(format!(
+                    "the golden set changed: {described}. Its answers are to other items; accept a run of this golden set, or pass --allow-golden-change to compare the item ids both share"
+                ))
+                .into());
+            }
+            warnings.push(format!(
+                "golden set changed: {described}; only the item ids both share are compared (--allow-golden-change)"
+            ));
+        }
+        let repeats = args.repeat.unwrap_or(evaluation.config.repeats);
+        if run.manifest.repeats < repeats {
+            return Err(Error::Usage(format!(
+                "the baseline run {} has {} trial(s) per item and this run asks for {repeats}: pass --repeat {}, or compare with a run that has as many",
+                run.manifest.run_id, run.manifest.repeats, run.manifest.repeats
+            ))
+            .into());
+        }
+        let theirs: HashSet<&str> = run.items.ids().collect();
+        let before = evaluation.golden.items.len();
+        evaluation.golden.items.retain_ids(|id| theirs.contains(id));
+        let kept = evaluation.golden.items.len();
+        if kept == 0 {
+            return Err(Error::Usage(format!(
+                "the baseline run {} has none of this run's item ids: nothing to compare",
+                run.manifest.run_id
+            ))
+            .into());
+        }
+        if kept < before {
+            warnings.push(format!(
+                "{} of this run's {before} item(s) are not in the baseline run {}: {kept} are compared",
+                before - kept,
+                run.manifest.run_id
+            ));
+        }
+        for w in &warnings {
+            eprintln!("warning: {w}");
+        }
+        Ok(Baseline {
+            run,
+            side,
+            accepted,
+            golden_changed,
+            warnings,
+        })
+    }
+
+    /// Record in the manifest where the current model's answers come from.
+    fn describe(&self, manifest: &mut Manifest) {
+        let theirs = &self.run.manifest;
+        let m = &theirs.models[self.side];
+        manifest.models.current = ModelRef {
+            provider: format!(
+                "{} ({} of run {})",
+                m.provider,
+                self.side.as_str(),
+                theirs.run_id
+            ),
+            ..m.clone()
+        };
+        manifest.baseline = Some(crate::manifest::BaselineOf {
+            run_id: theirs.run_id.clone(),
+            side: self.side,
+            accepted: self.accepted,
+            golden_sha256: self.golden_changed.then(|| theirs.golden.sha256.clone()),
+        });
+        manifest.warnings.extend(self.warnings.iter().cloned());
+    }
+
+    /// Copy the baseline's answers to this run's items into its results, as the current
+    /// model's; what is then done (every current trial the baseline answered).
+    fn copy_answers(
+        self,
+        dir: &Path,
+        items: &golden::Items,
+        repeats: u32,
+    ) -> anyhow::Result<TrialSet> {
+        let keep: HashSet<&str> = items.ids().collect();
+        let mut out = ResultsWriter::create(dir)?;
+        let side = self.side;
+        out.copy_from(&self.run.dir, |r| {
+            let kept = r.model == side && r.trial < repeats && keep.contains(r.id.as_str());
+            r.model = Side::Current;
+            kept
+        })?;
+        out.flush()?;
+        drop(out);
+        Ok(rundir::Fold::of(dir, items, repeats)?.done)
+    }
 }

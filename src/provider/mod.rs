@@ -124,6 +124,13 @@ impl Client {
         }
     }
 
+    /// A short fingerprint of what shapes this provider's answers (its cache identity), for the
+    /// manifest: `history` marks the night it changed.
+    pub fn settings_fingerprint(&self) -> String {
+        use sha2::Digest;
+        crate::text::hex(&sha2::Sha256::digest(self.identity.as_bytes())[..8])
+    }
+
     pub fn endpoint(&self) -> Option<&str> {
         self.provider.endpoint()
     }

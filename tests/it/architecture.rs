@@ -25,10 +25,11 @@ const LAYERS: &[&[&str]] = &[
     /* 14 */ &["evaluation"],
     /* 15 */ &["runner"],
     /* 16 */ &["report"],
-    /* 17 */ &["cli"],
-    /* 18 */ &["commands"],
-    /* 19 */ &["lib"],
-    /* 20 */ &["main"],
+    /* 17 */ &["history"],
+    /* 18 */ &["cli"],
+    /* 19 */ &["commands"],
+    /* 20 */ &["lib"],
+    /* 21 */ &["main"],
 ];
 
 #[test]

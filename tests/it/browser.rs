@@ -19,7 +19,7 @@ fn chromium() -> Option<PathBuf> {
 }
 
 /// The DOM of `file` (with an optional `#fragment`) after its scripts ran.
-fn dom(file: &Path, fragment: &str) -> Option<String> {
+pub(crate) fn dom(file: &Path, fragment: &str) -> Option<String> {
     let Some(bin) = chromium() else {
         crate::support::skip_or_fail(
             "Chromium (apt-get install chromium; .ci/run installs it): the HTML report is not checked in a browser",

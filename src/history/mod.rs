@@ -1,0 +1,887 @@
+//! Nights of an evaluation, side by side: `goldgate history` reads every run directory under the
+//! output directory (whole or pruned), groups them by evaluation, and finds what a person
+//! watching a nightly job wants told:
+//!
+//! - each gate metric's nightly series with its interval, broken by **markers** where the golden
+//!   set, a model or its settings, goldgate or the scoring changed (values on the two sides of a
+//!   marker measure different things);
+//! - **change points** in each series between markers ([`crate::stats::changepoint`]);
+//! - **tonight against the accepted baseline**, by the same paired per-item gates as a run;
+//! - an item × night **grid** of the newest nights and the items that flipped most;
+//! - **drift**: the same model name and settings answering differently from the night before on
+//!   more items than is normal for it.
+//!
+//! It reads only: nothing is ever written into a run directory. A directory it cannot use is
+//! listed with the reason and the rest goes on.
+
+pub mod accepted;
+pub mod prune;
+mod render;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::gate::{GateResult, Verdict};
+use crate::manifest::{BaselineOf, GoldenRef, Manifest};
+use crate::metrics::{MetricRef, Status};
+use crate::record::{Side, Sides};
+use crate::stats::Interval;
+use crate::stats::changepoint::{ChangePoint, Detector};
+use crate::summary::{ItemDiff, Summary};
+
+pub use render::write_all;
+
+pub const HISTORY_SCHEMA: &str = "goldgate/history/v1";
+
+/// Directories under the output directory that are goldgate's own, not runs.
+const NOT_RUNS: &[&str] = &["history", accepted::ACCEPTED_DIR];
+
+/// Answers changed since the night before on more items than this probability allows, under
+/// the model's normal rate of change, are drift.
+const DRIFT_P: f64 = 0.001;
+/// What "normal" is taken to be before a model has shown its own rate (no repeats, fewer than
+/// three earlier nights): a greedy model re-asked the same question changes a few answers.
+const DRIFT_PRIOR: f64 = 0.05;
+/// Drift findings name this many of the changed items.
+const DRIFT_EXAMPLES: usize = 5;
+/// Items listed as the most flipped.
+const MOST_FLIPPED: usize = 20;
+
+/// `history.json`.
+#[derive(Debug, Serialize)]
+pub struct History {
+    pub schema: &'static str,
+    pub generated_at: String,
+    /// Nights in the item grid and searched for flips and drift.
+    pub window: usize,
+    pub detector: Detector,
+    pub evaluations: Vec<EvaluationHistory>,
+    /// Directories that are not usable runs, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Skipped {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
+/// One evaluation's nights.
+#[derive(Debug, Serialize)]
+pub struct EvaluationHistory {
+    pub name: String,
+    pub runs: Vec<Night>,
+    pub markers: Vec<Marker>,
+    pub series: Vec<Series>,
+    pub accepted: Option<AcceptedRef>,
+    /// The newest complete night against the accepted baseline.
+    pub tonight: Option<Tonight>,
+    pub grid: Grid,
+    pub drift: Vec<Drift>,
+}
+
+/// One run, as the history shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Night {
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub started_at: String,
+    pub status: Status,
+    /// `null` for a run that never wrote its summary (a crash: `goldgate report DIR` rebuilds it).
+    pub verdict: Option<Verdict>,
+    pub golden: GoldenRef,
+    pub models: Sides<NightModel>,
+    pub goldgate_version: String,
+    pub scoring: Option<String>,
+    pub baseline: Option<BaselineOf>,
+    /// Thinned by `history prune`: no answer text (drift is judged on the answers' hashes).
+    pub pruned: bool,
+    pub cost_usd: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NightModel {
+    pub model: String,
+    pub settings: Option<String>,
+}
+
+/// Something changed between run `index - 1` and run `index`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Marker {
+    pub index: usize,
+    pub run_id: String,
+    pub changes: Vec<Change>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `golden`, `model`, `settings`, `baseline`, `goldgate`, `scoring`.
+    pub what: &'static str,
+    /// The side it concerns, for a model's change; `null` for both.
+    pub side: Option<Side>,
+    pub text: String,
+}
+
+impl Marker {
+    /// Whether this marker breaks the series of `side`'s metrics.
+    fn breaks(&self, side: Side) -> bool {
+        self.changes
+            .iter()
+            .any(|c| c.side.is_none_or(|s| s == side))
+    }
+}
+
+/// One metric of one model over the nights.
+#[derive(Debug, Serialize)]
+pub struct Series {
+    pub metric: MetricRef,
+    pub side: Side,
+    /// One per run, in run order; `null` where the run has no value.
+    pub points: Vec<Option<Point>>,
+    pub change_points: Vec<SeriesChange>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Point {
+    pub value: f64,
+    pub interval: Option<Interval>,
+    /// Left out of change detection: the run did not complete.
+    pub partial: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeriesChange {
+    /// The first run after the change.
+    pub index: usize,
+    pub run_id: String,
+    #[serde(flatten)]
+    pub change: ChangePoint,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AcceptedRef {
+    pub run_id: String,
+    pub side: Side,
+    pub model: String,
+    pub accepted_at: String,
+    /// Whether the accepted run is among the runs read.
+    pub found: bool,
+}
+
+/// The newest complete night against the accepted baseline, item by item, under its gates.
+#[derive(Debug, Serialize)]
+pub struct Tonight {
+    pub run_id: String,
+    pub baseline_run_id: String,
+    pub baseline_side: Side,
+    pub verdict: Verdict,
+    /// A gate failed: tonight is worse than the accepted baseline.
+    pub regressed: bool,
+    pub gates: Vec<GateResult>,
+    pub items: ItemDiff,
+    pub compared_items: usize,
+    pub warnings: Vec<String>,
+    /// The newest run, when it is not the one compared (it did not complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub newer_incomplete: Option<String>,
+}
+
+/// Items × the newest nights, for the candidate model: `P` passed every trial, `F` failed every
+/// trial, `K` flaky (some of each), `-` missing (not in the run, or not answered).
+#[derive(Debug, Default, Serialize)]
+pub struct Grid {
+    pub side: Option<Side>,
+    pub runs: Vec<String>,
+    /// Every item of the window, most flipped first; `cells` has one letter per run.
+    pub items: Vec<GridRow>,
+    pub most_flipped: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct GridRow {
+    pub id: String,
+    pub cells: String,
+    /// Night-to-night changes between pass and fail (flaky counts as a change to and from).
+    pub flips: usize,
+}
+
+/// The same model, asked the same way, answering differently from the night before.
+#[derive(Debug, Serialize)]
+pub struct Drift {
+    pub run_id: String,
+    pub previous_run_id: String,
+    pub side: Side,
+    pub model: String,
+    /// Items whose answer changed, of the items both nights answered.
+    pub changed: usize,
+    pub compared: usize,
+    pub share: f64,
+    /// The share of changed answers that is normal for this model, and where that came from.
+    pub normal: f64,
+    pub normal_from: &'static str,
+    /// How likely this many changes are at the normal rate.
+    pub p: f64,
+    pub examples: Vec<String>,
+}
+
+/// A run directory read for the history.
+struct Run {
+    dir: PathBuf,
+    manifest: Manifest,
+    summary: Option<Summary>,
+    pruned: bool,
+}
+
+impl Run {
+    fn status(&self) -> Status {
+        self.summary
+            .as_ref()
+            .map_or(Status::Interrupted, |s| s.status)
+    }
+}
+
+/// Read the runs (every directory under `out`, or `dirs`), group them, and analyse each
+/// evaluation.
+pub fn build(out: &Path, dirs: &[PathBuf], window: usize) -> History {
+    let (by_evaluation, skipped) = gather(out, dirs);
+    let detector = Detector::default();
+    let evaluations = by_evaluation
+        .into_iter()
+        .map(|(name, runs)| analyse(out, name, &runs, window, &detector))
+        .collect();
+    History {
+        schema: HISTORY_SCHEMA,
+        generated_at: crate::rundir::now_rfc3339(),
+        window,
+        detector,
+        evaluations,
+        skipped,
+    }
+}
+
+/// The runs under `out` (or `dirs`), by evaluation, each evaluation's oldest first; and the
+/// directories that are not usable runs.
+fn gather(out: &Path, dirs: &[PathBuf]) -> (BTreeMap<String, Vec<Run>>, Vec<Skipped>) {
+    let mut skipped = Vec::new();
+    let candidates: Vec<PathBuf> = if dirs.is_empty() {
+        list_dirs(out, &mut skipped)
+    } else {
+        dirs.to_vec()
+    };
+    let mut by_evaluation: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+    for dir in candidates {
+        match read_run(&dir) {
+            Ok(run) => by_evaluation
+                .entry(run.manifest.evaluation_name().to_owned())
+                .or_default()
+                .push(run),
+            Err(reason) => skipped.push(Skipped { dir, reason }),
+        }
+    }
+    for runs in by_evaluation.values_mut() {
+        // By start; runs started in the same second by their end, then by id.
+        let end = |r: &Run| r.summary.as_ref().map(|s| s.finished_at.clone());
+        runs.sort_by(|a, b| {
+            (&a.manifest.started_at, end(a), &a.manifest.run_id).cmp(&(
+                &b.manifest.started_at,
+                end(b),
+                &b.manifest.run_id,
+            ))
+        });
+    }
+    (by_evaluation, skipped)
+}
+
+impl History {
+    /// Whether tonight regressed against the accepted baseline in any evaluation.
+    pub fn regressed(&self) -> bool {
+        self.evaluations
+            .iter()
+            .any(|e| e.tonight.as_ref().is_some_and(|t| t.regressed))
+    }
+}
+
+fn list_dirs(out: &Path, skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
+    let entries = match std::fs::read_dir(out) {
+        Ok(e) => e,
+        Err(e) => {
+            skipped.push(Skipped {
+                dir: out.to_path_buf(),
+                reason: format!("cannot list it: {e}"),
+            });
+            return Vec::new();
+        }
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            !name.starts_with('.') && !NOT_RUNS.contains(&name.as_ref())
+        })
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// A run directory's manifest and summary, or why it is not a night of any evaluation.
+fn read_run(dir: &Path) -> Result<Run, String> {
+    if !crate::rundir::manifest_path(dir).exists() {
+        return Err("not a run directory (no run.json)".to_owned());
+    }
+    let manifest = crate::rundir::read_manifest(dir).map_err(|e| format!("{e:#}"))?;
+    if let Some(d) = manifest.diff_of() {
+        return Err(format!(
+            "a `goldgate diff` of runs {} and {}, not a night",
+            d.a, d.b
+        ));
+    }
+    if let Some(shard) = manifest.shard() {
+        return Err(format!(
+            "shard {shard} of a run; history reads the merged run (`goldgate merge`)"
+        ));
+    }
+    if let Some(r) = manifest.rerun_of() {
+        return Err(format!(
+            "a re-run of {} item(s) of run {}, not a night",
+            r.only.as_str(),
+            r.run_id
+        ));
+    }
+    let summary = match std::fs::read(crate::rundir::summary_path(dir)) {
+        Ok(bytes) => Some(serde_json::from_slice::<Summary>(&bytes).map_err(|e| {
+            format!("summary.json is unreadable ({e}); `goldgate report DIR` rebuilds it")
+        })?),
+        // A crash before the summary: shown as an interrupted night.
+        Err(_) => None,
+    };
+    if let Some(s) = &summary
+        && s.run_id != manifest.run_id
+    {
+        return Err(format!(
+            "summary.json belongs to run {}, run.json to run {}",
+            s.run_id, manifest.run_id
+        ));
+    }
+    Ok(Run {
+        dir: dir.to_path_buf(),
+        pruned: prune::is_pruned(dir),
+        manifest,
+        summary,
+    })
+}
+
+fn analyse(
+    out: &Path,
+    name: String,
+    runs: &[Run],
+    window: usize,
+    detector: &Detector,
+) -> EvaluationHistory {
+    let nights: Vec<Night> = runs.iter().map(night).collect();
+    let markers = markers(&nights);
+    let series = series(runs, &nights, &markers, detector);
+    let accepted = accepted::Accepted::read(out, &name).ok().flatten();
+    let tonight = accepted
+        .as_ref()
+        .and_then(|a| tonight(runs, a, out).transpose())
+        .and_then(|t| {
+            t.map_err(|e| {
+                eprintln!("warning: {name}: tonight against the accepted baseline: {e:#}")
+            })
+            .ok()
+        });
+    let accepted = accepted.map(|a| AcceptedRef {
+        found: runs.iter().any(|r| r.manifest.run_id == a.run_id),
+        run_id: a.run_id,
+        side: a.side,
+        model: a.model.model,
+        accepted_at: a.accepted_at,
+    });
+    let recent = &runs[runs.len().saturating_sub(window)..];
+    let answers: Vec<Option<RunAnswers>> = recent.iter().map(RunAnswers::read).collect();
+    let grid = grid(recent, &answers, Side::Candidate);
+    let drift = Side::BOTH
+        .iter()
+        .flat_map(|&side| drift(recent, &answers, side))
+        .collect();
+    EvaluationHistory {
+        name,
+        runs: nights,
+        markers,
+        series,
+        accepted,
+        tonight,
+        grid,
+        drift,
+    }
+}
+
+fn night(run: &Run) -> Night {
+    let m = &run.manifest;
+    Night {
+        run_id: m.run_id.clone(),
+        dir: run.dir.clone(),
+        started_at: m.started_at.clone(),
+        status: run.status(),
+        verdict: run.summary.as_ref().map(|s| s.verdict),
+        golden: m.golden.clone(),
+        models: m.models.as_ref().map(|r| NightModel {
+            model: r.model.clone(),
+            settings: r.settings.clone(),
+        }),
+        goldgate_version: m.goldgate_version.clone(),
+        scoring: m.evaluation.as_ref().map(|e| e.scoring.clone()),
+        baseline: m.baseline.clone(),
+        pruned: run.pruned,
+        cost_usd: run.summary.as_ref().map(|s| {
+            s.models
+                .values()
+                .iter()
+                .map(|m| m.metrics.cost_usd)
+                .sum::<f64>()
+        }),
+    }
+}
+
+/// What changed between consecutive nights.
+fn markers(nights: &[Night]) -> Vec<Marker> {
+    let mut markers = Vec::new();
+    for (i, pair) in nights.windows(2).enumerate() {
+        let (a, b) = (&pair[0], &pair[1]);
+        let mut changes = Vec::new();
+        if a.golden.sha256 != b.golden.sha256 {
+            changes.push(Change {
+                what: "golden",
+                side: None,
+                text: format!(
+                    "golden set {}@{} ({}) -> {}@{} ({})",
+                    a.golden.name,
+                    a.golden.version,
+                    crate::golden::short(&a.golden.sha256),
+                    b.golden.name,
+                    b.golden.version,
+                    crate::golden::short(&b.golden.sha256)
+                ),
+            });
+        }
+        for side in Side::BOTH {
+            let (x, y) = (&a.models[side], &b.models[side]);
+            if x.model != y.model {
+                changes.push(Change {
+                    what: "model",
+                    side: Some(side),
+                    text: format!("{} model {} -> {}", side.as_str(), x.model, y.model),
+                });
+            } else if let (Some(s), Some(t)) = (&x.settings, &y.settings)
+                && s != t
+            {
+                changes.push(Change {
+                    what: "settings",
+                    side: Some(side),
+                    text: format!("{} provider settings changed ({})", side.as_str(), x.model),
+                });
+            }
+        }
+        let base = |n: &Night| n.baseline.as_ref().map(|b| (b.run_id.clone(), b.side));
+        if base(a) != base(b) {
+            changes.push(Change {
+                what: "baseline",
+                side: Some(Side::Current),
+                text: match &b.baseline {
+                    Some(bl) => format!(
+                        "current = stored answers of run {} ({})",
+                        bl.run_id,
+                        bl.side.as_str()
+                    ),
+                    None => "current model called again (no --baseline)".to_owned(),
+                },
+            });
+        }
+        if a.goldgate_version != b.goldgate_version {
+            changes.push(Change {
+                what: "goldgate",
+                side: None,
+                text: format!("goldgate {} -> {}", a.goldgate_version, b.goldgate_version),
+            });
+        }
+        if let (Some(s), Some(t)) = (&a.scoring, &b.scoring)
+            && s != t
+        {
+            changes.push(Change {
+                what: "scoring",
+                side: None,
+                text: "prompt or scoring changed".to_owned(),
+            });
+        }
+        if !changes.is_empty() {
+            markers.push(Marker {
+                index: i + 1,
+                run_id: b.run_id.clone(),
+                changes,
+            });
+        }
+    }
+    markers
+}
+
+/// Every gate metric of the evaluation's runs (the newest run's gates first), on both sides.
+fn series(runs: &[Run], nights: &[Night], markers: &[Marker], detector: &Detector) -> Vec<Series> {
+    let mut metrics: Vec<MetricRef> = Vec::new();
+    for run in runs.iter().rev() {
+        for g in &run.manifest.gates {
+            if !metrics.contains(&g.metric) {
+                metrics.push(g.metric.clone());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for metric in &metrics {
+        for side in Side::BOTH {
+            let points: Vec<Option<Point>> = runs
+                .iter()
+                .map(|run| {
+                    let s = run.summary.as_ref()?;
+                    let m = &s.models[side].metrics;
+                    Some(Point {
+                        value: metric.value(m).filter(|v| v.is_finite())?,
+                        interval: m.interval(metric),
+                        partial: s.status != Status::Complete,
+                    })
+                })
+                .collect();
+            if points.iter().all(Option::is_none) {
+                continue;
+            }
+            let change_points = change_points(&points, markers, side, detector)
+                .into_iter()
+                .map(|c| SeriesChange {
+                    index: c.index,
+                    run_id: nights[c.index].run_id.clone(),
+                    change: c,
+                })
+                .collect();
+            out.push(Series {
+                metric: metric.clone(),
+                side,
+                points,
+                change_points,
+            });
+        }
+    }
+    out
+}
+
+/// Change points of one series, searched between the markers that break it, over its complete
+/// nights only (an interrupted night is not a drop); indices are runs'.
+fn change_points(
+    points: &[Option<Point>],
+    markers: &[Marker],
+    side: Side,
+    detector: &Detector,
+) -> Vec<ChangePoint> {
+    let mut cuts: Vec<usize> = markers
+        .iter()
+        .filter(|m| m.breaks(side))
+        .map(|m| m.index)
+        .collect();
+    cuts.push(points.len());
+    let mut found = Vec::new();
+    let mut start = 0;
+    for end in cuts {
+        let (runs, values): (Vec<usize>, Vec<f64>) = (start..end)
+            .filter_map(|i| points[i].filter(|p| !p.partial).map(|p| (i, p.value)))
+            .unzip();
+        for mut c in detector.detect(&values) {
+            c.index = runs[c.index];
+            found.push(c);
+        }
+        start = end;
+    }
+    found
+}
+
+/// The newest complete run against the accepted baseline: its own gates when it ran with that
+/// baseline (`run --baseline accepted`), otherwise the two runs paired item by item as `diff`
+/// pairs them. `None` when tonight is the accepted run itself, or there is no complete run.
+fn tonight(
+    runs: &[Run],
+    accepted: &accepted::Accepted,
+    out: &Path,
+) -> anyhow::Result<Option<Tonight>> {
+    let newest = runs.last().map(|r| &r.manifest.run_id);
+    let Some(run) = runs.iter().rev().find(|r| r.status() == Status::Complete) else {
+        return Ok(None);
+    };
+    if run.manifest.run_id == accepted.run_id {
+        return Ok(None);
+    }
+    let newer_incomplete = newest.filter(|id| **id != run.manifest.run_id).cloned();
+    let summary = run.summary.as_ref().expect("a complete run has a summary");
+    let same_baseline = run
+        .manifest
+        .baseline
+        .as_ref()
+        .is_some_and(|b| b.run_id == accepted.run_id && b.side == accepted.side);
+    let (summary, compared_items) = if same_baseline {
+        (summary.clone(), run.manifest.golden.items)
+    } else {
+        let base_dir = runs
+            .iter()
+            .find(|r| r.manifest.run_id == accepted.run_id)
+            .map_or_else(|| accepted.dir(out), |r| r.dir.clone());
+        let pair = crate::rundir::Pair::load(&base_dir, accepted.side, &run.dir, Side::Candidate)?;
+        let mut manifest = run.manifest.clone();
+        manifest.models.current = pair.baseline_model.clone();
+        manifest.repeats = pair.repeats;
+        manifest.golden.items = pair.items.len();
+        manifest.warnings.extend(pair.warnings.iter().cloned());
+        let summary = Summary::build(
+            &manifest,
+            &pair.tallies,
+            &pair.items,
+            &pair.item_tallies,
+            Status::Complete,
+            summary.finished_at.clone(),
+        );
+        (summary, pair.items.len())
+    };
+    Ok(Some(Tonight {
+        run_id: run.manifest.run_id.clone(),
+        baseline_run_id: accepted.run_id.clone(),
+        baseline_side: accepted.side,
+        verdict: summary.verdict,
+        regressed: summary.verdict == Verdict::Fail,
+        gates: summary.gates,
+        items: summary.items,
+        compared_items,
+        warnings: summary.warnings,
+        newer_incomplete,
+    }))
+}
+
+/// Per item of one run and one model: trials passed and run, and a hash of each answered
+/// trial's answer (the first trial's, and whether the trials' answers all agree).
+struct RunAnswers {
+    items: HashMap<String, Sides<ItemAnswers>>,
+    /// The run had answers (or, pruned, their hashes): runs pruned before hashes were kept have
+    /// neither.
+    has_text: bool,
+}
+
+#[derive(Default, Clone, Copy)]
+struct ItemAnswers {
+    passed: u32,
+    done: u32,
+    /// Trial 0's answer, hashed; 0 when it has none.
+    first: u64,
+    /// Some answered trials' answers differ.
+    varies: bool,
+    /// An answered trial's hash, to compare later trials with.
+    seen: Option<u64>,
+}
+
+#[derive(serde::Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    id: std::borrow::Cow<'a, str>,
+    model: Side,
+    trial: u32,
+    ok: bool,
+    pass: bool,
+    #[serde(borrow, default)]
+    answer: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    answer_hash: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl RunAnswers {
+    fn read(run: &Run) -> Option<RunAnswers> {
+        let path = crate::rundir::results_path(&run.dir);
+        let repeats = run.manifest.repeats;
+        let mut items: HashMap<String, Sides<ItemAnswers>> = HashMap::new();
+        let mut has_text = false;
+        let read = crate::record::read_lines(&path, |line| {
+            let l: Line = serde_json::from_slice(line)?;
+            if l.trial >= repeats {
+                return Ok(());
+            }
+            let a = &mut items.entry(l.id.into_owned()).or_default()[l.model];
+            a.done += 1;
+            a.passed += u32::from(l.pass);
+            let hash = match (&l.answer, &l.answer_hash) {
+                (Some(text), _) => Some(crate::record::answer_hash(text)),
+                // A pruned run keeps the answer's hash.
+                (None, Some(h)) => u64::from_str_radix(h, 16).ok(),
+                (None, None) => None,
+            };
+            if l.ok
+                && let Some(h) = hash
+            {
+                has_text = true;
+                if l.trial == 0 {
+                    a.first = h;
+                }
+                match a.seen {
+                    Some(s) if s != h => a.varies = true,
+                    _ => a.seen = Some(h),
+                }
+            }
+            Ok(())
+        });
+        read.ok().map(|_| RunAnswers { items, has_text })
+    }
+}
+
+fn grid(runs: &[Run], answers: &[Option<RunAnswers>], side: Side) -> Grid {
+    // Items in the order of the newest run that has them, then any older ones.
+    let mut order: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for a in answers.iter().rev().flatten() {
+        let mut ids: Vec<&String> = a.items.keys().collect();
+        ids.sort();
+        for id in ids {
+            if seen.insert(id.clone()) {
+                order.push(id.clone());
+            }
+        }
+    }
+    let mut rows: Vec<GridRow> = order
+        .into_iter()
+        .map(|id| {
+            let cells: String = runs
+                .iter()
+                .zip(answers)
+                .map(|(run, a)| {
+                    let Some(t) = a.as_ref().and_then(|a| a.items.get(&id)).map(|s| s[side]) else {
+                        return '-';
+                    };
+                    if t.done < run.manifest.repeats {
+                        '-'
+                    } else if t.passed == t.done {
+                        'P'
+                    } else if t.passed == 0 {
+                        'F'
+                    } else {
+                        'K'
+                    }
+                })
+                .collect();
+            let known: Vec<char> = cells.chars().filter(|&c| c != '-').collect();
+            let flips = known
+                .windows(2)
+                .filter(|w| w[0] != w[1] || w[0] == 'K')
+                .count();
+            GridRow { id, cells, flips }
+        })
+        .collect();
+    rows.sort_by(|a, b| b.flips.cmp(&a.flips).then_with(|| a.id.cmp(&b.id)));
+    let most_flipped = rows
+        .iter()
+        .take_while(|r| r.flips > 0)
+        .take(MOST_FLIPPED)
+        .map(|r| r.id.clone())
+        .collect();
+    Grid {
+        side: Some(side),
+        runs: runs.iter().map(|r| r.manifest.run_id.clone()).collect(),
+        items: rows,
+        most_flipped,
+    }
+}
+
+/// Nights on which one model, same name and settings as the night before, changed more answers
+/// than is normal for it: normal is what its repeats show (answers of one item differing within
+/// a night), else the median change of its earlier nights (at least three), else a prior.
+fn drift(runs: &[Run], answers: &[Option<RunAnswers>], side: Side) -> Vec<Drift> {
+    let mut found = Vec::new();
+    let mut history: Vec<f64> = Vec::new();
+    for i in 1..runs.len() {
+        let (a, b) = (&runs[i - 1], &runs[i]);
+        let (ma, mb) = (&a.manifest.models[side], &b.manifest.models[side]);
+        let same = ma.model == mb.model
+            && ma.settings.is_some()
+            && ma.settings == mb.settings
+            && a.manifest.baseline.is_none() == b.manifest.baseline.is_none()
+            && !(side == Side::Current && b.manifest.baseline.is_some());
+        if !same {
+            history.clear();
+            continue;
+        }
+        let (Some(xa), Some(xb)) = (&answers[i - 1], &answers[i]) else {
+            continue;
+        };
+        if !xa.has_text || !xb.has_text {
+            continue;
+        }
+        let mut compared = 0usize;
+        let mut changed: Vec<&str> = Vec::new();
+        let (mut varying, mut repeated) = (0usize, 0usize);
+        for (id, sb) in &xb.items {
+            let tb = sb[side];
+            if b.manifest.repeats > 1 && tb.seen.is_some() {
+                repeated += 1;
+                varying += usize::from(tb.varies);
+            }
+            let Some(ta) = xa.items.get(id).map(|s| s[side]) else {
+                continue;
+            };
+            if ta.first == 0 || tb.first == 0 {
+                continue;
+            }
+            compared += 1;
+            if ta.first != tb.first {
+                changed.push(id);
+            }
+        }
+        if compared == 0 {
+            continue;
+        }
+        let share = changed.len() as f64 / compared as f64;
+        let (normal, normal_from) = if repeated > 0 {
+            (varying as f64 / repeated as f64, "repeats within the night")
+        } else if history.len() >= 3 {
+            let mut h = history.clone();
+            h.sort_by(f64::total_cmp);
+            (h[h.len() / 2], "median of the earlier nights")
+        } else {
+            (DRIFT_PRIOR, "prior (too few earlier nights)")
+        };
+        // A floor of half an item: a model that never changed still may change one answer.
+        let rate = normal.max(0.5 / compared as f64).min(0.999);
+        let p = 1.0
+            - crate::stats::dist::binomial_cdf(
+                (changed.len() as u64).saturating_sub(1),
+                compared as u64,
+                rate,
+            );
+        if p < DRIFT_P {
+            changed.sort_unstable();
+            found.push(Drift {
+                run_id: b.manifest.run_id.clone(),
+                previous_run_id: a.manifest.run_id.clone(),
+                side,
+                model: mb.model.clone(),
+                changed: changed.len(),
+                compared,
+                share,
+                normal,
+                normal_from,
+                p,
+                examples: changed
+                    .iter()
+                    .take(DRIFT_EXAMPLES)
+                    .map(|s| (*s).to_owned())
+                    .collect(),
+            });
+            // A drifted night is not what "normal" is measured on.
+            continue;
+        }
+        history.push(share);
+    }
+    found
+}
