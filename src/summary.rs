@@ -46,6 +46,9 @@ pub struct Summary {
     /// Set by `goldgate run --rerun`: the run whose items this one re-runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<crate::manifest::RerunOf>,
+    /// Set by `goldgate run --baseline`: the stored run whose answers are the current model's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::manifest::BaselineOf>,
     /// The machine when the run started (CPUs, load average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::manifest::Machine>,
@@ -210,8 +213,25 @@ impl Summary {
             warnings: manifest.warnings.clone(),
             diff_of: manifest.diff_of().cloned(),
             rerun_of: manifest.rerun_of().cloned(),
+            baseline: manifest.baseline.clone(),
             machine: manifest.machine.clone(),
         }
+    }
+
+    /// `stored answers of run X (its candidate, the accepted baseline)`, for a `--baseline` run.
+    pub fn baseline_text(&self) -> Option<String> {
+        self.baseline.as_ref().map(|b| {
+            format!(
+                "the current model's answers are stored ones: run {} ({}{})",
+                b.run_id,
+                b.side.as_str(),
+                if b.accepted {
+                    ", the accepted baseline"
+                } else {
+                    ""
+                }
+            )
+        })
     }
 
     /// How many gates ended with this outcome.

@@ -59,6 +59,9 @@ pub fn print(
         if s.golden.locked { "" } else { ", UNLOCKED" },
         s.repeats
     )?;
+    if let Some(b) = s.baseline_text() {
+        writeln!(out, "  not called: {}", printable(&b))?;
+    }
     if let Some(r) = &s.rerun_of {
         writeln!(
             out,
