@@ -16,8 +16,11 @@
 //!   run files   manifest, summary, rundir          run.json, summary.json, the run directory
 //!   running     evaluation, runner                 everything loaded; both models over the items
 //!   views       report                             HTML, Markdown, JUnit, terminal
-//!   commands    cli, commands                      one file per command, each ending in
-//!                                                   commands::conclude
+//!   nights      history                            runs of one evaluation across nights:
+//!                                                   series, change points, drift, the
+//!                                                   accepted baseline, pruning
+//!   commands    cli, commands                      one file per command; those that make a
+//!                                                   run directory end in commands::conclude
 //! ```
 //!
 //! `main.rs` only parses the command line and maps the result of [`main`] to an exit code.
