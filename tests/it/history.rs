@@ -647,3 +647,78 @@ fn accept_refuses_what_is_not_a_whole_run() {
     assert_eq!(no_baseline.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&no_baseline.stderr).contains("goldgate accept"));
 }
+
+/// A `--baseline` run cut short resumes like any run: only the candidate's missing answers are
+/// asked for, and the baseline's stay as they were copied.
+#[test]
+fn an_interrupted_baseline_run_resumes_calling_only_the_candidate() {
+    let server = MockServer::start(|seen| {
+        Reply::answer(&format!(
+            "The answer is {}.",
+            seen.prompt.replace("question ", "k")
+        ))
+    });
+    let items: Vec<Value> = (0..6)
+        .map(|i| {
+            item(
+                &format!("q-{i:02}"),
+                &format!("question {i}"),
+                &[&format!("k{i}")],
+            )
+        })
+        .collect();
+    let p = Project::openai(&server.base_url(), &items, "retries = 0");
+    let first = p.run(&["--quiet"]);
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let dir = first.dir.clone().unwrap();
+    assert!(
+        p.cmd()
+            .arg("accept")
+            .arg(&dir)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
+
+    let run = p.run(&["--baseline", "accepted", "--quiet"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let dir = run.dir.clone().unwrap();
+    // A crash: no summary, the last three candidate answers never written.
+    std::fs::remove_file(dir.join("summary.json")).unwrap();
+    let results = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    let mut lines: Vec<&str> = results.lines().collect();
+    for _ in 0..3 {
+        let last = lines
+            .iter()
+            .rposition(|l| l.contains("\"model\":\"candidate\""))
+            .unwrap();
+        lines.remove(last);
+    }
+    std::fs::write(dir.join("results.jsonl"), lines.join("\n") + "\n").unwrap();
+
+    let before = server.seen().len();
+    let resumed = p.run(&["--resume", &dir.to_string_lossy(), "--quiet"]);
+    assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
+    let calls: Vec<String> = server.seen()[before..]
+        .iter()
+        .map(|s| s.model.clone())
+        .collect();
+    assert_eq!(
+        calls,
+        vec!["candidate"; 3],
+        "only the missing candidate answers"
+    );
+    let summary = resumed.summary();
+    assert_eq!(summary["status"], "complete");
+    assert_eq!(summary["baseline"]["accepted"], true);
+    assert_eq!(summary["models"]["current"]["metrics"]["requests"], 6);
+    assert!(
+        summary["models"]["current"]["provider"]
+            .as_str()
+            .unwrap()
+            .contains("candidate of run"),
+        "{}",
+        summary["models"]["current"]
+    );
+}
