@@ -177,6 +177,8 @@ pub struct Tonight {
     /// A gate failed: tonight is worse than the accepted baseline.
     pub regressed: bool,
     pub gates: Vec<GateResult>,
+    /// Per metric, tonight − baseline item by item, with its interval.
+    pub comparisons: Vec<crate::metrics::Comparison>,
     pub items: ItemDiff,
     pub compared_items: usize,
     pub warnings: Vec<String>,
@@ -654,6 +656,7 @@ fn tonight(
         verdict: summary.verdict,
         regressed: summary.verdict == Verdict::Fail,
         gates: summary.gates,
+        comparisons: summary.comparisons,
         items: summary.items,
         compared_items,
         warnings: summary.warnings,

@@ -134,6 +134,19 @@ struct EvaluationView<'a> {
     stable_pass: usize,
     stable_fail: usize,
     change_points: Vec<ChangeView>,
+    tonight_gates: Vec<GateView>,
+}
+
+/// One gate of tonight against the accepted baseline, as a person reads it.
+#[derive(Serialize)]
+struct GateView {
+    metric: String,
+    rule: String,
+    baseline: String,
+    tonight: String,
+    change: String,
+    outcome: &'static str,
+    why: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -228,8 +241,24 @@ impl<'a> EvaluationView<'a> {
                 })
             })
             .collect();
+        let tonight_gates = e
+            .tonight
+            .iter()
+            .flat_map(|t| {
+                t.gates.iter().map(|g| GateView {
+                    metric: g.metric.to_string(),
+                    rule: g.rule.clone(),
+                    baseline: g.format(g.current),
+                    tonight: g.format(g.candidate),
+                    change: crate::report::gate_change_in(&t.comparisons, g).unwrap_or_default(),
+                    outcome: g.outcome.as_str(),
+                    why: crate::report::undecided(g).or_else(|| g.note.clone()),
+                })
+            })
+            .collect();
         EvaluationView {
             e,
+            tonight_gates,
             key: format!("e{:x}", fnv(&e.name)),
             charts,
             grid_rows,

@@ -110,6 +110,14 @@ pub fn with_interval(m: &Metrics, metric: &MetricRef) -> String {
 /// The paired difference of a gate's metric, as the views show it: `Δ +4.2 [-6.1, +14.5] pts`
 /// (per item, candidate − current), or for a latency percentile the ratio `× 1.26 [1.05, 1.48]`.
 pub fn gate_change(s: &Summary, g: &GateResult) -> Option<String> {
+    gate_change_in(&s.comparisons, g)
+}
+
+/// [`gate_change`] from the comparisons alone (`history` keeps those, not whole summaries).
+pub fn gate_change_in(
+    comparisons: &[crate::metrics::Comparison],
+    g: &GateResult,
+) -> Option<String> {
     if let Some(t) = g
         .test
         .as_ref()
@@ -126,7 +134,7 @@ pub fn gate_change(s: &Summary, g: &GateResult) -> Option<String> {
             }
         ));
     }
-    let c = s.comparisons.iter().find(|c| c.metric == g.metric)?;
+    let c = comparisons.iter().find(|c| c.metric == g.metric)?;
     Some(format!(
         "Δ {}",
         g.metric.kind.format_difference(c.difference, c.interval)
