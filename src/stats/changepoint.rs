@@ -364,18 +364,8 @@ fn mean_var(x: &[f64]) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::simulation::{normal, rng};
     use super::*;
-
-    fn rng(seed: u64) -> fastrand::Rng {
-        fastrand::Rng::with_seed(seed)
-    }
-
-    /// A standard normal draw (Box–Muller).
-    fn normal(rng: &mut fastrand::Rng) -> f64 {
-        let u1 = 1.0 - rng.f64();
-        let u2 = rng.f64();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-    }
 
     /// Welch's unequal-variances t-test, with Welch–Satterthwaite degrees of freedom: the
     /// alternative to Student's that the false-alarm simulation measures.

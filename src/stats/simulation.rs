@@ -7,12 +7,12 @@ use super::*;
 
 const CONF: f64 = 0.95;
 
-fn rng(seed: u64) -> fastrand::Rng {
+pub(super) fn rng(seed: u64) -> fastrand::Rng {
     fastrand::Rng::with_seed(seed)
 }
 
 /// A standard normal draw (Box–Muller).
-fn normal(rng: &mut fastrand::Rng) -> f64 {
+pub(super) fn normal(rng: &mut fastrand::Rng) -> f64 {
     let u1 = 1.0 - rng.f64();
     let u2 = rng.f64();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

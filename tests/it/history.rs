@@ -61,6 +61,19 @@ fn answer(model: &str, i: u64, night: usize) -> String {
     }
 }
 
+/// Items `q-00`, `q-01`, … asking `question i`, passed by an answer holding `ki`.
+fn numbered_items(n: usize) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            item(
+                &format!("q-{i:02}"),
+                &format!("question {i}"),
+                &[&format!("k{i}")],
+            )
+        })
+        .collect()
+}
+
 fn night_stamp(night: usize) -> String {
     // Nights from 2026-10-01 at 02:00 UTC (October has 31 days).
     let (month, day) = if night <= 31 {
@@ -108,15 +121,7 @@ fn forty_nights() -> (Project, MockServer, Arc<AtomicUsize>, Vec<PathBuf>) {
             .unwrap_or(0);
         Reply::answer(&answer(&seen.model, i, tonight.load(Ordering::SeqCst)))
     });
-    let items: Vec<Value> = (0..ITEMS)
-        .map(|i| {
-            item(
-                &format!("q-{i:02}"),
-                &format!("question {i}"),
-                &[&format!("k{i}")],
-            )
-        })
-        .collect();
+    let items = numbered_items(ITEMS);
     let url = server.base_url();
     let p = Project::with_providers(&items, "", |side| {
         let model = if side == "current" {
@@ -658,15 +663,7 @@ fn an_interrupted_baseline_run_resumes_calling_only_the_candidate() {
             seen.prompt.replace("question ", "k")
         ))
     });
-    let items: Vec<Value> = (0..6)
-        .map(|i| {
-            item(
-                &format!("q-{i:02}"),
-                &format!("question {i}"),
-                &[&format!("k{i}")],
-            )
-        })
-        .collect();
+    let items = numbered_items(6);
     let p = Project::openai(&server.base_url(), &items, "retries = 0");
     let first = p.run(&["--quiet"]);
     assert_eq!(first.code(), 0, "{}", first.stderr());
