@@ -401,13 +401,7 @@ fn analyse(
         model: a.model.model,
         accepted_at: a.accepted_at,
     });
-    let recent = &runs[runs.len().saturating_sub(window)..];
-    let answers: Vec<Option<RunAnswers>> = recent.iter().map(RunAnswers::read).collect();
-    let grid = grid(recent, &answers, Side::Candidate);
-    let drift = Side::BOTH
-        .iter()
-        .flat_map(|&side| drift(recent, &answers, side))
-        .collect();
+    let (grid, drift) = WindowFold::fold(&runs[runs.len().saturating_sub(window)..]);
     EvaluationHistory {
         name,
         runs: nights,
@@ -664,15 +658,7 @@ fn tonight(
     }))
 }
 
-/// Per item of one run and one model: trials passed and run, and a hash of each answered
-/// trial's answer (the first trial's, and whether the trials' answers all agree).
-struct RunAnswers {
-    items: HashMap<String, Sides<ItemAnswers>>,
-    /// The run had answers (or, pruned, their hashes): runs pruned before hashes were kept have
-    /// neither.
-    has_text: bool,
-}
-
+/// One item on one model in one run: trials passed and run, and its answers' hashes.
 #[derive(Default, Clone, Copy)]
 struct ItemAnswers {
     passed: u32,
@@ -685,6 +671,22 @@ struct ItemAnswers {
     seen: Option<u64>,
 }
 
+impl ItemAnswers {
+    /// The grid's letter: passed every trial, failed every trial, some of each, or not all run.
+    fn cell(&self, repeats: u32) -> u8 {
+        if self.done < repeats {
+            b'-'
+        } else if self.passed == self.done {
+            b'P'
+        } else if self.passed == 0 {
+            b'F'
+        } else {
+            b'K'
+        }
+    }
+}
+
+/// The part of a result line the grid and drift need.
 #[derive(serde::Deserialize)]
 struct Line<'a> {
     #[serde(borrow)]
@@ -699,18 +701,79 @@ struct Line<'a> {
     answer_hash: Option<std::borrow::Cow<'a, str>>,
 }
 
-impl RunAnswers {
-    fn read(run: &Run) -> Option<RunAnswers> {
-        let path = crate::rundir::results_path(&run.dir);
+/// The newest nights read one at a time, oldest first, and folded into the item grid and the
+/// drift findings as they come: only the night before is kept whole, so memory grows with the
+/// items (a letter per item and night, two nights' hashes), not with the window.
+struct WindowFold<'a> {
+    runs: &'a [Run],
+    /// Item id → row.
+    rows: HashMap<String, usize>,
+    ids: Vec<String>,
+    /// Per row, one letter per night of the window.
+    cells: Vec<Vec<u8>>,
+    /// The night before, by row, and whether it had answers (or their hashes).
+    previous: Option<(Vec<Sides<ItemAnswers>>, bool)>,
+    normal: Sides<NormalChange>,
+    drift: Vec<Drift>,
+}
+
+impl<'a> WindowFold<'a> {
+    fn fold(runs: &'a [Run]) -> (Grid, Vec<Drift>) {
+        let mut w = WindowFold {
+            runs,
+            rows: HashMap::new(),
+            ids: Vec::new(),
+            cells: Vec::new(),
+            previous: None,
+            normal: Sides::default(),
+            drift: Vec::new(),
+        };
+        for night in 0..runs.len() {
+            let tonight = w.read(night);
+            for (row, cells) in w.cells.iter_mut().enumerate() {
+                cells[night] = tonight.as_ref().map_or(b'-', |(t, _)| {
+                    t.get(row)
+                        .map_or(b'-', |a| a.candidate.cell(runs[night].manifest.repeats))
+                });
+            }
+            if night > 0 {
+                for side in Side::BOTH {
+                    w.judge_drift(night, side, tonight.as_ref());
+                }
+            }
+            w.previous = tonight;
+        }
+        let drift = std::mem::take(&mut w.drift);
+        (w.grid(), drift)
+    }
+
+    /// One night's answers by row (new items get rows); `None` if its results cannot be read.
+    fn read(&mut self, night: usize) -> Option<(Vec<Sides<ItemAnswers>>, bool)> {
+        let run = &self.runs[night];
         let repeats = run.manifest.repeats;
-        let mut items: HashMap<String, Sides<ItemAnswers>> = HashMap::new();
+        let mut by_row: Vec<Sides<ItemAnswers>> = vec![Sides::default(); self.ids.len()];
         let mut has_text = false;
+        let path = crate::rundir::results_path(&run.dir);
+        let window = self.runs.len();
         let read = crate::record::read_lines(&path, |line| {
             let l: Line = serde_json::from_slice(line)?;
             if l.trial >= repeats {
                 return Ok(());
             }
-            let a = &mut items.entry(l.id.into_owned()).or_default()[l.model];
+            let row = match self.rows.get(l.id.as_ref()) {
+                Some(&row) => row,
+                None => {
+                    let row = self.ids.len();
+                    self.rows.insert(l.id.to_string(), row);
+                    self.ids.push(l.id.into_owned());
+                    self.cells.push(vec![b'-'; window]);
+                    row
+                }
+            };
+            if row >= by_row.len() {
+                by_row.resize(row + 1, Sides::default());
+            }
+            let a = &mut by_row[row][l.model];
             a.done += 1;
             a.passed += u32::from(l.pass);
             let hash = match (&l.answer, &l.answer_hash) {
@@ -733,120 +796,59 @@ impl RunAnswers {
             }
             Ok(())
         });
-        read.ok().map(|_| RunAnswers { items, has_text })
+        read.ok().map(|_| (by_row, has_text))
     }
-}
 
-fn grid(runs: &[Run], answers: &[Option<RunAnswers>], side: Side) -> Grid {
-    // Items in the order of the newest run that has them, then any older ones.
-    let mut order: Vec<String> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for a in answers.iter().rev().flatten() {
-        let mut ids: Vec<&String> = a.items.keys().collect();
-        ids.sort();
-        for id in ids {
-            if seen.insert(id.clone()) {
-                order.push(id.clone());
-            }
-        }
-    }
-    let mut rows: Vec<GridRow> = order
-        .into_iter()
-        .map(|id| {
-            let cells: String = runs
-                .iter()
-                .zip(answers)
-                .map(|(run, a)| {
-                    let Some(t) = a.as_ref().and_then(|a| a.items.get(&id)).map(|s| s[side]) else {
-                        return '-';
-                    };
-                    if t.done < run.manifest.repeats {
-                        '-'
-                    } else if t.passed == t.done {
-                        'P'
-                    } else if t.passed == 0 {
-                        'F'
-                    } else {
-                        'K'
-                    }
-                })
-                .collect();
-            let known: Vec<char> = cells.chars().filter(|&c| c != '-').collect();
-            let flips = known
-                .windows(2)
-                .filter(|w| w[0] != w[1] || w[0] == 'K')
-                .count();
-            GridRow { id, cells, flips }
-        })
-        .collect();
-    rows.sort_by(|a, b| b.flips.cmp(&a.flips).then_with(|| a.id.cmp(&b.id)));
-    let most_flipped = rows
-        .iter()
-        .take_while(|r| r.flips > 0)
-        .take(MOST_FLIPPED)
-        .map(|r| r.id.clone())
-        .collect();
-    Grid {
-        side: Some(side),
-        runs: runs.iter().map(|r| r.manifest.run_id.clone()).collect(),
-        items: rows,
-        most_flipped,
-    }
-}
-
-/// Nights on which one model, same name and settings as the night before, changed more answers
-/// than is normal for it: normal is what its repeats show (answers of one item differing within
-/// a night), else the median change of its earlier nights (at least three), else a prior.
-fn drift(runs: &[Run], answers: &[Option<RunAnswers>], side: Side) -> Vec<Drift> {
-    let mut found = Vec::new();
-    let mut normal = NormalChange::default();
-    for i in 1..runs.len() {
-        let (a, b) = (&runs[i - 1], &runs[i]);
+    /// Whether `side` drifted between the night before and `night`: same model name and provider
+    /// settings, and more answers changed than is normal for it (see [`NormalChange`]).
+    fn judge_drift(
+        &mut self,
+        night: usize,
+        side: Side,
+        tonight: Option<&(Vec<Sides<ItemAnswers>>, bool)>,
+    ) {
+        let (a, b) = (&self.runs[night - 1], &self.runs[night]);
         let (ma, mb) = (&a.manifest.models[side], &b.manifest.models[side]);
-        let same = ma.model == mb.model
-            && ma.settings.is_some()
-            && ma.settings == mb.settings
-            && a.manifest.baseline.is_none() == b.manifest.baseline.is_none()
-            && !(side == Side::Current && b.manifest.baseline.is_some());
-        if !same {
-            normal = NormalChange::default();
-            continue;
+        // A stored baseline's answers are copies, never the model answering again.
+        let asked_again = !(side == Side::Current
+            && (a.manifest.baseline.is_some() || b.manifest.baseline.is_some()));
+        let same = ma.model == mb.model && ma.settings.is_some() && ma.settings == mb.settings;
+        if !same || !asked_again {
+            self.normal[side] = NormalChange::default();
+            return;
         }
-        let (Some(xa), Some(xb)) = (&answers[i - 1], &answers[i]) else {
-            continue;
+        let (Some((before, true)), Some((after, true))) = (self.previous.as_ref(), tonight) else {
+            return;
         };
-        if !xa.has_text || !xb.has_text {
-            continue;
-        }
         let mut compared = 0usize;
         let mut changed: Vec<&str> = Vec::new();
         let (mut varying, mut repeated) = (0usize, 0usize);
-        for (id, sb) in &xb.items {
-            let tb = sb[side];
-            if b.manifest.repeats > 1 && tb.seen.is_some() {
+        for (row, now) in after.iter().enumerate() {
+            let now = now[side];
+            if b.manifest.repeats > 1 && now.seen.is_some() {
                 repeated += 1;
-                varying += usize::from(tb.varies);
+                varying += usize::from(now.varies);
             }
-            let Some(ta) = xa.items.get(id).map(|s| s[side]) else {
+            let Some(then) = before.get(row).map(|s| s[side]) else {
                 continue;
             };
-            if ta.first == 0 || tb.first == 0 {
+            if then.first == 0 || now.first == 0 {
                 continue;
             }
             compared += 1;
-            if ta.first != tb.first {
-                changed.push(id);
+            if then.first != now.first {
+                changed.push(&self.ids[row]);
             }
         }
         if compared == 0 {
-            continue;
+            return;
         }
         let within = (b.manifest.repeats > 1).then_some((varying, repeated));
-        let Some(verdict) = normal.judge(changed.len(), compared, within) else {
-            continue;
+        let Some(verdict) = self.normal[side].judge(changed.len(), compared, within) else {
+            return;
         };
         changed.sort_unstable();
-        found.push(Drift {
+        self.drift.push(Drift {
             run_id: b.manifest.run_id.clone(),
             previous_run_id: a.manifest.run_id.clone(),
             side,
@@ -864,7 +866,44 @@ fn drift(runs: &[Run], answers: &[Option<RunAnswers>], side: Side) -> Vec<Drift>
                 .collect(),
         });
     }
-    found
+
+    /// The grid: every item of the window, the most flipped first.
+    fn grid(self) -> Grid {
+        let mut rows: Vec<GridRow> = self
+            .ids
+            .into_iter()
+            .zip(self.cells)
+            .map(|(id, cells)| {
+                let known: Vec<u8> = cells.iter().copied().filter(|&c| c != b'-').collect();
+                let flips = known
+                    .windows(2)
+                    .filter(|w| w[0] != w[1] || w[0] == b'K')
+                    .count();
+                GridRow {
+                    id,
+                    cells: String::from_utf8(cells).expect("grid letters are ASCII"),
+                    flips,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| b.flips.cmp(&a.flips).then_with(|| a.id.cmp(&b.id)));
+        let most_flipped = rows
+            .iter()
+            .take_while(|r| r.flips > 0)
+            .take(MOST_FLIPPED)
+            .map(|r| r.id.clone())
+            .collect();
+        Grid {
+            side: Some(Side::Candidate),
+            runs: self
+                .runs
+                .iter()
+                .map(|r| r.manifest.run_id.clone())
+                .collect(),
+            items: rows,
+            most_flipped,
+        }
+    }
 }
 
 /// What is normal night-to-night change for one model, learned from its own nights.
