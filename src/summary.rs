@@ -218,15 +218,16 @@ impl Summary {
         }
     }
 
-    /// `stored answers of run X (its candidate, the accepted baseline)`, for a `--baseline` run.
+    /// For a `--baseline` run: `The current model was not called: its answers are the stored
+    /// ones of run X's candidate (the accepted baseline)`.
     pub fn baseline_text(&self) -> Option<String> {
         self.baseline.as_ref().map(|b| {
             format!(
-                "the current model's answers are stored ones: run {} ({}{})",
+                "The current model was not called: its answers are the stored ones of run {}'s {}{}",
                 b.run_id,
                 b.side.as_str(),
                 if b.accepted {
-                    ", the accepted baseline"
+                    " (the accepted baseline)"
                 } else {
                     ""
                 }

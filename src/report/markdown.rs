@@ -183,7 +183,7 @@ fn header(input: &ReportInput) -> String {
         esc(&clip(&s.goldgate_version, NAME_CHARS)),
     );
     if let Some(b) = s.baseline_text() {
-        let _ = writeln!(out, "Not called tonight: {}.\n", esc(&b));
+        let _ = writeln!(out, "{}.\n", esc(&b));
     }
     if let Some(r) = &s.rerun_of {
         let _ = writeln!(

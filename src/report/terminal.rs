@@ -60,7 +60,7 @@ pub fn print(
         s.repeats
     )?;
     if let Some(b) = s.baseline_text() {
-        writeln!(out, "  not called: {}", printable(&b))?;
+        writeln!(out, "  baseline   {}", printable(&b))?;
     }
     if let Some(r) = &s.rerun_of {
         writeln!(
