@@ -10,38 +10,16 @@
 # RUNS=k runs goldgate k times against the same server and reports the median wall time (each
 # run's in wall_s_runs): on a shared machine one run is noise. The binaries are built into
 # $CARGO_TARGET_DIR (default target/); GOLDGATE=path measures that binary instead, unbuilt.
+# The set-up (build, server, golden set, providers, goldgate.toml) is scripts/bench_common.sh's.
 set -euo pipefail
 N=${1:-2000}; LATENCY_MS=${2:-50}; CONC=${3:-64}; RUNS=${RUNS:-1}
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}
-if [ -z "${GOLDGATE:-}" ]; then
-  cargo build --release --quiet --bin goldgate --example bench_server
-elif [ ! -x "$target/release/examples/bench_server" ]; then
-  cargo build --release --quiet --example bench_server
-fi
-goldgate=${GOLDGATE:-$target/release/goldgate}
-work=$(mktemp -d)
-trap 'kill $server_pid 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-"$target/release/examples/bench_server" serve 127.0.0.1:0 "$LATENCY_MS" 0 > "$work/server.log" &
-server_pid=$!
-for _ in $(seq 50); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/listening on //p' "$work/server.log")
-
-mkdir -p "$work/goldens/bench" "$work/providers"
-printf 'name = "bench"\nversion = 1\n' > "$work/goldens/bench/golden.toml"
-python3 - "$N" > "$work/goldens/bench/items.jsonl" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": f"item-{i:06d}", "question": f"How long is the refund window for order {i}?",
-                      "context": "Returns are accepted within 30 days of delivery. Refunds go to the original payment method.",
-                      "keywords": ["30 days"], "tags": ["returns" if i % 2 else "billing"]}))
-PY
-for side in current candidate; do
-  printf 'kind = "openai"\nmodel = "%s"\nbase_url = "http://%s/v1"\n[pricing]\ninput = 2.5\noutput = 10\n[limits]\nconcurrency = %s\ntimeout_s = 30\n' \
-    "$side" "$addr" "$CONC" > "$work/providers/$side.toml"
-done
-printf 'golden = "goldens/bench"\ncurrent = "providers/current.toml"\ncandidate = "providers/candidate.toml"\nprompt = "{{ question }}"\n[[gate]]\nmetric = "accuracy"\nmin_ratio = 0.95\n' > "$work/goldgate.toml"
-"$goldgate" golden lock "$work/goldens/bench" >/dev/null
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
+bench_build
+bench_workdir
+bench_start_server "$LATENCY_MS"
+bench_project "$N" "$CONC"
 validate_start=$(date +%s.%N)
 "$goldgate" validate -c "$work/goldgate.toml" >/dev/null
 validate_s=$(echo "$(date +%s.%N) - $validate_start" | bc)
@@ -56,7 +34,7 @@ done
 run_dir=$(tail -n 1 "$work/run.out")
 curl -s "http://$addr/stats" > "$work/stats.json"
 # The server (and a bare Rust client) alone at the same load: the ceiling goldgate is measured against.
-"$target/release/examples/bench_server" load "http://$addr" 3 $((2 * CONC)) > "$work/capacity.json"
+"$bench_server" load "http://$addr" 3 $((2 * CONC)) > "$work/capacity.json"
 report_start=$(date +%s.%N)
 "$goldgate" report "$run_dir" >/dev/null
 report_s=$(echo "$(date +%s.%N) - $report_start" | bc)

@@ -31,10 +31,12 @@
 #   GOLDGATE_OLD=/tmp/gg-old-target/release/goldgate bash scripts/stats_cost.sh
 #   git worktree remove --force /tmp/gg-old
 # KEEP=1 keeps the work directory (the run directory and each conclude's output).
+# The set-up (server, golden set, providers, the accuracy gate) is scripts/bench_common.sh's.
 set -euo pipefail
 N=${1:-100000}; CONC=${2:-256}; RUNS=${RUNS:-3}
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}
+# shellcheck source=scripts/bench_common.sh
+source scripts/bench_common.sh
 if [ -z "${GOLDGATE_NEW:-}" ]; then
   cargo build --release --quiet --bin goldgate --example bench_server
   new=$target/release/goldgate
@@ -43,39 +45,17 @@ else
 fi
 old=${GOLDGATE_OLD:-}
 # The benchmark server: beside the new binary, else in the target dir, else built.
-server=$(dirname "$new")/examples/bench_server
-[ -x "$server" ] || server=$target/release/examples/bench_server
-[ -x "$server" ] || cargo build --release --quiet --example bench_server
-work=$(mktemp -d)
-server_pid=
-trap '[ -z "$server_pid" ] || kill "$server_pid" 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"' EXIT
-"$server" serve 127.0.0.1:0 0 0 > "$work/server.log" &
-server_pid=$!
-for _ in $(seq 50); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
-addr=$(sed -n 's/listening on //p' "$work/server.log")
+bench_server=$(dirname "$new")/examples/bench_server
+[ -x "$bench_server" ] || bench_server=$target/release/examples/bench_server
+[ -x "$bench_server" ] || cargo build --release --quiet --example bench_server
+goldgate=$new  # what bench_project locks the golden set with
+bench_workdir
+bench_start_server 0
 
-# The same golden set and providers as scripts/bench.sh and scripts/memory.sh.
-mkdir -p "$work/goldens/bench" "$work/providers"
-printf 'name = "bench"\nversion = 1\n' > "$work/goldens/bench/golden.toml"
-python3 - "$N" > "$work/goldens/bench/items.jsonl" <<'PY'
-import json, sys
-for i in range(int(sys.argv[1])):
-    print(json.dumps({"id": f"item-{i:06d}", "question": f"How long is the refund window for order {i}?",
-                      "context": "Returns are accepted within 30 days of delivery. Refunds go to the original payment method.",
-                      "keywords": ["30 days"], "tags": ["returns" if i % 2 else "billing"]}))
-PY
-for side in current candidate; do
-  printf 'kind = "openai"\nmodel = "%s"\nbase_url = "http://%s/v1"\n[pricing]\ninput = 2.5\noutput = 10\n[limits]\nconcurrency = %s\ntimeout_s = 30\n' \
-    "$side" "$addr" "$CONC" > "$work/providers/$side.toml"
-done
-cat > "$work/goldgate.toml" <<'TOML'
-golden = "goldens/bench"
-current = "providers/current.toml"
-candidate = "providers/candidate.toml"
-prompt = "{{ question }}"
-[[gate]]
-metric = "accuracy"
-min_ratio = 0.95
+# The same golden set, providers and gate as scripts/bench.sh and scripts/memory.sh, and then
+# the rest of the default gate set.
+bench_project "$N" "$CONC"
+cat >> "$work/goldgate.toml" <<'TOML'
 [[gate]]
 metric = "faithfulness"
 min = 4.0
@@ -86,7 +66,6 @@ max_ratio = 1.10
 metric = "error_rate"
 max_ratio = 1.0
 TOML
-"$new" golden lock "$work/goldens/bench" >/dev/null
 
 # The run: 0 pass, 1 a gate failed, 4 inconclusive; anything else is no run to measure.
 set +e
@@ -95,7 +74,7 @@ code=$?
 set -e
 case $code in 0|1|4) ;; *) echo "goldgate run exited $code:" >&2; cat "$work/run.err" >&2; exit 1 ;; esac
 run_dir=$(tail -n 1 "$work/run.out")
-kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; server_pid=
+bench_stop_server
 
 # One copy per binary. The old binary reads the new run.json (its new keys are additive and
 # unknown keys are ignored); should it refuse them, its copy loses `statistics`, `item_pass` and
