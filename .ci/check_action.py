@@ -4,7 +4,7 @@ actionlint checks a composite action's step keys only when a workflow uses it (c
 and never looks at the expressions and scripts inside it. This adds what matters here: the shape of
 the metadata, no `${{ }}` spliced into a `run:` (script injection), every `inputs.X` and
 `steps.ID.outputs.Y` that is read is defined, and every script a step runs exists.
-Usage: python3 .ci/check_action.py action.yml [other YAML files to parse]
+Usage: python3 .ci/check_action.py action.yml [other YAML files to parse, every document of each]
 """
 
 import re
@@ -107,7 +107,8 @@ def main() -> int:
     errors = check(Path(sys.argv[1]))
     for other in sys.argv[2:]:
         try:
-            yaml.safe_load(Path(other).read_text())
+            # All of a file's documents (a Kubernetes manifest holds several).
+            list(yaml.safe_load_all(Path(other).read_text()))
         except yaml.YAMLError as e:
             errors.append(f"{other}: {e}")
     for e in errors:

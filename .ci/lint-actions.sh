@@ -40,4 +40,4 @@ echo "-- actionlint $(actionlint -version | head -n 1): ${workflows[*]}"
 actionlint "${workflows[@]}"
 
 echo "-- action.yml"
-python .ci/check_action.py action.yml docs/examples/gitlab/.gitlab-ci.yml
+python .ci/check_action.py action.yml docs/examples/gitlab/.gitlab-ci.yml docs/examples/kubernetes/*.yaml

@@ -135,6 +135,19 @@ struct EvaluationView<'a> {
     stable_fail: usize,
     change_points: Vec<ChangeView>,
     tonight_gates: Vec<GateView>,
+    drift: Vec<DriftView<'a>>,
+}
+
+/// A drift finding, as a person reads it.
+#[derive(Serialize)]
+struct DriftView<'a> {
+    run_id: &'a str,
+    side: &'static str,
+    model: &'a str,
+    changed: String,
+    normal: String,
+    p: String,
+    examples: String,
 }
 
 /// One gate of tonight against the accepted baseline, as a person reads it.
@@ -256,9 +269,23 @@ impl<'a> EvaluationView<'a> {
                 })
             })
             .collect();
+        let drift = e
+            .drift
+            .iter()
+            .map(|d| DriftView {
+                run_id: &d.run_id,
+                side: d.side.as_str(),
+                model: &d.model,
+                changed: format!("{} of {} ({:.1}%)", d.changed, d.compared, d.share * 100.0),
+                normal: format!("{:.1}% ({})", d.normal * 100.0, d.normal_from),
+                p: crate::report::format_p(d.p),
+                examples: d.examples.join(", "),
+            })
+            .collect();
         EvaluationView {
             e,
             tonight_gates,
+            drift,
             key: format!("e{:x}", fnv(&e.name)),
             charts,
             grid_rows,

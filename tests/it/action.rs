@@ -521,6 +521,8 @@ fn one_sticky_pull_request_comment_is_created_then_updated() {
 #[test]
 fn docs_ci_md_shows_every_example_verbatim() {
     let doc = std::fs::read_to_string(repo().join("docs/ci.md")).unwrap();
+    // The nightly recipes are shown in docs/nightly.md.
+    let shown = doc.clone() + &std::fs::read_to_string(repo().join("docs/nightly.md")).unwrap();
     let mut files = Vec::new();
     let mut dirs = vec![repo().join("docs/examples")];
     while let Some(dir) = dirs.pop() {
@@ -541,10 +543,13 @@ fn docs_ci_md_shows_every_example_verbatim() {
     for (file, content) in files.iter().zip(&contents) {
         let rel = file.strip_prefix(repo()).unwrap().display().to_string();
         assert!(
-            doc.contains(content.as_str()),
-            "docs/ci.md does not show {rel} verbatim"
+            shown.contains(content.as_str()),
+            "docs/ci.md and docs/nightly.md do not show {rel} verbatim"
         );
-        assert!(doc.contains(&format!("`{rel}`")), "docs/ci.md names {rel}");
+        assert!(
+            shown.contains(&format!("`{rel}`")),
+            "docs/ci.md or docs/nightly.md names {rel}"
+        );
     }
     // And the other way: every YAML block of the page, and of the README's CI section, is one of
     // those files: a recipe a person copies is one the tests and actionlint have seen.

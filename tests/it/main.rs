@@ -13,6 +13,7 @@ mod hostile_reports;
 mod interop;
 mod properties;
 mod providers;
+mod recipes;
 mod reports;
 mod resilience;
 mod schema;
