@@ -33,6 +33,15 @@ demo:
 demo-reference:
     cargo run --release --features gguf -- run
 
+# Twenty simulated nights through docs/examples/shell/nightly.sh, then `goldgate history`; with
+# --screenshot, docs/history.png.
+history-demo *ARGS:
+    bash scripts/history_demo.sh {{ARGS}}
+
+# A year of nightly runs: `goldgate history` over 365 x 10,000 items, pruning, --baseline.
+bench-history:
+    bash scripts/history_bench.sh
+
 # Fetch and verify the local models' weights.
 models:
     bash scripts/fetch-models.sh
