@@ -119,6 +119,19 @@ pub struct RunArgs {
     /// differ (every report says so), instead of refusing.
     #[arg(long, requires = "baseline")]
     pub allow_golden_change: bool,
+    /// Take the items in a seeded random order and stop as soon as the verdict is decided, by
+    /// anytime-valid intervals evaluated after every --batch items (docs/statistics.md).
+    #[arg(long, conflicts_with_all = ["shard", "rerun", "resume"])]
+    pub until_decided: bool,
+    /// With --until-decided: no look before this many items.
+    #[arg(long, value_name = "N", default_value_t = 100, requires = "until_decided", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_items: u64,
+    /// With --until-decided: take at most this many items (of the order).
+    #[arg(long, value_name = "N", requires = "until_decided", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_items: Option<u64>,
+    /// With --until-decided: look at the gates each time this many more items are complete.
+    #[arg(long, value_name = "N", default_value_t = 50, requires = "until_decided", value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
 }
 
 #[derive(Debug, Args)]

@@ -303,6 +303,16 @@ impl Items {
         self.push_raw(other.json(i), other.id(i), other.tags(i));
     }
 
+    /// The items in this order (indices into these items).
+    pub fn reordered(&self, order: &[usize]) -> Items {
+        let mut out = Items::default();
+        for &i in order {
+            out.push_from(self, i);
+        }
+        out.shrink_to_fit();
+        out
+    }
+
     /// Keep the items whose id `keep` accepts, in order.
     pub fn retain_ids(&mut self, mut keep: impl FnMut(&str) -> bool) {
         let mut kept = Items::default();

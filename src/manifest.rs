@@ -48,6 +48,10 @@ pub struct Manifest {
     /// For `run --baseline`: the stored run whose answers stand in for the current model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<BaselineOf>,
+    /// For `run --until-decided`: the items' order and when the gates were looked at. The
+    /// run's items.jsonl holds the items in that order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::gate::sequential::SequentialPlan>,
 }
 
 /// The evaluation a run belongs to: what `history` groups runs by and `accept` keys its file on.

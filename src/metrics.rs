@@ -4,7 +4,7 @@
 //! the size of what the models say. Histograms are serialised into the summary (HdrHistogram's
 //! standard compressed V2 format, base64) so `diff` and `merge` can recompute any percentile exactly.
 
-mod evidence;
+pub mod evidence;
 
 use std::collections::BTreeMap;
 

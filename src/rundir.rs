@@ -82,6 +82,32 @@ pub fn write_start(dir: &Path, manifest: &Manifest, items: &Items) -> anyhow::Re
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Keep in `items.jsonl` only the items both models completed (a `--until-decided` run that
+/// stopped: the rest were never asked), rewritten beside and renamed; the items kept.
+pub fn keep_complete_items(dir: &Path, items: &Items, repeats: u32) -> anyhow::Result<Items> {
+    let fold = Fold::of(dir, items, repeats)?;
+    let mut kept = Items::default();
+    for (i, t) in fold.item_tallies.iter().enumerate() {
+        if t.is_complete(repeats) {
+            kept.push_from(items, i);
+        }
+    }
+    let path = items_path(dir);
+    let tmp = path.with_extension("jsonl.tmp");
+    let mut out = BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+    );
+    for i in 0..kept.len() {
+        out.write_all(kept.json(i))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    drop(out);
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(kept)
+}
+
 /// Write `summary.json`, beside and renamed, so a reader never sees half a summary.
 pub fn write_summary(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     write_json(&summary_path(dir), summary)

@@ -24,6 +24,8 @@ pub struct RunOutput {
     pub tallies: Sides<ModelTally>,
     pub items: ItemTallies,
     pub interrupted: bool,
+    /// A `--until-decided` run stopped because its verdict was decided.
+    pub decided: bool,
 }
 
 /// What every trial needs, shared by the tasks that run them.
@@ -47,22 +49,27 @@ pub struct Runner<'a> {
 
 impl Runner<'_> {
     /// Run every trial not yet done, appending each result to `results` as it arrives.
+    /// With a `monitor` (`--until-decided`), nothing new is scheduled once it says the verdict
+    /// is decided; what is in flight finishes and is recorded.
     pub async fn run(
         &self,
         mut results: ResultsWriter,
         progress: &Progress,
+        mut monitor: Option<&mut crate::gate::sequential::Monitor>,
     ) -> anyhow::Result<RunOutput> {
         use anyhow::Context as _;
         let mut tallies = Sides::<ModelTally>::default();
         let mut items = ItemTallies::new(self.work.items.len());
 
         let stopping = Arc::new(AtomicBool::new(false));
+        let decided = Arc::new(AtomicBool::new(false));
         let (abort_tx, mut abort_rx) = tokio::sync::watch::channel(false);
         let signals = tokio::spawn(watch_interrupts(stopping.clone(), abort_tx, self.grace));
 
         // Interleave item by item, current then candidate, so drift at a provider hits both alike.
         let repeats = self.repeats;
         let stop = stopping.clone();
+        let enough = decided.clone();
         let done = self.done;
         let store = self.work.items.clone();
         // Items are parsed here, once each, as the pipeline reaches them; the trials of an item
@@ -80,7 +87,7 @@ impl Runner<'_> {
                     })
             })
             // Checked each time the pipeline has room for more work: after an interrupt nothing new starts.
-            .take_while(move |_| !stop.load(Ordering::SeqCst));
+            .take_while(move |_| !stop.load(Ordering::SeqCst) && !enough.load(Ordering::SeqCst));
         // Results that are ready together are written together and flushed once: a syscall per
         // batch, not per line, and nothing answered waits longer than the batch it arrived in.
         //
@@ -104,8 +111,16 @@ impl Runner<'_> {
                 items.record(t.item, &record);
                 results.write(&record)?;
                 progress.record(!record.ok);
+                if let Some(m) = monitor.as_deref_mut() {
+                    m.record(t.item, &record);
+                }
             }
             results.flush()?;
+            if let Some(m) = monitor.as_deref_mut()
+                && m.decided()
+            {
+                decided.store(true, Ordering::SeqCst);
+            }
         }
         signals.abort();
         results.flush()?;
@@ -113,6 +128,7 @@ impl Runner<'_> {
             tallies,
             items,
             interrupted: stopping.load(Ordering::SeqCst),
+            decided: decided.load(Ordering::SeqCst),
         })
     }
 }

@@ -49,6 +49,9 @@ pub struct Summary {
     /// Set by `goldgate run --baseline`: the stored run whose answers are the current model's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<crate::manifest::BaselineOf>,
+    /// Set by `goldgate run --until-decided`: how many items it took, and why it stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<crate::gate::sequential::SequentialInfo>,
     /// The machine when the run started (CPUs, load average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::manifest::Machine>,
@@ -190,6 +193,36 @@ impl Summary {
             grouped_items: ev.grouped_items,
             item_pass,
         });
+        // A `--until-decided` run is judged by the intervals it stopped on: anytime-valid ones.
+        let mut results = results;
+        let sequential = manifest.sequential.map(|plan| {
+            use crate::gate::sequential as seq;
+            let looks = seq::look(
+                &manifest.gates,
+                golden_items,
+                items,
+                golden_items.len(),
+                manifest.repeats,
+                settings.confidence,
+            );
+            let decided = seq::verdict_decided(&looks);
+            seq::apply(&mut results, &looks);
+            seq::SequentialInfo {
+                seed: plan.seed,
+                batch: plan.batch,
+                min_items: plan.min_items,
+                items_used: golden_items.len(),
+                items_total: plan.items_total,
+                stopped: if decided {
+                    "decided"
+                } else if status == Status::Interrupted {
+                    "interrupted"
+                } else {
+                    "exhausted"
+                }
+                .to_owned(),
+            }
+        });
         let verdict = crate::gate::verdict(&results, status);
         Summary {
             schema: SCHEMA.to_owned(),
@@ -198,7 +231,11 @@ impl Summary {
             goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: manifest.started_at.clone(),
             finished_at,
-            golden: manifest.golden.clone(),
+            // The items the run holds (a `--until-decided` run that stopped: those it used).
+            golden: GoldenRef {
+                items: golden_items.len(),
+                ..manifest.golden.clone()
+            },
             repeats: manifest.repeats,
             models,
             items: ItemDiff::from_items(items, manifest.repeats, item_pass),
@@ -214,6 +251,7 @@ impl Summary {
             diff_of: manifest.diff_of().cloned(),
             rerun_of: manifest.rerun_of().cloned(),
             baseline: manifest.baseline.clone(),
+            sequential,
             machine: manifest.machine.clone(),
         }
     }

@@ -109,6 +109,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         machine: None,
         evaluation: b.manifest.evaluation.clone(),
         baseline: None,
+        sequential: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

@@ -17,7 +17,7 @@ use crate::error::{Error, Exit};
 use crate::evaluation::{Evaluation, Overrides};
 use crate::golden;
 use crate::manifest::{GoldenRef, Manifest, ModelRef, RerunOf, RerunOnly, RunKind};
-use crate::metrics::{ModelTally, Status};
+use crate::metrics::{ItemTallies, ModelTally, Status};
 use crate::progress::Progress;
 use crate::provider::{self, Client};
 use crate::record::{Side, Sides, TrialSet};
@@ -37,12 +37,23 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     };
     let executed = runtime.block_on(execute(&plan, &args))?;
 
+    // A `--until-decided` run that decided keeps the items it completed: the rest were never
+    // asked (their lines, if a request was in flight, stay in results.jsonl).
+    let items = if executed.decided {
+        Arc::new(rundir::keep_complete_items(
+            &plan.dir,
+            &plan.work.items,
+            plan.manifest.repeats,
+        )?)
+    } else {
+        plan.work.items.clone()
+    };
     // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
     // summary is folded from the whole results file.
-    let (summary, tallies, item_tallies) = if plan.appends {
+    let (summary, tallies, item_tallies) = if plan.appends || executed.decided {
         // Over the items the run already holds: a second copy of a million items would be the
         // peak of the whole run.
-        let fold = rundir::Fold::of(&plan.dir, &plan.work.items, plan.manifest.repeats)?;
+        let fold = rundir::Fold::of(&plan.dir, &items, plan.manifest.repeats)?;
         let status = Status::of(
             &fold.tallies,
             executed.interrupted || !fold.is_complete(plan.manifest.repeats),
@@ -51,7 +62,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let summary = Summary::build(
             &plan.manifest,
             &fold.tallies,
-            &plan.work.items,
+            &items,
             &fold.item_tallies,
             status,
             rundir::now_rfc3339(),
@@ -76,7 +87,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     let concluded = conclude(
         &plan.dir,
         &summary,
-        &plan.work.items,
+        &items,
         &item_tallies,
         &Views::of_run(args.quiet),
     )?;
@@ -131,6 +142,8 @@ struct Plan {
     appends: bool,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
     done: TrialSet,
+    /// What those answers tally to, for a `--until-decided` run's looks.
+    prior: ItemTallies,
     concurrency: usize,
     /// Held until the run is concluded: no other process writes this directory meanwhile.
     _lock: rundir::RunLock,
@@ -223,13 +236,13 @@ impl Plan {
             crate::tokens::warm();
         }
 
-        let (dir, manifest, items, done, lock) = match (resumed, resume_lock) {
+        let (dir, manifest, items, fold, lock) = match (resumed, resume_lock) {
             (Some((dir, manifest)), Some(lock)) => {
                 // The run's own items, not the golden set's: never both held at once.
                 evaluation.golden.items = golden::Items::default();
                 let items = rundir::read_items(&dir)?;
-                let done = rundir::Fold::of(&dir, &items, manifest.repeats)?.done;
-                (dir, manifest, items, Some(done), lock)
+                let fold = rundir::Fold::of(&dir, &items, manifest.repeats)?;
+                (dir, manifest, items, Some(fold), lock)
             }
             _ => {
                 select_items(&mut evaluation, args, rerun.as_ref())?;
@@ -238,6 +251,9 @@ impl Plan {
                     .as_deref()
                     .map(|b| Baseline::resolve(b, args, &mut evaluation))
                     .transpose()?;
+                let sequential = args
+                    .until_decided
+                    .then(|| sequential_order(&mut evaluation, args));
                 let (run_id, dir) = rundir::create(&args.out, "")?;
                 let lock = rundir::RunLock::acquire(&dir)?;
                 let absolute =
@@ -253,14 +269,15 @@ impl Plan {
                 if let Some(b) = &baseline {
                     b.describe(&mut manifest);
                 }
+                manifest.sequential = sequential;
                 rundir::write_start(&dir, &manifest, &evaluation.golden.items)?;
                 let items = std::mem::take(&mut evaluation.golden.items);
                 // The baseline's answers are this run's current model's, copied in first: the
                 // run then goes on as a resumed one whose current side is all done.
-                let done = baseline
+                let fold = baseline
                     .map(|b| b.copy_answers(&dir, &items, manifest.repeats))
                     .transpose()?;
-                (dir, manifest, items, done, lock)
+                (dir, manifest, items, fold, lock)
             }
         };
         let Evaluation {
@@ -270,6 +287,7 @@ impl Plan {
             scoring,
             ..
         } = evaluation;
+        let items_len = items.len();
         Ok(Plan {
             dir,
             manifest,
@@ -280,8 +298,11 @@ impl Plan {
                 system: config.system,
                 scoring: Arc::new(scoring),
             }),
-            appends: done.is_some(),
-            done: done.unwrap_or_default(),
+            appends: fold.is_some(),
+            prior: fold
+                .as_ref()
+                .map_or_else(|| ItemTallies::new(items_len), |f| f.item_tallies.clone()),
+            done: fold.map(|f| f.done).unwrap_or_default(),
             concurrency,
             _lock: lock,
         })
@@ -419,6 +440,7 @@ fn fresh_manifest(
             scoring: evaluation.config.scoring_fingerprint(),
         }),
         baseline: None,
+        sequential: None,
     }
 }
 
@@ -440,9 +462,46 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
         grace: Duration::from_secs(30),
         done: plan.appends.then_some(&plan.done),
     };
-    let output = runner.run(results, &progress).await;
+    let mut monitor = plan.manifest.sequential.map(|p| {
+        crate::gate::sequential::Monitor::new(
+            plan.manifest.gates.clone(),
+            p,
+            repeats,
+            plan.manifest.statistics.unwrap_or_default().confidence,
+            plan.work.items.clone(),
+            plan.prior.clone(),
+        )
+    });
+    let output = runner.run(results, &progress, monitor.as_mut()).await;
     progress.finish();
     output
+}
+
+/// `--until-decided`: the items in a seeded random order, cut at `--max-items`, and the plan
+/// the run records.
+fn sequential_order(
+    evaluation: &mut Evaluation,
+    args: &RunArgs,
+) -> crate::gate::sequential::SequentialPlan {
+    use crate::gate::sequential;
+    let seed = evaluation.config.statistics.seed;
+    let order = sequential::order(&evaluation.golden.items, seed);
+    let mut items = evaluation.golden.items.reordered(&order);
+    if let Some(max) = args.max_items {
+        items.truncate(usize::try_from(max).unwrap_or(usize::MAX));
+    }
+    evaluation.golden.items = items;
+    if !sequential::any_holds(&evaluation.gates) {
+        eprintln!(
+            "warning: --until-decided: no gate can hold the run (only `harm` or `point` gates, or metrics with no anytime-valid interval); every item will be run"
+        );
+    }
+    sequential::SequentialPlan {
+        seed,
+        batch: usize::try_from(args.batch).unwrap_or(usize::MAX),
+        min_items: usize::try_from(args.min_items).unwrap_or(usize::MAX),
+        items_total: evaluation.golden.items.len(),
+    }
 }
 
 /// The items `--rerun` takes from an earlier run, and the evaluation that run recorded.
@@ -629,13 +688,13 @@ impl Baseline {
     }
 
     /// Copy the baseline's answers to this run's items into its results, as the current
-    /// model's; what is then done (every current trial the baseline answered).
+    /// model's; the fold of what is then done (every current trial the baseline answered).
     fn copy_answers(
         self,
         dir: &Path,
         items: &golden::Items,
         repeats: u32,
-    ) -> anyhow::Result<TrialSet> {
+    ) -> anyhow::Result<rundir::Fold> {
         let keep: HashSet<&str> = items.ids().collect();
         let mut out = ResultsWriter::create(dir)?;
         let side = self.side;
@@ -646,6 +705,6 @@ impl Baseline {
         })?;
         out.flush()?;
         drop(out);
-        Ok(rundir::Fold::of(dir, items, repeats)?.done)
+        rundir::Fold::of(dir, items, repeats)
     }
 }

@@ -59,6 +59,20 @@ fn source(kind: MetricKind) -> Source {
     }
 }
 
+/// One item's value of a mean-type metric on one model, its trials averaged; `None` when the
+/// item has none (no context to be faithful to, nothing answered) or the metric is not a mean.
+pub fn item_mean(kind: MetricKind, t: &ItemTally, side: Side) -> Option<f64> {
+    item_value(kind, t, side).map(|(sum, n)| sum / n)
+}
+
+/// The quantile a latency percentile metric is of (`latency_p95_ms`: 0.95).
+pub fn percentile_of(kind: MetricKind) -> Option<f64> {
+    match source(kind) {
+        Source::Percentile(q) => Some(q),
+        _ => None,
+    }
+}
+
 /// The (sum, count) of one item's trials on one model for a mean-type metric; `None` when the
 /// item has no value for it on that model (no context to be faithful to, nothing answered).
 fn item_value(kind: MetricKind, t: &ItemTally, side: Side) -> Option<(f64, f64)> {
@@ -78,7 +92,7 @@ fn item_value(kind: MetricKind, t: &ItemTally, side: Side) -> Option<(f64, f64)>
 }
 
 /// The values a metric can take, for clamping an interval (a mean of 1–5 scores is never 5.2).
-fn value_range(kind: MetricKind) -> (f64, f64) {
+pub fn value_range(kind: MetricKind) -> (f64, f64) {
     match kind.info().unit {
         Unit::Proportion | Unit::Fraction => (0.0, 1.0),
         Unit::Score => (1.0, 5.0),

@@ -182,6 +182,14 @@ fn header(input: &ReportInput) -> String {
         s.repeats,
         esc(&clip(&s.goldgate_version, NAME_CHARS)),
     );
+    if let Some(q) = &s.sequential {
+        let _ = writeln!(
+            out,
+            "**{}** (`--until-decided`, order seed {}).\n",
+            esc(&q.describe()),
+            q.seed
+        );
+    }
     if let Some(b) = s.baseline_text() {
         let _ = writeln!(out, "{}.\n", esc(&b));
     }

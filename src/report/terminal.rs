@@ -59,6 +59,9 @@ pub fn print(
         if s.golden.locked { "" } else { ", UNLOCKED" },
         s.repeats
     )?;
+    if let Some(q) = &s.sequential {
+        writeln!(out, "  sequential {} (order seed {})", q.describe(), q.seed)?;
+    }
     if let Some(b) = s.baseline_text() {
         writeln!(out, "  baseline   {}", printable(&b))?;
     }

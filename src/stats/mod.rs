@@ -5,6 +5,7 @@
 
 pub mod changepoint;
 pub mod dist;
+pub mod sequential;
 #[cfg(test)]
 mod simulation;
 

@@ -19,6 +19,7 @@ mod resilience;
 mod schema;
 mod scoring;
 mod secrets;
+mod sequential;
 mod server;
 mod shards;
 mod statistics;

@@ -1,6 +1,8 @@
 //! Promotion gates: rules on the candidate's metrics, absolute or relative to the current model,
 //! and the verdict they give.
 
+pub mod sequential;
+
 use std::fmt;
 use std::path::Path;
 
