@@ -219,6 +219,7 @@ fn forty_nights_show_the_degradation_the_swap_and_nothing_else() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
     assert_eq!(manifest["baseline"]["run_id"], run_id(&dirs[0]));
     assert_eq!(manifest["baseline"]["accepted"], true);
+    crate::schema::assert_valid(&run.summary(), "a --baseline run's summary.json");
     date_run(&dir, NIGHTS);
     dirs.push(dir);
 

@@ -25,7 +25,7 @@ fn errors(validator: &jsonschema::Validator, instance: &Value) -> Vec<(String, S
         .collect()
 }
 
-fn assert_valid(instance: &Value, what: &str) {
+pub(crate) fn assert_valid(instance: &Value, what: &str) {
     let errors = errors(&validator_for(&schema()), instance);
     assert!(
         errors.is_empty(),

@@ -82,6 +82,7 @@ fn a_clearly_worse_candidate_is_rejected_after_few_calls() {
         2 * N
     );
     let s = run.summary();
+    crate::schema::assert_valid(&s, "a --until-decided run's summary.json");
     let q = &s["sequential"];
     assert_eq!(q["stopped"], "decided", "{q}");
     let used = q["items_used"].as_u64().unwrap() as usize;
