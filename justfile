@@ -42,6 +42,10 @@ history-demo *ARGS:
 bench-history:
     bash scripts/history_bench.sh
 
+# run --until-decided against full runs: a candidate 5 points worse, equal, 5 points better.
+bench-sequential:
+    bash scripts/sequential_bench.sh
+
 # Fetch and verify the local models' weights.
 models:
     bash scripts/fetch-models.sh
