@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The set-up scripts/bench.sh, memory.sh, stats_cost.sh and history_bench.sh share: sourced, not
-# run, from the repository root after `set -euo pipefail`:
+# The set-up scripts/bench.sh, memory.sh, stats_cost.sh, history_bench.sh and sequential_bench.sh
+# share: sourced, not run, from the repository root after `set -euo pipefail`:
 #
 #   cd "$(dirname "$0")/.."
 #   # shellcheck source=scripts/bench_common.sh
@@ -27,6 +27,9 @@
 #                                (OpenAI-compatible, both at $addr, at CONCURRENCY), and
 #                                goldgate.toml with the one accuracy gate (min_ratio 0.95); then
 #                                locks the golden set with $goldgate.
+#   bench_measure TIMEFILE CMD...
+#                                runs CMD, appending "wall_s peak_kB user_s sys_s" to TIMEFILE
+#                                (GNU time, else python's getrusage); returns CMD's exit code.
 
 target=${CARGO_TARGET_DIR:-target}
 
@@ -74,4 +77,24 @@ PY
   done
   printf 'golden = "goldens/bench"\ncurrent = "providers/current.toml"\ncandidate = "providers/candidate.toml"\nprompt = "{{ question }}"\n[[gate]]\nmetric = "accuracy"\nmin_ratio = 0.95\n' > "$work/goldgate.toml"
   "$goldgate" golden lock "$work/goldens/bench" >/dev/null
+}
+
+# bench_measure TIMEFILE CMD...: runs CMD, appending "wall_s peak_kB user_s sys_s" to TIMEFILE; CMD's
+# exit code is returned.
+bench_measure() {
+  local file=$1; shift
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f '%e %M %U %S' -a -o "$file" "$@"
+  else
+    python3 - "$file" "$@" <<'PY'
+import resource, subprocess, sys, time
+start = time.monotonic()
+code = subprocess.call(sys.argv[2:])
+wall = time.monotonic() - start
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "a") as f:
+    f.write(f"{wall:.2f} {r.ru_maxrss} {r.ru_utime:.2f} {r.ru_stime:.2f}\n")
+sys.exit(code)
+PY
+  fi
 }

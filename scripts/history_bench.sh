@@ -39,25 +39,6 @@ source scripts/bench_common.sh
 bench_build
 bench_workdir
 
-# measure TIMEFILE CMD...: runs CMD, appending "wall_s peak_kB user_s sys_s" to TIMEFILE; CMD's
-# exit code is returned.
-measure() {
-  local file=$1; shift
-  if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f '%e %M %U %S' -a -o "$file" "$@"
-  else
-    python3 - "$file" "$@" <<'PY'
-import resource, subprocess, sys, time
-start = time.monotonic()
-code = subprocess.call(sys.argv[2:])
-wall = time.monotonic() - start
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-with open(sys.argv[1], "a") as f:
-    f.write(f"{wall:.2f} {r.ru_maxrss} {r.ru_utime:.2f} {r.ru_stime:.2f}\n")
-sys.exit(code)
-PY
-  fi
-}
 # Requests the benchmark server has answered so far.
 served() { curl -s "http://$addr/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'; }
 
@@ -69,7 +50,7 @@ bench_project "$N" "$CONC"
 run_once() {
   local tag=$1 before code=0; shift
   before=$(served)
-  measure "$work/time-$tag" "$goldgate" run -c "$work/goldgate.toml" --out "$work/reports" --quiet "$@" \
+  bench_measure "$work/time-$tag" "$goldgate" run -c "$work/goldgate.toml" --out "$work/reports" --quiet "$@" \
     > "$work/$tag.out" 2> "$work/$tag.err" || code=$?
   case $code in 0|1|4) ;; *) echo "goldgate run $* exited $code:" >&2; cat "$work/$tag.err" "$work/time-$tag" >&2; exit 1 ;; esac
   echo $(( $(served) - before )) >> "$work/requests-$tag"
@@ -173,7 +154,7 @@ generate_s=$(echo "$(date +%s.%N) - $gen_start" | bc)
 # "tonight regressed against the accepted baseline", which the store's change point makes likely).
 history_once() {
   local tag=$1 code=0; shift
-  measure "$work/time-$tag" "$goldgate" history --out "$store" --quiet "$@" > /dev/null 2> "$work/$tag.err" || code=$?
+  bench_measure "$work/time-$tag" "$goldgate" history --out "$store" --quiet "$@" > /dev/null 2> "$work/$tag.err" || code=$?
   case $code in 0|1) ;; *) echo "goldgate history exited $code:" >&2; cat "$work/$tag.err" "$work/time-$tag" >&2; exit 1 ;; esac
 }
 echo "timing goldgate history over the store, $RUNS time(s), then once with --window 2" >&2

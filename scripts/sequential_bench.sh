@@ -36,23 +36,6 @@ source scripts/bench_common.sh
 bench_build
 bench_workdir
 
-# measure TIMEFILE CMD...: runs CMD, appending its wall seconds to TIMEFILE; CMD's exit code is
-# returned.
-measure() {
-  local file=$1; shift
-  if [ -x /usr/bin/time ]; then
-    /usr/bin/time -f '%e' -a -o "$file" "$@"
-  else
-    python3 - "$file" "$@" <<'PY'
-import subprocess, sys, time
-start = time.monotonic()
-code = subprocess.call(sys.argv[2:])
-with open(sys.argv[1], "a") as f:
-    f.write(f"{time.monotonic() - start:.2f}\n")
-sys.exit(code)
-PY
-  fi
-}
 # Requests the benchmark server has answered so far.
 served() { curl -s "http://$addr/stats" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])'; }
 
@@ -61,7 +44,7 @@ served() { curl -s "http://$addr/stats" | python3 -c 'import json, sys; print(js
 run_once() {
   local scenario=$1 mode=$2 before code=0; shift 2
   before=$(served)
-  measure "$work/$scenario-$mode.time" "$goldgate" run -c "$work/goldgate.toml" \
+  bench_measure "$work/$scenario-$mode.time" "$goldgate" run -c "$work/goldgate.toml" \
     --out "$work/reports-$scenario" --quiet "$@" > "$work/$scenario-$mode.out" 2> "$work/$scenario-$mode.err" || code=$?
   case $code in 0|1|4) ;; *) echo "goldgate run $* exited $code:" >&2; cat "$work/$scenario-$mode.err" >&2; exit 1 ;; esac
   echo "$code $(( $(served) - before )) $(tail -n 1 "$work/$scenario-$mode.out")" >> "$work/$scenario-$mode.runs"
@@ -101,8 +84,8 @@ def walls(tag):
     out = []
     for line in open(f"{work}/{tag}.time"):
         try:
-            out.append(float(line))
-        except ValueError:
+            out.append(float(line.split()[0]))
+        except (ValueError, IndexError):
             continue
     return out
 

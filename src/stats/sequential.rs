@@ -264,46 +264,11 @@ pub fn ratio_interval(num: Interval, den: Interval) -> Interval {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::simulation::{normal, rng};
+    use crate::stats::simulation::{cells, draw_pair, normal, rng, share, sim_err};
     use crate::stats::{MeanEstimate, dist, t_interval, wilson};
 
     const CONF: f64 = 0.95;
     const ALPHA: f64 = 0.05;
-
-    /// Two standard errors of a rate estimated from `reps` replications.
-    fn sim_err(rate: f64, reps: usize) -> f64 {
-        2.0 * (rate * (1.0 - rate) / reps as f64).sqrt()
-    }
-
-    fn share(hits: usize, reps: usize) -> f64 {
-        hits as f64 / reps as f64
-    }
-
-    /// Cell probabilities (both pass, current only, candidate only, neither) of two binary
-    /// outcomes with these marginals and phi correlation (as in `simulation.rs`).
-    fn cells(pb: f64, pc: f64, phi: f64) -> [f64; 4] {
-        let p11 = pb * pc + phi * (pb * (1.0 - pb) * pc * (1.0 - pc)).sqrt();
-        let cells = [p11, pb - p11, pc - p11, 1.0 - pb - pc + p11];
-        assert!(
-            cells.iter().all(|&p| p >= 0.0),
-            "impossible cells {cells:?}"
-        );
-        cells
-    }
-
-    /// One paired binary item (current, candidate) drawn from `cells`.
-    fn draw_pair(rng: &mut fastrand::Rng, cells: &[f64; 4]) -> (f64, f64) {
-        let u = rng.f64();
-        if u < cells[0] {
-            (1.0, 1.0)
-        } else if u < cells[0] + cells[1] {
-            (1.0, 0.0)
-        } else if u < cells[0] + cells[1] + cells[2] {
-            (0.0, 1.0)
-        } else {
-            (0.0, 0.0)
-        }
-    }
 
     /// One draw from a distribution under test.
     type Draw<'a> = &'a dyn Fn(&mut fastrand::Rng) -> f64;

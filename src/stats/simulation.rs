@@ -19,17 +19,17 @@ pub(super) fn normal(rng: &mut fastrand::Rng) -> f64 {
 }
 
 /// Two standard errors of a rate estimated from `reps` replications.
-fn sim_err(rate: f64, reps: usize) -> f64 {
+pub(super) fn sim_err(rate: f64, reps: usize) -> f64 {
     2.0 * (rate * (1.0 - rate) / reps as f64).sqrt()
 }
 
-fn share(hits: usize, reps: usize) -> f64 {
+pub(super) fn share(hits: usize, reps: usize) -> f64 {
     hits as f64 / reps as f64
 }
 
 /// Cell probabilities (both pass, current only, candidate only, neither) of two binary outcomes
 /// with these marginals and phi correlation.
-fn cells(pb: f64, pc: f64, phi: f64) -> [f64; 4] {
+pub(super) fn cells(pb: f64, pc: f64, phi: f64) -> [f64; 4] {
     let p11 = pb * pc + phi * (pb * (1.0 - pb) * pc * (1.0 - pc)).sqrt();
     let cells = [p11, pb - p11, pc - p11, 1.0 - pb - pc + p11];
     assert!(
@@ -40,7 +40,7 @@ fn cells(pb: f64, pc: f64, phi: f64) -> [f64; 4] {
 }
 
 /// One paired binary item (current, candidate) drawn from `cells`.
-fn draw_pair(rng: &mut fastrand::Rng, cells: &[f64; 4]) -> (f64, f64) {
+pub(super) fn draw_pair(rng: &mut fastrand::Rng, cells: &[f64; 4]) -> (f64, f64) {
     let u = rng.f64();
     if u < cells[0] {
         (1.0, 1.0)
