@@ -389,7 +389,7 @@ impl SequentialInfo {
                 self.items_used, self.items_total
             ),
             "exhausted" => format!(
-                "not decided: all {} items used (--until-decided)",
+                "all {} items used: no look settled the verdict earlier",
                 self.items_used
             ),
             _ => format!(
