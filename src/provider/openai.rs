@@ -578,6 +578,22 @@ impl SseParser {
 mod tests {
     use super::*;
 
+    /// The stream is UTF-8 with errors replaced (the EventSource standard's decoding): an invalid
+    /// byte in a delta is U+FFFD in the answer, whichever chunk it arrived in. Found by fuzzing:
+    /// the answer can then hold more bytes than the body did.
+    #[test]
+    fn invalid_utf8_in_a_stream_is_replaced_however_it_is_cut() {
+        let mut body = b"data: {\"choices\":[{\"delta\":{\"content\":\"a".to_vec();
+        body.extend([0xc5; 7]);
+        body.extend_from_slice(b"b\"},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n");
+        let whole = read_stream_chunks([body.as_slice()]).unwrap();
+        assert_eq!(whole.text, format!("a{}b", "\u{fffd}".repeat(7)));
+        for size in 1..=16 {
+            let cut = read_stream_chunks(body.chunks(size)).unwrap();
+            assert_eq!(cut.text, whole.text, "chunks of {size} bytes");
+        }
+    }
+
     #[test]
     fn sse_events_survive_any_chunking() {
         let stream =
