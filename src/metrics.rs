@@ -329,7 +329,7 @@ impl Tally {
         self.cached += u64::from(r.cached);
         if r.ok {
             self.answered += 1;
-            self.empty += u64::from(r.answer.as_deref().is_none_or(|a| a.trim().is_empty()));
+            self.empty += u64::from(r.answer_is_empty());
             self.echoed += u64::from(r.checks.contains_key(&CheckKind::Echo));
             self.forbidden +=
                 u64::from(r.checks.get(&CheckKind::Forbidden).is_some_and(|c| !c.pass));

@@ -272,6 +272,16 @@ impl ResultRecord {
 }
 
 impl ResultRecord {
+    /// Whether the answer said nothing (only whitespace, or none at all); in a pruned line, told
+    /// from the hash it kept.
+    pub fn answer_is_empty(&self) -> bool {
+        match (&self.answer, &self.answer_hash) {
+            (Some(a), _) => a.trim().is_empty(),
+            (None, Some(h)) => *h == format!("{:016x}", answer_hash("")),
+            (None, None) => true,
+        }
+    }
+
     /// Drop every text the answer or the context put in this record — the answer, each claim
     /// and the context window it matched, where keywords were found, echoed words, a JSON
     /// parser's message — and keep what every metric folds: pass, each check's outcome, labels,

@@ -45,6 +45,8 @@ pub struct Runner<'a> {
     pub grace: Duration,
     /// (item, model, trial) already answered: a resumed run skips them and appends.
     pub done: Option<&'a TrialSet>,
+    /// A model never to call (`--baseline`: the current model's answers are stored ones).
+    pub skip: Option<Side>,
 }
 
 impl Runner<'_> {
@@ -71,6 +73,7 @@ impl Runner<'_> {
         let stop = stopping.clone();
         let enough = decided.clone();
         let done = self.done;
+        let skip = self.skip;
         let store = self.work.items.clone();
         // Items are parsed here, once each, as the pipeline reaches them; the trials of an item
         // share it, and it is dropped with its last trial.
@@ -80,7 +83,7 @@ impl Runner<'_> {
                 let mut parsed: Option<Arc<Item>> = None;
                 (0..repeats)
                     .flat_map(move |trial| Side::BOTH.map(|side| TrialKey { item, side, trial }))
-                    .filter(move |t| done.is_none_or(|d| !d.contains(t)))
+                    .filter(move |t| Some(t.side) != skip && done.is_none_or(|d| !d.contains(t)))
                     .map(move |t| {
                         let item = parsed.get_or_insert_with(|| Arc::new(store.get(item)));
                         (t, item.clone())

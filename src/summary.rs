@@ -197,23 +197,30 @@ impl Summary {
         let mut results = results;
         let sequential = manifest.sequential.map(|plan| {
             use crate::gate::sequential as seq;
-            let looks = seq::look(
+            // The items complete on both models, from the first in the run's order.
+            let complete = items
+                .iter()
+                .take_while(|t| t.is_complete(manifest.repeats))
+                .count();
+            let replay = seq::replay(
                 &manifest.gates,
+                &plan,
                 golden_items,
                 items,
-                golden_items.len(),
+                complete,
                 manifest.repeats,
                 settings.confidence,
+                status != Status::Interrupted,
             );
-            let decided = seq::verdict_decided(&looks);
-            seq::apply(&mut results, &looks);
+            seq::apply(&mut results, &replay.looks);
             seq::SequentialInfo {
                 seed: plan.seed,
                 batch: plan.batch,
                 min_items: plan.min_items,
-                items_used: golden_items.len(),
+                items_used: complete,
                 items_total: plan.items_total,
-                stopped: if decided {
+                decided_at: replay.decided.then_some(replay.at),
+                stopped: if replay.decided {
                     "decided"
                 } else if status == Status::Interrupted {
                     "interrupted"

@@ -35,7 +35,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
         let _inside = runtime.enter();
         Plan::make(&args)?
     };
-    let executed = runtime.block_on(execute(&plan, &args))?;
+    let mut plan = plan;
+    let executed = runtime.block_on(execute(&mut plan, &args))?;
 
     // A `--until-decided` run that decided keeps the items it completed: the rest were never
     // asked (their lines, if a request was in flight, stay in results.jsonl).
@@ -287,7 +288,14 @@ impl Plan {
             scoring,
             ..
         } = evaluation;
-        let items_len = items.len();
+        // What is done, and (only a `--until-decided` run's monitor needs them) its tallies.
+        let sequential = manifest.sequential.is_some();
+        let (done, prior) = match fold {
+            Some(f) if sequential => (Some(f.done), f.item_tallies),
+            Some(f) => (Some(f.done), ItemTallies::default()),
+            None if sequential => (None, ItemTallies::new(items.len())),
+            None => (None, ItemTallies::default()),
+        };
         Ok(Plan {
             dir,
             manifest,
@@ -298,11 +306,9 @@ impl Plan {
                 system: config.system,
                 scoring: Arc::new(scoring),
             }),
-            appends: fold.is_some(),
-            prior: fold
-                .as_ref()
-                .map_or_else(|| ItemTallies::new(items_len), |f| f.item_tallies.clone()),
-            done: fold.map(|f| f.done).unwrap_or_default(),
+            appends: done.is_some(),
+            prior,
+            done: done.unwrap_or_default(),
             concurrency,
             _lock: lock,
         })
@@ -446,7 +452,7 @@ fn fresh_manifest(
 
 /// Both models over every (item, trial) the plan has not done yet, results appended as they
 /// arrive.
-async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
+async fn execute(plan: &mut Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
     let repeats = plan.manifest.repeats;
     let total = plan.work.items.len() as u64 * u64::from(repeats) * 2 - plan.done.len() as u64;
     let progress = Progress::new(total, args.quiet);
@@ -461,7 +467,12 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
         concurrency: plan.concurrency,
         grace: Duration::from_secs(30),
         done: plan.appends.then_some(&plan.done),
+        // A `--baseline` run's current answers are stored ones: that model is never asked (an
+        // answer missing after a crash mid-copy leaves its item incomplete, never answered by
+        // the candidate's provider in its place).
+        skip: plan.manifest.baseline.is_some().then_some(Side::Current),
     };
+    let prior = std::mem::take(&mut plan.prior);
     let mut monitor = plan.manifest.sequential.map(|p| {
         crate::gate::sequential::Monitor::new(
             plan.manifest.gates.clone(),
@@ -469,7 +480,7 @@ async fn execute(plan: &Plan, args: &RunArgs) -> anyhow::Result<RunOutput> {
             repeats,
             plan.manifest.statistics.unwrap_or_default().confidence,
             plan.work.items.clone(),
-            plan.prior.clone(),
+            prior,
         )
     });
     let output = runner.run(results, &progress, monitor.as_mut()).await;
@@ -635,21 +646,31 @@ impl Baseline {
             ))
             .into());
         }
-        let theirs: HashSet<&str> = run.items.ids().collect();
+        // Only items the baseline's model answered in full: a missing answer would otherwise be
+        // asked of the candidate's provider, standing in for the current model.
+        let answered: HashSet<&str> = (0..run.items.len())
+            .filter(|&i| run.item_tallies[i].done[side] >= repeats)
+            .map(|i| run.items.id(i))
+            .collect();
         let before = evaluation.golden.items.len();
-        evaluation.golden.items.retain_ids(|id| theirs.contains(id));
+        evaluation
+            .golden
+            .items
+            .retain_ids(|id| answered.contains(id));
         let kept = evaluation.golden.items.len();
         if kept == 0 {
             return Err(Error::Usage(format!(
-                "the baseline run {} has none of this run's item ids: nothing to compare",
-                run.manifest.run_id
+                "the baseline run {} answered none of this run's item ids with its {} model: nothing to compare",
+                run.manifest.run_id,
+                side.as_str()
             ))
             .into());
         }
         if kept < before {
             warnings.push(format!(
-                "{} of this run's {before} item(s) are not in the baseline run {}: {kept} are compared",
+                "{} of this run's {before} item(s) have no complete answer of the {} model in the baseline run {} (not among its items, or not answered): {kept} are compared",
                 before - kept,
+                side.as_str(),
                 run.manifest.run_id
             ));
         }

@@ -338,8 +338,10 @@ impl Monitor {
         self.tallies.record(item, r);
     }
 
-    /// After a batch of results: look if `batch` more items are complete in order, and say
-    /// whether the verdict is decided (then the run schedules nothing more).
+    /// After a batch of results: look at each point of the plan the complete items have
+    /// reached ([`look_points`]), and say whether the verdict is decided (then the run schedules
+    /// nothing more). The points are fixed by the plan, not by when answers arrive, so
+    /// `goldgate report` replays the same looks ([`replay`]).
     pub fn decided(&mut self) -> bool {
         if self.decided {
             return true;
@@ -349,20 +351,78 @@ impl Monitor {
         {
             self.prefix += 1;
         }
-        if self.prefix >= self.next_look {
+        while !self.decided && self.prefix >= self.next_look {
             let looks = look(
                 &self.gates,
                 &self.items,
                 &self.tallies,
-                self.prefix,
+                self.next_look,
                 self.repeats,
                 self.confidence,
             );
             self.decided = verdict_decided(&looks);
-            let batch = self.plan.batch.max(1);
-            self.next_look = (self.prefix / batch + 1) * batch;
+            self.next_look += self.plan.batch.max(1);
         }
         self.decided
+    }
+}
+
+/// The looks of a plan over `complete` items in order: at `min_items`, then every `batch` more.
+fn look_points(plan: &SequentialPlan, complete: usize) -> impl Iterator<Item = usize> {
+    (plan.min_items.max(1)..=complete).step_by(plan.batch.max(1))
+}
+
+/// What a `--until-decided` run's looks concluded, replayed from its items.
+pub struct Replay {
+    pub looks: Vec<Option<Look>>,
+    /// The items the deciding (or last) look was over.
+    pub at: usize,
+    pub decided: bool,
+}
+
+/// The run's looks replayed over its first `complete` items (each complete on both models, in
+/// the run's order): the first that decides the verdict, as the run stopped on it; else, when
+/// the items ran out (`ended`), one last look over all of them — a stop that is no look of the
+/// plan is a stop too — else the last look taken.
+#[allow(clippy::too_many_arguments)]
+pub fn replay(
+    gates: &[Gate],
+    plan: &SequentialPlan,
+    items: &Items,
+    tallies: &ItemTallies,
+    complete: usize,
+    repeats: u32,
+    confidence: f64,
+    ended: bool,
+) -> Replay {
+    let at = |n: usize| look(gates, items, tallies, n, repeats, confidence);
+    let mut last = None;
+    for n in look_points(plan, complete) {
+        let looks = at(n);
+        if verdict_decided(&looks) {
+            return Replay {
+                looks,
+                at: n,
+                decided: true,
+            };
+        }
+        last = Some((n, looks));
+    }
+    match last {
+        Some((n, looks)) if !ended || n == complete => Replay {
+            looks,
+            at: n,
+            decided: false,
+        },
+        _ => {
+            let looks = at(complete);
+            let decided = verdict_decided(&looks);
+            Replay {
+                looks,
+                at: complete,
+                decided,
+            }
+        }
     }
 }
 
@@ -372,8 +432,12 @@ pub struct SequentialInfo {
     pub seed: u64,
     pub batch: usize,
     pub min_items: usize,
+    /// Items answered by both models: those the looks saw, and any in flight at the stop.
     pub items_used: usize,
     pub items_total: usize,
+    /// The items of the look that decided the verdict.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<usize>,
     /// `decided` (the verdict was settled), `exhausted` (the items ran out first) or
     /// `interrupted`.
     pub stopped: String,
@@ -386,7 +450,8 @@ impl SequentialInfo {
         match self.stopped.as_str() {
             "decided" => format!(
                 "decided after {} of {} items ({share:.1}% of the calls)",
-                self.items_used, self.items_total
+                self.decided_at.unwrap_or(self.items_used),
+                self.items_total
             ),
             "exhausted" => format!(
                 "all {} items used: no look settled the verdict earlier",

@@ -401,7 +401,15 @@ fn analyse(
         model: a.model.model,
         accepted_at: a.accepted_at,
     });
-    let (grid, drift) = WindowFold::fold(&runs[runs.len().saturating_sub(window)..]);
+    let first = runs.len().saturating_sub(window);
+    // A night whose marker breaks a model's series (a new golden set, prompt, scoring, goldgate,
+    // model or settings) changes its answers for a reason on record: not drift.
+    let breaks = |night: usize, side: Side| {
+        markers
+            .iter()
+            .any(|m| m.index == first + night && m.breaks(side))
+    };
+    let (grid, drift) = WindowFold::fold(&runs[first..], &breaks);
     EvaluationHistory {
         name,
         runs: nights,
@@ -620,8 +628,8 @@ fn tonight(
         .baseline
         .as_ref()
         .is_some_and(|b| b.run_id == accepted.run_id && b.side == accepted.side);
-    let (summary, compared_items) = if same_baseline {
-        (summary.clone(), run.manifest.golden.items)
+    let summary = if same_baseline {
+        summary.clone()
     } else {
         let base_dir = runs
             .iter()
@@ -631,18 +639,18 @@ fn tonight(
         let mut manifest = run.manifest.clone();
         manifest.models.current = pair.baseline_model.clone();
         manifest.repeats = pair.repeats;
-        manifest.golden.items = pair.items.len();
         manifest.warnings.extend(pair.warnings.iter().cloned());
-        let summary = Summary::build(
+        Summary::build(
             &manifest,
             &pair.tallies,
             &pair.items,
             &pair.item_tallies,
             Status::Complete,
             summary.finished_at.clone(),
-        );
-        (summary, pair.items.len())
+        )
     };
+    // The items the comparison holds (a `--until-decided` night: those it used).
+    let compared_items = summary.golden.items;
     Ok(Some(Tonight {
         run_id: run.manifest.run_id.clone(),
         baseline_run_id: accepted.run_id.clone(),
@@ -718,7 +726,7 @@ struct WindowFold<'a> {
 }
 
 impl<'a> WindowFold<'a> {
-    fn fold(runs: &'a [Run]) -> (Grid, Vec<Drift>) {
+    fn fold(runs: &'a [Run], breaks: &dyn Fn(usize, Side) -> bool) -> (Grid, Vec<Drift>) {
         let mut w = WindowFold {
             runs,
             rows: HashMap::new(),
@@ -738,7 +746,11 @@ impl<'a> WindowFold<'a> {
             }
             if night > 0 {
                 for side in Side::BOTH {
-                    w.judge_drift(night, side, tonight.as_ref());
+                    if breaks(night, side) {
+                        w.normal[side] = NormalChange::default();
+                    } else {
+                        w.judge_drift(night, side, tonight.as_ref());
+                    }
                 }
             }
             w.previous = tonight;

@@ -19,6 +19,9 @@ const DEGRADED_FROM: usize = 25;
 const SWAPPED_FROM: usize = 33;
 /// The candidate's provider file changes (a setting) on this night: a marker.
 const SETTINGS_CHANGED: usize = 12;
+/// The evaluation's prompt changes on this night: every answer changes with it, for a reason on
+/// record (a marker), which is not drift.
+const PROMPT_CHANGED: usize = 18;
 const NIGHTS: usize = 40;
 
 /// A uniform number in [0, 1) from two integers (splitmix64): the same on every machine.
@@ -114,12 +117,19 @@ fn forty_nights() -> (Project, MockServer, Arc<AtomicUsize>, Vec<PathBuf>) {
     let night = Arc::new(AtomicUsize::new(1));
     let tonight = night.clone();
     let server = MockServer::start(move |seen| {
+        let asked_as_q = seen.prompt.starts_with("Q: ");
         let i: u64 = seen
             .prompt
+            .trim_start_matches("Q: ")
             .trim_start_matches("question ")
             .parse()
             .unwrap_or(0);
-        Reply::answer(&answer(&seen.model, i, tonight.load(Ordering::SeqCst)))
+        let text = answer(&seen.model, i, tonight.load(Ordering::SeqCst));
+        Reply::answer(&if asked_as_q {
+            format!("{text} (asked as Q)")
+        } else {
+            text
+        })
     });
     let items = numbered_items(ITEMS);
     let url = server.base_url();
@@ -131,13 +141,14 @@ fn forty_nights() -> (Project, MockServer, Arc<AtomicUsize>, Vec<PathBuf>) {
         };
         provider(&url, model, "")
     });
-    p.write(
-        "goldgate.toml",
-        &format!(
-            "name = {}\ngolden = \"goldens/set\"\ncurrent = \"providers/current.toml\"\ncandidate = \"providers/candidate.toml\"\nprompt = \"{{{{ question }}}}\"\n\n[[gate]]\nmetric = \"accuracy\"\nmin_ratio = 0.95\n\n[[gate]]\nmetric = \"error_rate\"\nmax_ratio = 1.0\n",
-            toml_string(NAME)
-        ),
-    );
+    let evaluation = |prompt: &str| {
+        format!(
+            "name = {}\ngolden = \"goldens/set\"\ncurrent = \"providers/current.toml\"\ncandidate = \"providers/candidate.toml\"\nprompt = {}\n\n[[gate]]\nmetric = \"accuracy\"\nmin_ratio = 0.95\n\n[[gate]]\nmetric = \"error_rate\"\nmax_ratio = 1.0\n",
+            toml_string(NAME),
+            toml_string(prompt)
+        )
+    };
+    p.write("goldgate.toml", &evaluation("{{ question }}"));
     let mut dirs = Vec::new();
     for n in 1..NIGHTS {
         night.store(n, Ordering::SeqCst);
@@ -146,6 +157,9 @@ fn forty_nights() -> (Project, MockServer, Arc<AtomicUsize>, Vec<PathBuf>) {
                 "providers/candidate.toml",
                 &provider(&url, CANDIDATE_MODEL, "temperature = 0.0"),
             );
+        }
+        if n == PROMPT_CHANGED {
+            p.write("goldgate.toml", &evaluation("Q: {{ question }}"));
         }
         let run = p.run(&["--quiet"]);
         assert!(
@@ -243,18 +257,20 @@ fn forty_nights_show_the_degradation_the_swap_and_nothing_else() {
             + 1
     };
 
-    // Markers: the candidate's settings on night 12, the stored baseline on night 40.
+    // Markers: the candidate's settings on night 12, the prompt on 18, the stored baseline on 40.
     let markers: Vec<(usize, String)> = e["markers"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| (night_of(&m["run_id"]), m["changes"].to_string()))
         .collect();
-    assert_eq!(markers.len(), 2, "{markers:?}");
+    assert_eq!(markers.len(), 3, "{markers:?}");
     assert_eq!(markers[0].0, SETTINGS_CHANGED);
     assert!(markers[0].1.contains("settings"), "{markers:?}");
-    assert_eq!(markers[1].0, NIGHTS);
-    assert!(markers[1].1.contains("baseline"), "{markers:?}");
+    assert_eq!(markers[1].0, PROMPT_CHANGED);
+    assert!(markers[1].1.contains("scoring"), "{markers:?}");
+    assert_eq!(markers[2].0, NIGHTS);
+    assert!(markers[2].1.contains("baseline"), "{markers:?}");
 
     // One change point: the candidate's accuracy, within two nights of the degradation.
     let accuracy = series(e, "accuracy", "candidate");
@@ -279,7 +295,7 @@ fn forty_nights_show_the_degradation_the_swap_and_nothing_else() {
     }
 
     // Drift: the swap on night 33 (and the degradation, itself a silent change, on 25); never
-    // the current model, never the settings change.
+    // the current model, never the settings or the prompt change (every answer changed on 18).
     let drift: Vec<(usize, String)> = e["drift"]
         .as_array()
         .unwrap()
@@ -719,4 +735,51 @@ fn an_interrupted_baseline_run_resumes_calling_only_the_candidate() {
         "{}",
         summary["models"]["current"]
     );
+}
+
+/// A baseline run that did not answer every item: only the items its model answered are
+/// compared, and the current model is still never asked (its provider file is the candidate's).
+#[test]
+fn a_baseline_missing_answers_is_compared_on_what_it_answered() {
+    let server = MockServer::start(|seen| {
+        Reply::answer(&format!(
+            "The answer is {}.",
+            seen.prompt.replace("question ", "k")
+        ))
+    });
+    let p = Project::openai(&server.base_url(), &numbered_items(6), "retries = 0");
+    let first = p.run(&["--quiet"]);
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let dir = first.dir.clone().unwrap();
+    // Its candidate never answered q-01 and q-04.
+    let results = std::fs::read_to_string(dir.join("results.jsonl")).unwrap();
+    let kept: Vec<&str> = results
+        .lines()
+        .filter(|l| {
+            !(l.contains("\"model\":\"candidate\"")
+                && (l.contains("\"id\":\"q-01\"") || l.contains("\"id\":\"q-04\"")))
+        })
+        .collect();
+    std::fs::write(dir.join("results.jsonl"), kept.join("\n") + "\n").unwrap();
+
+    let before = server.seen().len();
+    let run = p.run(&["--baseline", &dir.to_string_lossy(), "--quiet"]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("2 of this run's 6 item(s)"),
+        "{}",
+        run.stderr()
+    );
+    let calls: Vec<String> = server.seen()[before..]
+        .iter()
+        .map(|s| s.model.clone())
+        .collect();
+    assert_eq!(
+        calls,
+        vec!["candidate"; 4],
+        "only the candidate, only the items compared"
+    );
+    let s = run.summary();
+    assert_eq!(s["golden"]["items"], 4);
+    assert_eq!(s["status"], "complete");
 }

@@ -86,7 +86,11 @@ fn a_clearly_worse_candidate_is_rejected_after_few_calls() {
     let q = &s["sequential"];
     assert_eq!(q["stopped"], "decided", "{q}");
     let used = q["items_used"].as_u64().unwrap() as usize;
-    assert!((40..N).contains(&used), "{q}");
+    let at = q["decided_at"].as_u64().unwrap() as usize;
+    assert!((40..N).contains(&at) && at <= used, "{q}");
+    assert_eq!((at - 40) % 20, 0, "a look of the plan: 40, 60, 80, …");
+    // What was in flight at the stop is kept, no more: two models at 4 requests each.
+    assert!(used <= at + 8, "{q}");
     assert_eq!(q["items_total"], N);
     assert_eq!(
         s["golden"]["items"], used,
@@ -112,7 +116,7 @@ fn a_clearly_worse_candidate_is_rejected_after_few_calls() {
     // Every view says how far it went.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        md.contains(&format!("decided after {used} of {N} items")),
+        md.contains(&format!("decided after {at} of {N} items")),
         "{md}"
     );
     // `goldgate report` recomputes the same decision from the directory.
