@@ -296,8 +296,8 @@ pub fn apply(results: &mut [GateResult], looks: &[Option<Look>]) {
     }
 }
 
-/// Follows a `--until-decided` run: results as they arrive, a look each time `batch` more items
-/// are complete in the run's order, and whether the verdict is decided.
+/// Follows a `--until-decided` run: results as they arrive, a look at each point of the plan
+/// the items complete in the run's order reach, and whether the verdict is decided.
 pub struct Monitor {
     gates: Vec<Gate>,
     plan: SequentialPlan,

@@ -219,10 +219,7 @@ fn forty_nights_show_the_degradation_the_swap_and_nothing_else() {
     let before = server.seen().len();
     let run = p.run(&["--baseline", "accepted", "--quiet"]);
     assert_eq!(run.code(), 1, "a worse candidate fails: {}", run.stderr());
-    let calls: Vec<String> = server.seen()[before..]
-        .iter()
-        .map(|s| s.model.clone())
-        .collect();
+    let calls = server.models_since(before);
     assert_eq!(calls.len(), ITEMS, "one call per item, candidate only");
     assert!(
         calls.iter().all(|m| m != "current"),
@@ -714,10 +711,7 @@ fn an_interrupted_baseline_run_resumes_calling_only_the_candidate() {
     let before = server.seen().len();
     let resumed = p.run(&["--resume", &dir.to_string_lossy(), "--quiet"]);
     assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
-    let calls: Vec<String> = server.seen()[before..]
-        .iter()
-        .map(|s| s.model.clone())
-        .collect();
+    let calls = server.models_since(before);
     assert_eq!(
         calls,
         vec!["candidate"; 3],
@@ -770,10 +764,7 @@ fn a_baseline_missing_answers_is_compared_on_what_it_answered() {
         "{}",
         run.stderr()
     );
-    let calls: Vec<String> = server.seen()[before..]
-        .iter()
-        .map(|s| s.model.clone())
-        .collect();
+    let calls = server.models_since(before);
     assert_eq!(
         calls,
         vec!["candidate"; 4],

@@ -236,6 +236,15 @@ impl MockServer {
         self.state.seen.lock().unwrap().clone()
     }
 
+    /// The model of every request after the first `before`, in arrival order: which models a
+    /// step called.
+    pub fn models_since(&self, before: usize) -> Vec<String> {
+        self.state.seen.lock().unwrap()[before..]
+            .iter()
+            .map(|s| s.model.clone())
+            .collect()
+    }
+
     /// The most requests for one model that were ever in flight at once.
     pub fn max_in_flight(&self, model: &str) -> usize {
         self.state
