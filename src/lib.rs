@@ -44,6 +44,7 @@ mod report;
 mod rundir;
 mod runner;
 pub mod score;
+pub mod shadow;
 pub mod stats;
 pub mod summary;
 mod text;

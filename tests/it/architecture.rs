@@ -24,12 +24,13 @@ const LAYERS: &[&[&str]] = &[
     /* 13 */ &["rundir"],
     /* 14 */ &["evaluation"],
     /* 15 */ &["runner"],
-    /* 16 */ &["report"],
-    /* 17 */ &["history"],
-    /* 18 */ &["cli"],
-    /* 19 */ &["commands"],
-    /* 20 */ &["lib"],
-    /* 21 */ &["main"],
+    /* 16 */ &["shadow"],
+    /* 17 */ &["report"],
+    /* 18 */ &["history"],
+    /* 19 */ &["cli"],
+    /* 20 */ &["commands"],
+    /* 21 */ &["lib"],
+    /* 22 */ &["main"],
 ];
 
 #[test]

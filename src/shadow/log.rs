@@ -1,0 +1,1 @@
+//! Traffic logs (being written by a helper).
