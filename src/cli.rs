@@ -28,7 +28,7 @@ pub enum Command {
     Merge(MergeArgs),
     /// Check the evaluation, providers, golden set and gates without calling any model.
     Validate(ValidateArgs),
-    /// Lock, check or describe a golden set.
+    /// Lock, check or describe a golden set, or make one from production traffic logs.
     #[command(subcommand)]
     Golden(GoldenCommand),
     /// Scaffold a working evaluation (config, providers, a small golden set) in a directory.
@@ -267,6 +267,47 @@ pub enum GoldenCommand {
         #[arg(long, default_value_t = 0.95, value_parser = unit_interval)]
         confidence: f64,
     },
+    /// Make a new golden set from logged production traffic: one item per distinct request (the
+    /// last user message as the question, the production answer as an unscored `reference`,
+    /// where it was logged as `provenance`), locked. Logs hold user data: text is redacted
+    /// (e-mail addresses, phone and card numbers, IBANs, keys) unless --no-redact is given.
+    FromLog(FromLogArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FromLogArgs {
+    /// The log files (request/response lines, OpenAI Batch files, OTel GenAI spans, or a
+    /// goldgate results.jsonl; gzip is read as it is).
+    #[arg(required = true, num_args = 1.., value_name = "LOG")]
+    pub logs: Vec<PathBuf>,
+    /// The new golden set's directory (must not exist, or be empty); its name is the set's name.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Take a seeded random sample of N requests (default: every distinct request).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// The sample's seed: one seed draws one sample from the same logs.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// A metadata field (a key or a dotted path): the sample is stratified on it and each item
+    /// is tagged with its value.
+    #[arg(long, value_name = "FIELD")]
+    pub stratify: Option<String>,
+    /// The logs' format (default: recognised per file).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::shadow::log::LogFormat>,
+    /// Take requests made at or after this instant (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Take requests made before this instant (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Write the text as logged, personal data included: only for logs known to hold none.
+    #[arg(long)]
+    pub no_redact: bool,
+    /// Exit 2 at the first malformed log line instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// A number from 0 to 1 (exclusive of neither end's nonsense: NaN is refused).

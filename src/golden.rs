@@ -35,6 +35,8 @@ const ITEM_FIELDS: &[&str] = &[
     "tags",
     "group",
     "checks",
+    "reference",
+    "provenance",
 ];
 
 /// `golden.toml`.
@@ -102,6 +104,29 @@ pub struct Item {
     /// Format checks of this item: `[{"type": "regex", "pattern": "…"}, {"type": "json"}]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub checks: Vec<CheckSpec>,
+    /// An answer for a person to read while writing the item's checks (`golden from-log` puts
+    /// the production answer here). Never scored: `expected` is what similarity compares with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// Where the item came from, when it was taken from logged traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ItemProvenance>,
+}
+
+/// The logged request an item was taken from (`goldgate golden from-log`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemProvenance {
+    /// The log file, as it was given.
+    pub file: String,
+    /// The line of the request in that file, from 1.
+    pub line: u64,
+    /// When the request was made (RFC 3339, UTC), where the log says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// The log's own id of the request, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Item {
@@ -993,6 +1018,24 @@ mod tests {
         assert_eq!(items.get(1), all[2]);
         items.truncate(1);
         assert_eq!(items.iter().collect::<Vec<_>>(), [all[0].clone()]);
+    }
+
+    #[test]
+    fn reference_and_provenance_are_optional_and_strict() {
+        let plain = r#"{"id":"a","question":"q?","keywords":["k"]}"#;
+        assert_eq!(
+            serde_json::to_string(&parse_item(plain).unwrap()).unwrap(),
+            plain
+        );
+        let logged = r#"{"id":"a","question":"q?","reference":"r","provenance":{"file":"t.jsonl","line":3,"timestamp":"2025-03-01T10:00:00Z","id":"r1"}}"#;
+        let item = parse_item(logged).unwrap();
+        assert_eq!(item.reference.as_deref(), Some("r"));
+        assert_eq!(item.provenance.as_ref().map(|p| p.line), Some(3));
+        assert_eq!(serde_json::to_string(&item).unwrap(), logged);
+        let (field, message, _) =
+            parse_item(r#"{"id":"a","question":"q?","provenance":{"file":"t","line":1,"row":2}}"#)
+                .unwrap_err();
+        assert!(message.contains("row"), "{field:?}: {message}");
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod faults;
 mod gguf;
+mod golden_from_log;
 mod history;
 mod hostile;
 mod hostile_reports;

@@ -101,6 +101,8 @@ fn item() -> impl Strategy<Value = Item> {
                 tags,
                 group: None,
                 checks,
+                reference: None,
+                provenance: None,
             }
         },
     )
