@@ -38,6 +38,96 @@ pub enum Command {
     /// Every night of every evaluation: trends, change points, drift, tonight against the
     /// accepted baseline; writes <out>/history/. `history prune` thins old runs.
     History(HistoryArgs),
+    /// Replay captured production traffic through the candidate (and the current model, the
+    /// noise baseline), compare with production's answers, and gate on what changed.
+    Shadow(ShadowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ShadowArgs {
+    /// The traffic logs (request/response lines, OpenAI Batch input/output files, OTel GenAI
+    /// spans as OTLP/JSON, or a goldgate results.jsonl; gzip is read as it is).
+    #[arg(long = "log", num_args = 1.., value_name = "FILE", required_unless_present = "resume")]
+    pub logs: Vec<PathBuf>,
+    /// The evaluation file: providers, `[scoring]`, `[shadow]` (gates, context rule, patterns).
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "goldgate.toml",
+        env = "GOLDGATE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// Where run directories are created.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// Replay through this candidate provider file instead of the evaluation's.
+    #[arg(long, value_name = "P.toml")]
+    pub candidate: Option<PathBuf>,
+    /// Replay through this current provider file (the noise baseline) instead of the evaluation's.
+    #[arg(long, value_name = "P.toml", conflicts_with = "no_current")]
+    pub current: Option<PathBuf>,
+    /// Do not replay through the current model: no noise baseline (gates must be absolute).
+    #[arg(long)]
+    pub no_current: bool,
+    /// The logs' format (default: recognised per file).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::shadow::log::LogFormat>,
+    /// Replay a seeded random sample of N requests (default: every distinct request).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub sample: Option<u64>,
+    /// The sample's seed: one seed draws one sample from the same logs.
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// A metadata field (a key or dotted path): the sample is stratified on it, and results are
+    /// tallied per value (tags).
+    #[arg(long, value_name = "FIELD")]
+    pub stratify: Option<String>,
+    /// Take requests made at or after this instant (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Take requests made before this instant (RFC 3339 or epoch seconds).
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Replace e-mail addresses, phone numbers, card numbers, IBANs, API-key shapes and
+    /// `[shadow] redact` patterns before anything is written (the default).
+    #[arg(long, overrides_with = "no_redact")]
+    pub redact: bool,
+    /// Write text as logged and answered, personal data included.
+    #[arg(long, overrides_with = "redact")]
+    pub no_redact: bool,
+    /// Also keep the replayed requests as logged (requests.jsonl, unredacted) in the run
+    /// directory; by default no log text is copied there beyond what the reports show.
+    #[arg(long)]
+    pub keep_raw: bool,
+    /// Exit 2 at the first malformed log line instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Replay only shard K of N (requests partitioned by a hash of their id); `goldgate merge`
+    /// combines the shards.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::manifest::Shard>,
+    /// Finish an interrupted shadow run: the logs are read again, and only what is missing is
+    /// replayed.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["logs", "shard", "sample"])]
+    pub resume: Option<PathBuf>,
+    /// Requests in flight across both models (overrides the evaluation's `concurrency`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: Option<u64>,
+    /// Serve repeated requests from the response cache (<out>/.cache/responses.redb).
+    #[arg(long, env = "GOLDGATE_CACHE", overrides_with = "no_cache")]
+    pub cache: bool,
+    /// Do not use the response cache (the default; overrides GOLDGATE_CACHE).
+    #[arg(long, overrides_with = "cache")]
+    pub no_cache: bool,
+    /// Log failed attempts and retries to stderr.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// No progress bar and no terminal summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Exit 0 instead of 4 when the verdict is inconclusive.
+    #[arg(long)]
+    pub allow_inconclusive: bool,
 }
 
 #[derive(Debug, Args)]

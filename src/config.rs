@@ -173,6 +173,86 @@ pub struct EvalConfig {
     pub statistics: crate::stats::Settings,
     #[serde(default, rename = "gate")]
     pub gates: Vec<GateConfig>,
+    /// How `goldgate shadow` replays logged traffic.
+    #[serde(default)]
+    pub shadow: ShadowConfig,
+}
+
+/// `[shadow]`: the replay of captured production traffic.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowConfig {
+    /// `[[shadow.gate]]`: the shadow run's gates, in `[[gate]]`'s syntax; default
+    /// [`crate::gate::default_shadow_gates`].
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<GateConfig>,
+    /// More patterns to redact besides the built-in kinds (regexes; each match becomes
+    /// `[redacted]`).
+    #[serde(default)]
+    pub redact: Vec<String>,
+    /// Where a request's retrieved context is: faithfulness is scored against it.
+    #[serde(default)]
+    pub context: ContextRule,
+    /// A replayed answer agrees with production's at this token-set similarity or more: the
+    /// shadow run's `accuracy`.
+    #[serde(default = "ShadowConfig::default_agree_at")]
+    pub agree_at: f64,
+    /// Production answers of at most this many words (and all JSON and tool calls) are also
+    /// compared exactly (`exact_match`).
+    #[serde(default = "ShadowConfig::default_exact_max_words")]
+    pub exact_max_words: usize,
+}
+
+impl ShadowConfig {
+    fn default_agree_at() -> f64 {
+        0.6
+    }
+
+    fn default_exact_max_words() -> usize {
+        12
+    }
+}
+
+impl Default for ShadowConfig {
+    fn default() -> Self {
+        ShadowConfig {
+            gates: Vec::new(),
+            redact: Vec::new(),
+            context: ContextRule::default(),
+            agree_at: ShadowConfig::default_agree_at(),
+            exact_max_words: ShadowConfig::default_exact_max_words(),
+        }
+    }
+}
+
+/// `[shadow.context]`: the messages that carry retrieved context, and optionally the markers
+/// around it inside them (`start = "<context>"`, `end = "</context>"`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ContextRule {
+    /// Roles whose messages hold context: by default `tool` (results of a retrieval tool).
+    #[serde(default = "ContextRule::default_roles")]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub start: Option<String>,
+    #[serde(default)]
+    pub end: Option<String>,
+}
+
+impl ContextRule {
+    fn default_roles() -> Vec<String> {
+        vec!["tool".to_owned()]
+    }
+}
+
+impl Default for ContextRule {
+    fn default() -> Self {
+        ContextRule {
+            roles: ContextRule::default_roles(),
+            start: None,
+            end: None,
+        }
+    }
 }
 
 fn one() -> u32 {
@@ -366,6 +446,12 @@ impl EvalConfig {
                     .fix("e.g. similarity = { threshold = 0.5 }")
                     .check(at, s.threshold)
             }),
+            NumberRule::new("shadow.agree_at", 0.0, 1.0)
+                .fix("the token-set similarity to production's answer that counts as agreeing, e.g. 0.6")
+                .check(at, self.shadow.agree_at),
+            NumberRule::new("shadow.exact_max_words", 0.0, 10_000.0)
+                .fix("e.g. 12: answers of up to 12 words are also compared exactly")
+                .check(at, self.shadow.exact_max_words),
         ]
         .into_iter()
         .flatten()

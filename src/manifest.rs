@@ -2,6 +2,7 @@
 //! the first request. Every kind of run directory (a run, a diff of two runs, a merge of shards)
 //! has one; what only one kind records is in its [`RunKind`].
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,89 @@ pub struct Manifest {
     /// run's items.jsonl holds the items in that order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequential: Option<crate::gate::sequential::SequentialPlan>,
+    /// For `goldgate shadow`: the logged traffic replayed, and how it was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowOf>,
+}
+
+/// What a shadow run replayed: its items are logged requests, each item's `expected` the answer
+/// production gave; the candidate (and, for the noise baseline, the current model) answered
+/// them again.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShadowOf {
+    /// The log files, absolute, as read (a resumed run reads them again: their text is never
+    /// copied here unless `keep_raw`).
+    pub logs: Vec<std::path::PathBuf>,
+    /// How they were read, so that a resumed run selects the same requests.
+    pub read: ShadowRead,
+    /// The current model answered the same requests again: a difference counts only where the
+    /// candidate differs from production more than the current model's replay does.
+    pub noise_baseline: bool,
+    /// Personal data was replaced before anything was written (`--redact`, the default).
+    pub redacted: bool,
+    /// `requests.jsonl` holds the replayed requests as logged (`--keep-raw`).
+    pub keep_raw: bool,
+    /// What the reading found, line by line.
+    pub counts: ShadowCounts,
+    /// Production's side of the requests replayed, as logged.
+    pub production: ProductionInfo,
+    /// Redactions made, by kind (`email`, `phone`, …).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub redactions: BTreeMap<String, u64>,
+}
+
+/// The read options of a shadow run, as given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShadowRead {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<u64>,
+    pub seed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stratify: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+/// Lines read and what became of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ShadowCounts {
+    pub lines: u64,
+    /// Requests with a production answer that could be replayed.
+    pub usable: u64,
+    /// Lines that are not what the format says (JSON broken, fields missing).
+    pub malformed: u64,
+    /// Well-formed records that cannot be replayed (an OTel span without message text).
+    pub unusable: u64,
+    pub duplicates: u64,
+    pub outside_window: u64,
+    pub sampled_out: u64,
+    /// Lines the format has but that are no request (other span kinds, blank lines).
+    pub ignored: u64,
+    /// Replayed (after the sample and the shard).
+    pub replayed: u64,
+    /// The first malformed or unusable lines, as `file:line: reason`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+/// Production's answers to the replayed requests, as the log has them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProductionInfo {
+    /// The models that answered, as logged, with their request counts.
+    pub models: BTreeMap<String, u64>,
+    /// Logged latency: another environment's (network, load, hardware), shown, never gated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<crate::metrics::LatencyMs>,
+    /// Production answers that were tool calls.
+    pub tool_calls: u64,
+    /// Production answers that declined.
+    pub refusals: u64,
 }
 
 /// The evaluation a run belongs to: what `history` groups runs by and `accept` keys its file on.

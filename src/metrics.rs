@@ -24,7 +24,7 @@ pub use evidence::{Comparison, Evidence, RepeatStats};
 /// Three significant digits, as the spec requires; values in microseconds.
 const SIGFIG: u8 = 3;
 
-fn new_histogram() -> Histogram<u64> {
+pub fn new_histogram() -> Histogram<u64> {
     Histogram::new(SIGFIG).expect("3 significant digits is a valid histogram")
 }
 
@@ -100,7 +100,7 @@ pub struct ItemTally {
     pub sums: Sides<TrialSums>,
 }
 
-/// One item's trials on one model, summed: 32 bytes, so a 100,000-item run holds 6.4 MB of them.
+/// One item's trials on one model, summed: 52 bytes, so a 100,000-item run holds 10 MB of them.
 /// Counts saturate (a run has at most 1,000 trials per item); sums are `f32`, ample for means of
 /// at most 1,000 scores.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -115,6 +115,16 @@ pub struct TrialSums {
     pub support: f32,
     pub similarity: f32,
     pub cost_usd: f32,
+    /// A shadow replay's: answers that refused, said nothing, matched production's exactly
+    /// (of those compared), were JSON (where production's was), and their length ratio.
+    pub refusals: u16,
+    pub empty: u16,
+    pub exact: u16,
+    pub exact_n: u16,
+    pub json_valid: u16,
+    pub json_n: u16,
+    pub length_n: u16,
+    pub length_ratio: f32,
 }
 
 impl TrialSums {
@@ -140,6 +150,26 @@ impl TrialSums {
         if let Some(s) = &r.similarity {
             inc(&mut self.similarity_n);
             self.similarity += s.token_set as f32;
+        }
+        if let Some(s) = &r.shadow {
+            if s.refusal {
+                inc(&mut self.refusals);
+            }
+            if r.answer_is_empty() {
+                inc(&mut self.empty);
+            }
+            if let Some(exact) = s.exact {
+                inc(&mut self.exact_n);
+                self.exact += u16::from(exact);
+            }
+            if let Some(valid) = s.json_valid {
+                inc(&mut self.json_n);
+                self.json_valid += u16::from(valid);
+            }
+            if let Some(ratio) = s.length_ratio {
+                inc(&mut self.length_n);
+                self.length_ratio += ratio as f32;
+            }
         }
     }
 }
@@ -280,6 +310,18 @@ pub struct Tally {
     pub similarity_scored: u64,
     pub confusion: Confusion,
     pub judge: JudgeTally,
+    pub shadow: ShadowTally,
+}
+
+/// A shadow replay's answers, counted: (hits, of how many) where a measure applies to some.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ShadowTally {
+    /// Answers scored against production's (every answered replay).
+    pub scored: u64,
+    pub refusals: u64,
+    pub exact: (u64, u64),
+    pub json_valid: (u64, u64),
+    pub length_ratio: (f64, u64),
 }
 
 /// The judge's work on this model's answers, kept apart from the model's own.
@@ -317,6 +359,7 @@ impl Default for Tally {
             similarity_scored: 0,
             confusion: Confusion::default(),
             judge: JudgeTally::default(),
+            shadow: ShadowTally::default(),
         }
     }
 }
@@ -370,6 +413,23 @@ impl Tally {
         }
         if let Some((expected, predicted)) = r.label() {
             self.confusion.add(expected, predicted);
+        }
+        if let Some(s) = &r.shadow {
+            let t = &mut self.shadow;
+            t.scored += 1;
+            t.refusals += u64::from(s.refusal);
+            if let Some(exact) = s.exact {
+                t.exact.0 += u64::from(exact);
+                t.exact.1 += 1;
+            }
+            if let Some(valid) = s.json_valid {
+                t.json_valid.0 += u64::from(valid);
+                t.json_valid.1 += 1;
+            }
+            if let Some(ratio) = s.length_ratio {
+                t.length_ratio.0 += ratio;
+                t.length_ratio.1 += 1;
+            }
         }
         if let Some(j) = &r.judge {
             self.judge.answers += 1;
@@ -441,11 +501,42 @@ impl Tally {
                 },
                 cost_usd: self.judge.usage.cost_usd,
             }),
+            shadow: (self.shadow.scored > 0).then(|| {
+                let t = &self.shadow;
+                let share = |(n, d): (u64, u64)| (d > 0).then(|| n as f64 / d as f64);
+                let requests = self.requests as f64;
+                ShadowMetrics {
+                    refusal_rate: t.refusals as f64 / requests,
+                    empty_rate: self.empty as f64 / requests,
+                    exact_match: share(t.exact),
+                    exact_compared: t.exact.1,
+                    json_validity: share(t.json_valid),
+                    json_expected: t.json_valid.1,
+                    length_ratio: (t.length_ratio.1 > 0)
+                        .then(|| t.length_ratio.0 / t.length_ratio.1 as f64),
+                }
+            }),
             intervals: BTreeMap::new(),
             repeats: None,
             by_tag: None,
         }
     }
+}
+
+/// What a shadow replay's answers are next to production's (`metrics.shadow` in summary.json).
+/// Rates are of the requests sent, as `error_rate` is.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ShadowMetrics {
+    pub refusal_rate: f64,
+    pub empty_rate: f64,
+    /// Of the requests whose production answer was short or structured.
+    pub exact_match: Option<f64>,
+    pub exact_compared: u64,
+    /// Of the requests production answered with JSON.
+    pub json_validity: Option<f64>,
+    pub json_expected: u64,
+    /// The mean over answers of (answer words / production answer words).
+    pub length_ratio: Option<f64>,
 }
 
 /// One model's tallies, overall and per tag.
@@ -550,6 +641,11 @@ pub enum MetricKind {
     Similarity,
     FaithfulnessSupport,
     ForbiddenRate,
+    RefusalRate,
+    EmptyRate,
+    ExactMatch,
+    JsonValidity,
+    LengthRatio,
 }
 
 /// How a metric's values read, and how a change in one is shown.
@@ -565,6 +661,8 @@ pub enum Unit {
     Millis,
     /// US dollars; a change relative.
     Usd,
+    /// A ratio around 1 (`1.25×`); a change relative.
+    Ratio,
 }
 
 /// One row of the catalogue.
@@ -584,7 +682,7 @@ pub struct MetricInfo {
 const NO_VALUE: &str = "neither model has a value for this metric";
 
 /// Every gateable metric, in the order the docs and error messages list them.
-pub const CATALOGUE: [MetricInfo; 12] = [
+pub const CATALOGUE: [MetricInfo; 17] = [
     MetricInfo {
         kind: MetricKind::Accuracy,
         name: "accuracy",
@@ -682,7 +780,51 @@ pub const CATALOGUE: [MetricInfo; 12] = [
         value: |m| m.forbidden_rate,
         undefined: NO_VALUE,
     },
+    MetricInfo {
+        kind: MetricKind::RefusalRate,
+        name: "refusal_rate",
+        label: "refusal rate",
+        unit: Unit::Proportion,
+        value: |m| m.shadow.as_ref().map(|s| s.refusal_rate),
+        undefined: NOT_SHADOW,
+    },
+    MetricInfo {
+        kind: MetricKind::EmptyRate,
+        name: "empty_rate",
+        label: "empty rate",
+        unit: Unit::Proportion,
+        value: |m| m.shadow.as_ref().map(|s| s.empty_rate),
+        undefined: NOT_SHADOW,
+    },
+    MetricInfo {
+        kind: MetricKind::ExactMatch,
+        name: "exact_match",
+        label: "exact match",
+        unit: Unit::Proportion,
+        value: |m| m.shadow.as_ref().and_then(|s| s.exact_match),
+        undefined: "no short or structured production answer was replayed, so exact match is undefined",
+    },
+    MetricInfo {
+        kind: MetricKind::JsonValidity,
+        name: "json_validity",
+        label: "JSON validity",
+        unit: Unit::Proportion,
+        value: |m| m.shadow.as_ref().and_then(|s| s.json_validity),
+        undefined: "production answered no request with JSON, so JSON validity is undefined",
+    },
+    MetricInfo {
+        kind: MetricKind::LengthRatio,
+        name: "length_ratio",
+        label: "length ratio",
+        unit: Unit::Ratio,
+        value: |m| m.shadow.as_ref().and_then(|s| s.length_ratio),
+        undefined: NOT_SHADOW,
+    },
 ];
+
+/// Why a metric of shadow replays has no value in a run that is not one.
+const NOT_SHADOW: &str =
+    "only a shadow replay (goldgate shadow) measures this against production's answers";
 
 impl MetricKind {
     pub fn info(self) -> &'static MetricInfo {
@@ -715,6 +857,7 @@ impl MetricKind {
             Unit::Millis if v >= 100.0 => format!("{v:.0} ms"),
             Unit::Millis => format!("{v:.1} ms"),
             Unit::Usd => format!("${v:.4}"),
+            Unit::Ratio => format!("{v:.2}×"),
         }
     }
 
@@ -732,6 +875,7 @@ impl MetricKind {
                 Unit::Millis if v >= 100.0 => format!("{v:.0}"),
                 Unit::Millis => format!("{v:.1}"),
                 Unit::Usd => format!("{v:.4}"),
+                Unit::Ratio => format!("{v:.2}"),
             }
         };
         format!("[{}, {}]", f(i.low), f(i.high))
@@ -746,6 +890,7 @@ impl MetricKind {
             Unit::Fraction => format!("{v:+.3}"),
             Unit::Millis => format!("{v:+.1}"),
             Unit::Usd => format!("{v:+.4}"),
+            Unit::Ratio => format!("{v:+.2}"),
         };
         let unit = match self.info().unit {
             Unit::Proportion => " pts",
@@ -888,6 +1033,9 @@ pub struct Metrics {
     pub judge: Option<JudgeMetrics>,
     /// The confidence interval of each metric above, by its gate name (`accuracy`,
     /// `latency_p95_ms`…), at `statistics.confidence`; `null` for an unbounded side.
+    /// A shadow replay's measures against production's answers; absent in other runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowMetrics>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub intervals: BTreeMap<String, Interval>,
     /// With repeats: pass@k, pass^k, flaky items, and how much of the variance is within items.
@@ -994,6 +1142,7 @@ mod tests {
             similarity: None,
             judge: None,
             answer_hash: None,
+            shadow: None,
         }
     }
 

@@ -237,6 +237,9 @@ pub struct ResultRecord {
     /// `history` still tells a changed answer from the same one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer_hash: Option<String>,
+    /// A shadow replay's answer next to production's (`goldgate shadow`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::score::ShadowScores>,
 }
 
 /// A fingerprint of an answer (FNV-1a, 64 bits, of the trimmed text): enough to tell two answers

@@ -14,7 +14,7 @@ use crate::golden::{Item, Items};
 use crate::metrics::{ItemTallies, ModelTally};
 use crate::progress::Progress;
 use crate::prompt::PromptTemplate;
-use crate::provider::{CallError, Client, Outcome, Request};
+use crate::provider::{CallError, Chat, Client, Outcome, Request};
 use crate::record::{ResultRecord, Side, Sides, TokenCount, TrialKey, TrialSet};
 use crate::rundir::ResultsWriter;
 use crate::score::{Scores, Scoring};
@@ -35,6 +35,46 @@ pub struct Work {
     pub prompt: Arc<PromptTemplate>,
     pub system: Option<String>,
     pub scoring: Arc<Scoring>,
+    /// A shadow replay's conversations, by item number: sent as logged instead of a rendered
+    /// prompt.
+    pub chats: Option<Arc<Chats>>,
+    /// Applied to every answer and error message before anything scores or writes it (a shadow
+    /// replay's redaction: a model may repeat the personal data it was sent).
+    pub scrub: Option<Scrub>,
+}
+
+/// Text in, text with what must not be written replaced.
+pub type Scrub = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
+/// Conversations held compactly, one JSON text after another: a replay of 100,000 logged
+/// requests holds their text once, not as trees of JSON values.
+#[derive(Debug, Default)]
+pub struct Chats {
+    json: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Chats {
+    pub fn push(&mut self, chat: &Chat) {
+        serde_json::to_writer(&mut self.json, chat).expect("a chat always serialises");
+        self.ends.push(self.json.len());
+    }
+
+    /// Add a conversation already written as JSON by [`Chats::push`].
+    pub fn push_json(&mut self, json: &[u8]) {
+        self.json.extend_from_slice(json);
+        self.ends.push(self.json.len());
+    }
+
+    /// The conversation of item `i`, as logged.
+    pub fn json(&self, i: usize) -> &[u8] {
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p]);
+        &self.json[start..self.ends[i]]
+    }
+
+    pub fn get(&self, i: usize) -> Chat {
+        serde_json::from_slice(self.json(i)).expect("chats are written by push")
+    }
 }
 
 pub struct Runner<'a> {
@@ -139,14 +179,27 @@ impl Runner<'_> {
 impl Work {
     async fn attempt(self: Arc<Self>, t: TrialKey, item: Arc<Item>) -> (TrialKey, ResultRecord) {
         let item = &*item;
-        let outcome = match self.prompt.render(item) {
-            Ok(prompt) => {
+        let rendered = match &self.chats {
+            // A replay sends the conversation as logged; prompt-only providers get it flattened.
+            Some(chats) => {
+                let chat = chats.get(t.item);
+                let (system, prompt) = chat.flatten();
+                Ok((system, prompt, Some(Arc::new(chat))))
+            }
+            None => self
+                .prompt
+                .render(item)
+                .map(|prompt| (self.system.clone(), prompt, None)),
+        };
+        let mut outcome = match rendered {
+            Ok((system, prompt, chat)) => {
                 let request = Request {
-                    system: self.system.clone(),
+                    system,
                     prompt,
                     question: item.question.clone(),
                     context: item.context.clone(),
                     trial: t.trial,
+                    chat,
                 };
                 self.clients[t.side].call(&request).await
             }
@@ -157,6 +210,12 @@ impl Work {
                 format!("not sent: the prompt does not render for this item: {e}"),
             )),
         };
+        if let Some(scrub) = &self.scrub {
+            match &mut outcome.result {
+                Ok(answer) => *answer = scrub(answer),
+                Err(e) => e.message = scrub(&e.message),
+            }
+        }
         // Scoring (a judge's calls included) happens after the answer was timed.
         let scores = match &outcome.result {
             Ok(answer) => Some(self.scoring.score(item, answer).await),
@@ -208,6 +267,7 @@ fn record(item: &Item, t: TrialKey, outcome: Outcome, scores: Option<Scores>) ->
             .as_ref()
             .and_then(|s| s.judge.clone())
             .map(|(usage, error)| crate::record::JudgeRecord { usage, error }),
+        shadow: scores.as_ref().and_then(|s| s.shadow),
         checks: scores.map(|s| s.checks).unwrap_or_default(),
         error,
         answer_hash: None,

@@ -55,6 +55,9 @@ pub struct Summary {
     /// The machine when the run started (CPUs, load average).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<crate::manifest::Machine>,
+    /// Set by `goldgate shadow`: the logged traffic replayed, and production's side of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<crate::manifest::ShadowOf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -260,7 +263,89 @@ impl Summary {
             baseline: manifest.baseline.clone(),
             sequential,
             machine: manifest.machine.clone(),
+            shadow: manifest.shadow.clone(),
         }
+    }
+
+    /// For a shadow run, what was read and production's side, a line each (after
+    /// [`Summary::shadow_text`]).
+    pub fn shadow_lines(&self) -> Vec<String> {
+        let Some(s) = &self.shadow else {
+            return Vec::new();
+        };
+        let c = &s.counts;
+        let mut lines = vec![format!(
+            "Log lines read: {}; usable requests {}, malformed {}, unusable {}, duplicates {}, outside the window {}, left out of the sample {}, replayed {}.",
+            c.lines,
+            c.usable,
+            c.malformed,
+            c.unusable,
+            c.duplicates,
+            c.outside_window,
+            c.sampled_out,
+            c.replayed
+        )];
+        let models = s
+            .production
+            .models
+            .iter()
+            .map(|(m, n)| format!("{m} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let latency = s.production.latency_ms.as_ref().map_or_else(
+            || "no latency logged".to_owned(),
+            |l| {
+                format!(
+                    "logged latency p50 {:.0} ms, p95 {:.0} ms (another environment's: shown, never gated)",
+                    l.p50, l.p95
+                )
+            },
+        );
+        lines.push(format!(
+            "Production: {models}; {latency}; {} answer(s) were tool calls, {} refused.",
+            s.production.tool_calls, s.production.refusals
+        ));
+        lines.push(if s.redacted {
+            let made = s
+                .redactions
+                .iter()
+                .map(|(k, n)| format!("{n} {k}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "Personal data redacted before anything was written{}.",
+                if made.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({made} in the logs)")
+                }
+            )
+        } else {
+            "Not redacted (--no-redact): text is as logged and answered.".to_owned()
+        });
+        lines.extend(c.examples.iter().map(|e| format!("Skipped: {e}")));
+        lines
+    }
+
+    /// For a shadow run, what it compared, in a sentence every view shows.
+    pub fn shadow_text(&self) -> Option<String> {
+        self.shadow.as_ref().map(|s| {
+            let files = s
+                .logs
+                .iter()
+                .map(|p| p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let baseline = if s.noise_baseline {
+                "the current model answered them again as the noise baseline: a difference counts only where the candidate moved from production's answers more than the current model's replay did"
+            } else {
+                "no noise baseline (--no-current): the candidate's agreement with production is judged on absolute bounds"
+            };
+            format!(
+                "Shadow replay of {} logged request(s) from {files}: each item's expected answer is the one production gave; {baseline}.",
+                s.counts.replayed
+            )
+        })
     }
 
     /// For a `--baseline` run: `The current model was not called: its answers are the stored

@@ -110,6 +110,7 @@ pub fn diff(args: &DiffArgs) -> anyhow::Result<Exit> {
         evaluation: b.manifest.evaluation.clone(),
         baseline: None,
         sequential: None,
+        shadow: None,
     };
     rundir::write_start(&dir, &manifest, &items)?;
 

@@ -79,6 +79,9 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
         .min()
         .unwrap_or_default();
     manifest.golden.items = items.len();
+    if let Some(shadow) = &mut manifest.shadow {
+        shadow.counts.replayed = items.len() as u64;
+    }
     manifest.golden.locked = runs.iter().all(|r| r.manifest.golden.locked);
     manifest.warnings = warnings;
     manifest.kind = RunKind::Merge {

@@ -10,6 +10,7 @@ mod init;
 mod merge;
 mod report;
 mod run;
+mod shadow;
 mod validate;
 
 use std::io::Write;
@@ -34,6 +35,7 @@ pub fn main(cli: Cli) -> anyhow::Result<Exit> {
         Command::Init(args) => init::init(&args),
         Command::Accept(args) => accept::accept(&args),
         Command::History(args) => history::history(&args),
+        Command::Shadow(args) => shadow::shadow(args),
     }
 }
 

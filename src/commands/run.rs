@@ -305,6 +305,8 @@ impl Plan {
                 prompt: Arc::new(prompt),
                 system: config.system,
                 scoring: Arc::new(scoring),
+                chats: None,
+                scrub: None,
             }),
             appends: done.is_some(),
             prior,
@@ -335,6 +337,14 @@ fn evaluation_source(
                 current_stored: false,
             };
             (src.config.clone(), overrides)
+        }
+        (Some((dir, manifest)), _) if manifest.shadow.is_some() => {
+            return Err(Error::Usage(format!(
+                "{} is a shadow run: finish it with `goldgate shadow --resume {}`",
+                dir.display(),
+                dir.display()
+            ))
+            .into());
         }
         (Some((dir, manifest)), _) => {
             let src = manifest.source().ok_or_else(|| {
@@ -447,6 +457,7 @@ fn fresh_manifest(
         }),
         baseline: None,
         sequential: None,
+        shadow: None,
     }
 }
 
@@ -560,7 +571,7 @@ impl RerunSelection {
 }
 
 /// SHA-256 over the given files' contents (a missing file hashes as empty).
-fn fingerprint(paths: &[&Path]) -> String {
+pub(super) fn fingerprint(paths: &[&Path]) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     for p in paths {

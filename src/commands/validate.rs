@@ -60,6 +60,7 @@ fn check_reachable(eval: &Evaluation, out: &mut dyn Write) -> anyhow::Result<Vec
         question: item.question.clone(),
         context: item.context.clone(),
         trial: 0,
+        chat: None,
     };
     let mut problems = Vec::new();
     for side in crate::record::Side::BOTH {

@@ -65,6 +65,24 @@ pub fn default_gates() -> Vec<Gate> {
     ]
 }
 
+/// A shadow run's gates when `[[shadow.gate]]` names none: against the noise baseline (the
+/// current model's replay of the same requests), the candidate agrees with production's answers
+/// about as often, fails, refuses and says nothing no more often, and is about as fast.
+pub fn default_shadow_gates() -> Vec<Gate> {
+    let g = |name: &str, bound| Gate {
+        metric: MetricRef::parse(name).expect("default gate metrics are valid"),
+        bound,
+        decide: None,
+    };
+    vec![
+        g("accuracy", Bound::MinRatio(0.95)),
+        g("error_rate", Bound::MaxRatio(1.0)),
+        g("refusal_rate", Bound::MaxRatio(1.0)),
+        g("empty_rate", Bound::MaxRatio(1.0)),
+        g("latency_p95_ms", Bound::MaxRatio(1.10)),
+    ]
+}
+
 /// The values a metric can take, in its unit: a bound outside them can never be met (`min = 5`
 /// on accuracy, which is a share from 0 to 1) or always is.
 fn value_range(kind: MetricKind) -> (f64, f64, &'static str) {
@@ -74,6 +92,11 @@ fn value_range(kind: MetricKind) -> (f64, f64, &'static str) {
         Unit::Score => (1.0, 5.0, "faithfulness is on a 1-5 scale, e.g. min = 4.0"),
         Unit::Millis => (0.0, MAX_TIMEOUT_S * 1000.0, "milliseconds, e.g. max = 1500"),
         Unit::Usd => (0.0, 1e9, "US dollars per 1,000 queries, e.g. max = 2.50"),
+        Unit::Ratio => (
+            0.0,
+            1e6,
+            "a ratio, e.g. max = 1.5 for at most half as long again",
+        ),
     }
 }
 

@@ -339,6 +339,9 @@ fn read_run(dir: &Path) -> Result<Run, String> {
             d.a, d.b
         ));
     }
+    if manifest.shadow.is_some() {
+        return Err("a shadow replay of logged traffic, not a night of the golden set".to_owned());
+    }
     if let Some(shard) = manifest.shard() {
         return Err(format!(
             "shard {shard} of a run; history reads the merged run (`goldgate merge`)"

@@ -86,6 +86,11 @@ fn item_value(kind: MetricKind, t: &ItemTally, side: Side) -> Option<(f64, f64)>
         MetricKind::FaithfulnessSupport => (f64::from(s.support), f64::from(s.support_n)),
         MetricKind::Similarity => (f64::from(s.similarity), f64::from(s.similarity_n)),
         MetricKind::CostPer1k => (f64::from(s.cost_usd) * 1000.0, f64::from(s.answered)),
+        MetricKind::RefusalRate => (f64::from(s.refusals), done),
+        MetricKind::EmptyRate => (f64::from(s.empty), done),
+        MetricKind::ExactMatch => (f64::from(s.exact), f64::from(s.exact_n)),
+        MetricKind::JsonValidity => (f64::from(s.json_valid), f64::from(s.json_n)),
+        MetricKind::LengthRatio => (f64::from(s.length_ratio), f64::from(s.length_n)),
         _ => return None,
     };
     (v.1 > 0.0).then_some(v)
@@ -96,7 +101,7 @@ pub fn value_range(kind: MetricKind) -> (f64, f64) {
     match kind.info().unit {
         Unit::Proportion | Unit::Fraction => (0.0, 1.0),
         Unit::Score => (1.0, 5.0),
-        Unit::Millis | Unit::Usd => (0.0, f64::INFINITY),
+        Unit::Millis | Unit::Usd | Unit::Ratio => (0.0, f64::INFINITY),
     }
 }
 

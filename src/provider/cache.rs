@@ -1,7 +1,8 @@
 //! The opt-in response cache (`run --cache`): an embedded, crash-safe key-value store (redb).
 //!
 //! A key is the SHA-256 of everything that shapes an answer — the provider's identity (kind,
-//! endpoint, model, parameters), the system message, the rendered prompt and the trial — so a
+//! endpoint, model, parameters), the system message, the rendered prompt, the trial and a replayed
+//! conversation, if there is one — so a
 //! changed prompt or parameter is a miss, never a stale hit. Only successful answers are stored;
 //! a hit keeps the latency recorded when it was fetched and is marked `cached`.
 
@@ -65,13 +66,23 @@ impl Cache {
     }
 
     pub fn key(identity: &str, request: &Request) -> [u8; 32] {
+        // Chat-speaking providers send the conversation itself, not its flattened prompt: two
+        // conversations that flatten alike (tool calls, parameters) may well be answered apart.
+        // Only a present chat is a part, so the keys of plain requests stay what they were.
+        let chat = request
+            .chat
+            .as_ref()
+            .map(|chat| serde_json::to_string(chat.as_ref()).unwrap_or_default());
         let mut h = Sha256::new();
         for part in [
             identity,
             request.system.as_deref().unwrap_or(""),
             &request.prompt,
             &request.trial.to_string(),
-        ] {
+        ]
+        .into_iter()
+        .chain(chat.as_deref())
+        {
             h.update((part.len() as u64).to_le_bytes());
             h.update(part.as_bytes());
         }
@@ -117,6 +128,7 @@ mod tests {
             question: String::new(),
             context: Vec::new(),
             trial,
+            chat: None,
         }
     }
 
@@ -145,5 +157,41 @@ mod tests {
         drop(cache);
         let reopened = Cache::open(&d.path().join("c/responses.redb")).unwrap();
         assert_eq!(reopened.get(&k).unwrap().latency_ms, 812.5);
+    }
+
+    #[test]
+    fn a_replayed_chat_is_part_of_the_key() {
+        use std::sync::Arc;
+
+        use crate::provider::Chat;
+
+        let with = |chat: Chat| Request {
+            chat: Some(Arc::new(chat)),
+            ..request("hi", 0)
+        };
+        let chat = |temperature: f64| Chat {
+            messages: vec![serde_json::json!({"role": "user", "content": "hi"})],
+            params: serde_json::json!({ "temperature": temperature })
+                .as_object()
+                .unwrap()
+                .clone(),
+        };
+        let id = "openai gpt-4o t=0";
+        let plain = Cache::key(id, &request("hi", 0));
+        assert_ne!(plain, Cache::key(id, &with(chat(0.0))));
+        assert_ne!(
+            Cache::key(id, &with(chat(0.0))),
+            Cache::key(id, &with(chat(0.7))),
+            "same flattened prompt, different chats"
+        );
+        assert_eq!(
+            Cache::key(id, &with(chat(0.7))),
+            Cache::key(id, &with(chat(0.7)))
+        );
+        assert_ne!(
+            Cache::key(id, &with(Chat::default())),
+            plain,
+            "even an empty chat"
+        );
     }
 }

@@ -3,9 +3,11 @@
 //! ([`Outcome`]). Plain data, so the runner, the cache and the result lines share it without
 //! knowing any adapter.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// What is sent for one trial of one item.
 #[derive(Debug, Clone)]
@@ -19,6 +21,100 @@ pub struct Request {
     pub context: Vec<String>,
     /// Which trial of the item this is: part of the cache key, so repeats are real repeats.
     pub trial: u32,
+    /// A logged conversation replayed as it was sent (`goldgate shadow`). Providers that speak
+    /// chat send its messages and parameters; the others get `system` and `prompt`, which hold
+    /// the same conversation flattened.
+    pub chat: Option<Arc<Chat>>,
+}
+
+/// A conversation as a production request carried it, in the OpenAI chat shape: the messages
+/// (tool calls and their logged results among them: a replay never executes a tool) and the
+/// parameters the request set. The model is not among them: each provider names its own.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Chat {
+    /// `{"role": …, "content": …, "tool_calls"?: […], "tool_call_id"?: …, "name"?: …}`.
+    pub messages: Vec<Value>,
+    /// `temperature`, `top_p`, `max_tokens`, `seed`, `stop`, `response_format`, `tools`,
+    /// `tool_choice` and whatever else the request body held, but never `model`, `messages`,
+    /// `stream` or credentials.
+    pub params: Map<String, Value>,
+}
+
+impl Chat {
+    /// The conversation for a provider that takes one prompt: the system and developer
+    /// messages as the system prompt; a lone user message as the prompt; else the transcript,
+    /// one `role: text` paragraph per message (tool calls written as
+    /// [`tool_calls_text`] writes them).
+    pub fn flatten(&self) -> (Option<String>, String) {
+        let text = |m: &Value| content_text(&m["content"]);
+        let is_system = |m: &&Value| matches!(m["role"].as_str(), Some("system" | "developer"));
+        let system: Vec<String> = self
+            .messages
+            .iter()
+            .filter(is_system)
+            .map(text)
+            .filter(|t| !t.trim().is_empty())
+            .collect();
+        let rest: Vec<&Value> = self.messages.iter().filter(|m| !is_system(m)).collect();
+        let prompt = match rest.as_slice() {
+            [only] if only["role"] == "user" => text(only),
+            _ => rest
+                .iter()
+                .map(|m| {
+                    let calls = m["tool_calls"].as_array().map(|calls| {
+                        tool_calls_text(calls.iter().map(|c| {
+                            (
+                                c["function"]["name"].as_str().unwrap_or_default(),
+                                c["function"]["arguments"].as_str().unwrap_or_default(),
+                            )
+                        }))
+                    });
+                    let body = [Some(text(m)), calls]
+                        .into_iter()
+                        .flatten()
+                        .filter(|t| !t.is_empty())
+                        .collect::<Vec<_>>()
+                        .join("\n");
+                    format!("{}: {body}", m["role"].as_str().unwrap_or("user"))
+                })
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+        };
+        ((!system.is_empty()).then(|| system.join("\n\n")), prompt)
+    }
+}
+
+/// A message's text: the string, or the text parts of a list joined by line breaks.
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str().or_else(|| p.as_str()))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Tool calls as an answer's text, one per line: `get_weather {"city":"Paris"}`, the arguments'
+/// JSON re-written with sorted keys (as written when they are not JSON). Production's calls and
+/// a replay's are written alike, so comparing the two texts compares the calls.
+pub fn tool_calls_text<'a>(calls: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (name, arguments) in calls {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(name);
+        out.push(' ');
+        match serde_json::from_str::<Value>(arguments) {
+            // serde_json's maps are sorted by key: the text is canonical.
+            Ok(v) => out.push_str(&v.to_string()),
+            Err(_) => out.push_str(arguments.trim()),
+        }
+    }
+    out
 }
 
 /// Token counts as the API reported them.

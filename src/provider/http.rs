@@ -1,6 +1,7 @@
 //! The shared HTTP plumbing of the provider adapters: one client per provider, error
-//! classification, bounded body reading, what a status and its headers mean, and the chat
-//! messages of a request.
+//! classification, bounded body reading, what a status and its headers mean, the chat
+//! messages of a request, and the pieces of a logged conversation ([`Chat`](crate::provider::Chat)) that the adapters
+//! translating it to their own API share.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -9,6 +10,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 use crate::error::{Error, Location};
 use crate::provider::{CallError, ErrorKind, Request};
@@ -143,6 +145,97 @@ pub fn chat_messages(request: &Request) -> Vec<ChatMessage<'_>> {
     messages
 }
 
+/// The text of a logged message's content: a string as it is, a list of parts as its text parts
+/// joined by newlines (images and other parts have no text).
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(text) => text.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|part| part["text"].as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// The URLs of a logged message's image parts (`{"type": "image_url", "image_url": {"url": …}}`,
+/// or the older bare string), in order.
+pub fn image_urls(content: &Value) -> Vec<&str> {
+    let Value::Array(parts) = content else {
+        return Vec::new();
+    };
+    parts.iter().filter_map(image_url).collect()
+}
+
+/// The URL of an image part; `None` for any other part.
+pub fn image_url(part: &Value) -> Option<&str> {
+    if part["type"] != "image_url" {
+        return None;
+    }
+    let image = &part["image_url"];
+    image["url"].as_str().or_else(|| image.as_str())
+}
+
+/// A `data:` URL's media type and base64 payload: the form other APIs take an inline image in.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let (header, data) = url.strip_prefix("data:")?.split_once(',')?;
+    let media_type = header.strip_suffix(";base64")?;
+    Some((media_type, data))
+}
+
+/// One tool call of a logged assistant message, its arguments as the JSON object that APIs other
+/// than OpenAI's take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedToolCall<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub arguments: Value,
+}
+
+/// The tool calls of a logged message. OpenAI writes the arguments as JSON text, and a model may
+/// well have written broken JSON: those calls get `{}`, since the other APIs refuse anything but
+/// an object.
+pub fn logged_tool_calls(message: &Value) -> Vec<LoggedToolCall<'_>> {
+    let Some(calls) = message["tool_calls"].as_array() else {
+        return Vec::new();
+    };
+    calls
+        .iter()
+        .map(|call| {
+            let function = &call["function"];
+            let arguments = match &function["arguments"] {
+                Value::String(text) => serde_json::from_str(text).ok(),
+                other => Some(other.clone()),
+            };
+            LoggedToolCall {
+                id: call["id"].as_str().unwrap_or_default(),
+                name: function["name"].as_str().unwrap_or_default(),
+                arguments: arguments
+                    .filter(Value::is_object)
+                    .unwrap_or_else(|| Value::Object(Map::new())),
+            }
+        })
+        .collect()
+}
+
+/// The output token limit a logged request set, under either of OpenAI's names for it.
+pub fn logged_max_tokens(params: &Map<String, Value>) -> Option<u64> {
+    params
+        .get("max_completion_tokens")
+        .or_else(|| params.get("max_tokens"))
+        .and_then(Value::as_u64)
+}
+
+/// A logged request's stop sequences as a list: OpenAI takes one string or a list of them.
+pub fn logged_stop(params: &Map<String, Value>) -> Option<Vec<Value>> {
+    match params.get("stop")? {
+        Value::String(stop) => Some(vec![Value::String(stop.clone())]),
+        Value::Array(stops) => Some(stops.iter().filter(|s| s.is_string()).cloned().collect()),
+        _ => None,
+    }
+}
+
 /// The error of a non-success status: 429 is `rate_limited`, everything else `http_status`
 /// (whose retrying the retry policy decides by the code). `detail` is what the body said.
 pub fn status_error(
@@ -257,6 +350,56 @@ fn httpdate_parse(s: &str) -> Option<SystemTime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn logged_content_tool_calls_and_params_read_in_either_form() {
+        use serde_json::json;
+        assert_eq!(content_text(&json!("hi")), "hi");
+        let parts = json!([
+            {"type": "text", "text": "look:"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+            {"type": "text", "text": "what is it?"},
+        ]);
+        assert_eq!(content_text(&parts), "look:\nwhat is it?");
+        assert_eq!(content_text(&Value::Null), "");
+        assert_eq!(image_urls(&parts), ["data:image/png;base64,iVBO"]);
+        assert_eq!(
+            data_url("data:image/png;base64,iVBO"),
+            Some(("image/png", "iVBO"))
+        );
+        assert_eq!(data_url("https://example.com/a.png"), None);
+
+        let message = json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}},
+            {"id": "c2", "type": "function", "function": {"name": "g", "arguments": "{broken"}},
+        ]});
+        let calls = logged_tool_calls(&message);
+        assert_eq!(
+            (calls[0].id, calls[0].name, &calls[0].arguments),
+            ("c1", "f", &json!({"a": 1}))
+        );
+        assert_eq!(calls[1].arguments, json!({}));
+        assert!(logged_tool_calls(&json!({"role": "user", "content": "x"})).is_empty());
+
+        let params = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            logged_max_tokens(&params(json!({"max_tokens": 9}))),
+            Some(9)
+        );
+        assert_eq!(
+            logged_max_tokens(&params(json!({"max_completion_tokens": 5}))),
+            Some(5)
+        );
+        assert_eq!(
+            logged_stop(&params(json!({"stop": "END"}))),
+            Some(vec![json!("END")])
+        );
+        assert_eq!(
+            logged_stop(&params(json!({"stop": ["a", "b"]}))),
+            Some(vec![json!("a"), json!("b")])
+        );
+        assert_eq!(logged_stop(&params(json!({"stop": null}))), None);
+    }
 
     #[test]
     fn openai_reset_headers() {

@@ -34,7 +34,9 @@ use crate::error::{Error, Location};
 use crate::provider::retry::RetryPolicy;
 
 pub use anthropic::Anthropic;
-pub use call::{CallError, Completion, ErrorKind, Outcome, Request, Usage};
+pub use call::{
+    CallError, Chat, Completion, ErrorKind, Outcome, Request, Usage, content_text, tool_calls_text,
+};
 pub use command::CommandProvider;
 pub use http_json::HttpJson;
 pub(crate) use kinds::kind;

@@ -1,5 +1,6 @@
 //! `kind = "ollama"`: Ollama's native chat API, which reports its own timings.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,9 +8,13 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
-use super::http::{ChatMessage, chat_messages, retry_after, status_error};
-use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
+use super::http::{
+    ChatMessage, chat_messages, content_text, data_url, image_urls, logged_max_tokens, logged_stop,
+    logged_tool_calls, retry_after, status_error,
+};
+use super::{CallError, Chat, Completion, ErrorKind, Provider, Request, Usage, tool_calls_text};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Problem};
 
@@ -62,6 +67,43 @@ struct ChatResponse {
 struct ResponseMessage {
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCall {
+    function: ToolFunction,
+}
+
+#[derive(Deserialize)]
+struct ToolFunction {
+    #[serde(default)]
+    name: String,
+    /// An object, where OpenAI writes JSON text.
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl ResponseMessage {
+    /// The content; when there is none, the tool calls, written as production's are so that the
+    /// two compare.
+    fn answer(self) -> String {
+        if !self.content.is_empty() {
+            return self.content;
+        }
+        let calls: Vec<(String, String)> = self
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .map(|call| (call.function.name, call.function.arguments.to_string()))
+            .collect();
+        tool_calls_text(
+            calls
+                .iter()
+                .map(|(name, args)| (name.as_str(), args.as_str())),
+        )
+    }
 }
 
 /// `kind = "ollama"` has no options of its own: what it uses, every kind's checks cover.
@@ -103,19 +145,17 @@ impl Ollama {
     }
 
     async fn attempt(&self, request: &Request) -> Result<Completion, CallError> {
-        let body = ChatRequest {
-            model: &self.model,
-            messages: chat_messages(request),
-            stream: false,
-            options: &self.options,
+        let post = self.http.post(&self.url);
+        let post = match &request.chat {
+            Some(chat) => post.json(&chat_body(&self.model, chat, &self.options)),
+            None => post.json(&ChatRequest {
+                model: &self.model,
+                messages: chat_messages(request),
+                stream: false,
+                options: &self.options,
+            }),
         };
-        let response = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(crate::provider::http::classify)?;
+        let response = post.send().await.map_err(crate::provider::http::classify)?;
         let status = response.status();
         let wait = retry_after(response.headers());
         let bytes = crate::provider::http::read_body(response, MAX_BODY_BYTES).await?;
@@ -156,10 +196,96 @@ impl Ollama {
             (Some(input), Some(output)) => Some(Usage { input, output }),
             _ => None,
         };
-        let mut completion = Completion::text(message.content, usage);
+        let mut completion = Completion::text(message.answer(), usage);
         completion.server_ms = parsed.total_duration.map(|ns| ns as f64 / 1e6);
         Ok(completion)
     }
+}
+
+/// A replayed conversation (OpenAI's chat shape) as an `/api/chat` body. The logged sampling
+/// parameters go in `options` over the provider file's, since a replay must ask what production
+/// asked; Ollama has no `tool_choice`, so a logged `"none"` leaves the tools out.
+fn chat_body(model: &str, chat: &Chat, options: &Options) -> Value {
+    let params = &chat.params;
+    let mut options = serde_json::to_value(options).expect("options serialize");
+    let opts = options
+        .as_object_mut()
+        .expect("a struct serializes to an object");
+    for key in ["temperature", "top_p", "seed"] {
+        if let Some(value) = params.get(key).filter(|v| v.is_number()) {
+            opts.insert(key.to_owned(), value.clone());
+        }
+    }
+    if let Some(n) = logged_max_tokens(params) {
+        opts.insert("num_predict".to_owned(), n.into());
+    }
+    if let Some(stop) = logged_stop(params) {
+        opts.insert("stop".to_owned(), stop.into());
+    }
+    let mut body = json!({
+        "model": model,
+        "messages": messages(&chat.messages),
+        "stream": false,
+        "options": options,
+    });
+    let tools_off = params.get("tool_choice").is_some_and(|c| c == "none");
+    if let Some(tools) = params.get("tools").filter(|t| t.is_array() && !tools_off) {
+        body["tools"] = tools.clone();
+    }
+    // JSON mode changes the answer, so the replay asks for it too, in Ollama's words: `format`
+    // is "json" or the schema itself.
+    let format = params.get("response_format").unwrap_or(&Value::Null);
+    match format["type"].as_str() {
+        Some("json_object") => body["format"] = "json".into(),
+        Some("json_schema") if format["json_schema"]["schema"].is_object() => {
+            body["format"] = format["json_schema"]["schema"].clone();
+        }
+        _ => {}
+    }
+    body
+}
+
+/// The logged messages as Ollama takes them: content as text (inline images apart, as base64),
+/// tool calls with object arguments, and tool results named by the tool that made them.
+fn messages(logged: &[Value]) -> Vec<Value> {
+    let mut tool_names: HashMap<&str, &str> = HashMap::new();
+    logged
+        .iter()
+        .map(|message| {
+            let role = match message["role"].as_str().unwrap_or("user") {
+                "developer" => "system",
+                role => role,
+            };
+            let content = &message["content"];
+            let mut out = json!({"role": role, "content": content_text(content)});
+            let images: Vec<&str> = image_urls(content)
+                .into_iter()
+                .filter_map(|url| data_url(url).map(|(_, data)| data))
+                .collect();
+            if !images.is_empty() {
+                out["images"] = images.into();
+            }
+            let calls = logged_tool_calls(message);
+            if !calls.is_empty() {
+                let calls: Vec<Value> = calls
+                    .into_iter()
+                    .map(|call| {
+                        tool_names.insert(call.id, call.name);
+                        json!({"function": {"name": call.name, "arguments": call.arguments}})
+                    })
+                    .collect();
+                out["tool_calls"] = calls.into();
+            }
+            let name = message["name"].as_str().or_else(|| {
+                let id = message["tool_call_id"].as_str()?;
+                tool_names.get(id).copied()
+            });
+            if let (Some(name), "tool") = (name, role) {
+                out["tool_name"] = name.into();
+            }
+            out
+        })
+        .collect()
 }
 
 impl Provider for Ollama {
@@ -172,5 +298,102 @@ impl Provider for Ollama {
 
     fn endpoint(&self) -> Option<&str> {
         Some(&self.url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(messages: Value, params: Value) -> Chat {
+        Chat {
+            messages: serde_json::from_value(messages).unwrap(),
+            params: serde_json::from_value(params).unwrap(),
+        }
+    }
+
+    const PROVIDER: Options = Options {
+        temperature: Some(0.0),
+        num_predict: Some(256),
+        seed: Some(7),
+    };
+
+    #[test]
+    fn a_replayed_conversation_is_sent_as_ollama_messages() {
+        let tools = json!([{"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}]);
+        let chat = chat(
+            json!([
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "Weather here?"},
+                    {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,/9j/"}},
+                    {"type": "text", "text": "Paris."},
+                ]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+            ]),
+            json!({
+                "temperature": 0.7, "top_p": 0.9, "max_tokens": 100, "stop": "END",
+                "tools": tools, "tool_choice": "auto",
+                "response_format": {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "object"}}},
+            }),
+        );
+        assert_eq!(
+            chat_body("llama3", &chat, &PROVIDER),
+            json!({
+                "model": "llama3",
+                "stream": false,
+                "messages": [
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "Weather here?\nParis.", "images": ["/9j/"]},
+                    {"role": "assistant", "content": "",
+                     "tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Paris"}}}]},
+                    {"role": "tool", "content": "18C", "tool_name": "weather"},
+                ],
+                "options": {"temperature": 0.7, "top_p": 0.9, "num_predict": 100, "seed": 7, "stop": ["END"]},
+                "tools": tools,
+                "format": {"type": "object"},
+            })
+        );
+    }
+
+    #[test]
+    fn the_provider_file_fills_in_what_the_log_left_out() {
+        let plain = chat(
+            json!([{"role": "user", "content": "hi"}]),
+            json!({"seed": 1, "tools": [{"type": "function"}], "tool_choice": "none",
+                   "response_format": {"type": "json_object"}}),
+        );
+        let body = chat_body("llama3", &plain, &PROVIDER);
+        assert_eq!(
+            body["options"],
+            json!({"temperature": 0.0, "num_predict": 256, "seed": 1})
+        );
+        assert_eq!(body.get("tools"), None, "tool_choice none");
+        assert_eq!(body["format"], "json");
+    }
+
+    #[test]
+    fn tool_calls_are_the_answer_when_there_is_no_content() {
+        let answer = |message: Value| {
+            serde_json::from_value::<ResponseMessage>(message)
+                .unwrap()
+                .answer()
+        };
+        assert_eq!(
+            answer(json!({"role": "assistant", "content": "", "tool_calls": [
+                {"function": {"name": "weather", "arguments": {"unit": "C", "city": "Paris"}}},
+                {"function": {"name": "time", "arguments": {}}},
+            ]})),
+            "weather {\"city\":\"Paris\",\"unit\":\"C\"}\ntime {}"
+        );
+        assert_eq!(
+            answer(
+                json!({"content": "Sunny.", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]})
+            ),
+            "Sunny."
+        );
+        assert_eq!(answer(json!({"content": ""})), "");
     }
 }

@@ -1,6 +1,7 @@
 //! `kind = "openai"`: any server that speaks OpenAI's chat completions API (OpenAI, vLLM,
 //! llama.cpp's server, LM Studio, Ollama's `/v1`, …).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +10,10 @@ use futures::future::BoxFuture;
 use reqwest::header::HeaderMap;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::http::{ChatMessage, chat_messages, retry_after, status_error};
-use super::{CallError, Completion, ErrorKind, Provider, Request, Usage};
+use super::{CallError, Chat, Completion, ErrorKind, Provider, Request, Usage, tool_calls_text};
 use crate::config::ProviderConfig;
 use crate::error::{Error, Location, Problem};
 
@@ -72,10 +74,75 @@ struct Choice {
     finish_reason: Option<String>,
 }
 
+/// A choice's message, or a streamed chunk's delta of one.
 #[derive(Deserialize)]
 struct ChoiceMessage {
     #[serde(default)]
     content: Option<String>,
+    /// What a model that declines says instead of content.
+    #[serde(default)]
+    refusal: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallPart>>,
+}
+
+/// A tool call, or in a stream a fragment of one: the first fragment of a call names it, the
+/// following ones carry pieces of its arguments, all under the call's `index`.
+#[derive(Deserialize)]
+struct ToolCallPart {
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<FunctionPart>,
+}
+
+#[derive(Deserialize)]
+struct FunctionPart {
+    #[serde(default)]
+    name: Option<String>,
+    /// JSON text by the API's definition; some servers write the object itself.
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+impl FunctionPart {
+    fn arguments_text(&self) -> String {
+        match &self.arguments {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        }
+    }
+}
+
+impl ChoiceMessage {
+    fn answer(self) -> String {
+        let calls: Vec<(String, String)> = self
+            .tool_calls
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|call| call.function)
+            .map(|f| {
+                let arguments = f.arguments_text();
+                (f.name.unwrap_or_default(), arguments)
+            })
+            .collect();
+        answer_text(self.content.unwrap_or_default(), &calls, self.refusal)
+    }
+}
+
+/// What an answer's text is: the content; when there is none, the tool calls (written as
+/// production's are, so that the two compare); failing those, the refusal.
+fn answer_text(content: String, calls: &[(String, String)], refusal: Option<String>) -> String {
+    if !content.is_empty() {
+        return content;
+    }
+    if !calls.is_empty() {
+        return tool_calls_text(calls.iter().map(|(n, a)| (n.as_str(), a.as_str())));
+    }
+    refusal.unwrap_or_default()
 }
 
 /// One server-sent event of a streamed completion.
@@ -250,13 +317,12 @@ impl OpenAi {
                 include_usage: true,
             }),
         };
-        let response = self
-            .http
-            .post(&self.url)
-            .json(&body)
-            .send()
-            .await
-            .map_err(crate::provider::http::classify)?;
+        let post = self.http.post(&self.url);
+        let post = match &request.chat {
+            Some(chat) => post.json(&replay_body(&body, chat)),
+            None => post.json(&body),
+        };
+        let response = post.send().await.map_err(crate::provider::http::classify)?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
         if status.is_success() && self.stream && is_event_stream(response.headers()) {
@@ -293,7 +359,7 @@ impl OpenAi {
             )));
         }
         Ok(Completion::text(
-            choice.message.content.unwrap_or_default(),
+            choice.message.answer(),
             parsed
                 .usage
                 .map(Usage::from)
@@ -331,6 +397,30 @@ impl Provider for OpenAi {
             })
         })
     }
+}
+
+/// The body of a replayed conversation: the provider's own body with the logged messages in
+/// place of the prompt's, and every logged parameter over the provider file's, since a replay must
+/// ask what production asked. Streaming stays the provider's choice: it is how this adapter reads
+/// the answer, not part of the question.
+fn replay_body(body: &ChatRequest<'_>, chat: &Chat) -> Value {
+    let mut body = serde_json::to_value(body).expect("a request body serializes");
+    let fields = body
+        .as_object_mut()
+        .expect("a struct serializes to an object");
+    fields.insert("messages".to_owned(), chat.messages.clone().into());
+    // OpenAI refuses a body with both names of the token limit.
+    if chat.params.contains_key("max_completion_tokens") {
+        fields.remove("max_tokens");
+    }
+    let logged = chat.params.iter().filter(|(key, _)| {
+        !matches!(
+            key.as_str(),
+            "model" | "messages" | "stream" | "stream_options"
+        )
+    });
+    fields.extend(logged.map(|(key, value)| (key.clone(), value.clone())));
+    body
 }
 
 fn is_event_stream(headers: &HeaderMap) -> bool {
@@ -420,6 +510,9 @@ impl StreamReader {
 #[derive(Default)]
 struct StreamState {
     text: String,
+    refusal: String,
+    /// The streamed tool calls by their index: name and arguments, as their fragments arrived.
+    tool_calls: BTreeMap<u64, (String, String)>,
     usage: Option<Usage>,
     first_token: Option<std::time::Instant>,
     events: usize,
@@ -470,11 +563,8 @@ impl StreamState {
             return Err(err);
         }
         if let Some(choice) = chunk.choices.into_iter().next() {
-            if let Some(content) = choice.delta.and_then(|d| d.content)
-                && !content.is_empty()
-            {
-                self.first_token.get_or_insert_with(std::time::Instant::now);
-                self.text.push_str(&content);
+            if let Some(delta) = choice.delta {
+                self.delta(delta);
             }
             if self.finish_reason.is_none() {
                 self.finish_reason = choice.finish_reason;
@@ -489,6 +579,38 @@ impl StreamState {
             self.usage = Some(u);
         }
         Ok(false)
+    }
+
+    fn delta(&mut self, delta: ChoiceMessage) {
+        let mut arrived = false;
+        for (text, piece) in [
+            (&mut self.text, delta.content),
+            (&mut self.refusal, delta.refusal),
+        ] {
+            if let Some(piece) = piece.filter(|p| !p.is_empty()) {
+                text.push_str(&piece);
+                arrived = true;
+            }
+        }
+        for part in delta.tool_calls.unwrap_or_default() {
+            // A server that leaves out the index: a fragment with an id starts a call, any other
+            // continues the last one.
+            let last = self.tool_calls.keys().next_back().copied();
+            let index = part.index.unwrap_or(match (last, &part.id) {
+                (Some(last), None) => last,
+                (Some(last), Some(_)) => last + 1,
+                (None, _) => 0,
+            });
+            let (name, arguments) = self.tool_calls.entry(index).or_default();
+            if let Some(function) = part.function {
+                name.push_str(function.name.as_deref().unwrap_or_default());
+                arguments.push_str(&function.arguments_text());
+            }
+            arrived = true;
+        }
+        if arrived {
+            self.first_token.get_or_insert_with(std::time::Instant::now);
+        }
     }
 
     /// The answer, if the stream said it was complete. `done`: the stream ended with `[DONE]`
@@ -508,8 +630,10 @@ impl StreamState {
         }
         // A finish_reason then a cut-off body: the answer is whole, only the usage chunk after
         // it may be missing (then the tokens are estimated).
+        let calls: Vec<(String, String)> = self.tool_calls.into_values().collect();
+        let refusal = Some(self.refusal).filter(|r| !r.is_empty());
         Ok(Completion {
-            text: self.text,
+            text: answer_text(self.text, &calls, refusal),
             usage: self.usage,
             first_token: self.first_token,
             server_ms: None,
@@ -577,6 +701,163 @@ impl SseParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn chat(messages: Value, params: Value) -> Arc<Chat> {
+        Arc::new(Chat {
+            messages: serde_json::from_value(messages).unwrap(),
+            params: serde_json::from_value(params).unwrap(),
+        })
+    }
+
+    fn request(chat: Option<Arc<Chat>>) -> Request {
+        Request {
+            system: Some("flattened system".into()),
+            prompt: "flattened prompt".into(),
+            question: String::new(),
+            context: Vec::new(),
+            trial: 0,
+            chat,
+        }
+    }
+
+    #[test]
+    fn a_replay_sends_the_logged_messages_and_the_logged_parameters_win() {
+        let messages = serde_json::json!([
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "18C"},
+        ]);
+        let params = serde_json::json!({
+            "temperature": 0.7, "top_p": 0.9, "stop": ["END"],
+            "tools": [{"type": "function", "function": {"name": "weather"}}],
+            "tool_choice": "auto", "stream_options": {"include_usage": false},
+        });
+        let request = request(Some(chat(messages.clone(), params)));
+        let body = ChatRequest {
+            model: "replayer",
+            messages: chat_messages(&request),
+            temperature: Some(0.0),
+            max_tokens: Some(256),
+            seed: Some(7),
+            stream: true,
+            stream_options: Some(StreamOptions {
+                include_usage: true,
+            }),
+        };
+        let sent = replay_body(&body, request.chat.as_ref().unwrap());
+        assert_eq!(
+            sent,
+            serde_json::json!({
+                "model": "replayer",
+                "messages": messages,
+                "temperature": 0.7,
+                "top_p": 0.9,
+                "max_tokens": 256,
+                "seed": 7,
+                "stop": ["END"],
+                "tools": [{"type": "function", "function": {"name": "weather"}}],
+                "tool_choice": "auto",
+                "stream": true,
+                "stream_options": {"include_usage": true},
+            })
+        );
+
+        // The newer name of the token limit replaces the provider's, never joins it.
+        let newer = chat(
+            serde_json::json!([]),
+            serde_json::json!({"max_completion_tokens": 9}),
+        );
+        let sent = replay_body(&body, &newer);
+        assert_eq!(sent.get("max_tokens"), None);
+        assert_eq!(sent["max_completion_tokens"], 9);
+
+        // Not streaming: no stream fields, whatever the log held.
+        let body = ChatRequest {
+            stream: false,
+            stream_options: None,
+            ..body
+        };
+        let sent = replay_body(&body, request.chat.as_ref().unwrap());
+        assert_eq!(sent.get("stream"), None);
+        assert_eq!(sent.get("stream_options"), None);
+    }
+
+    #[test]
+    fn tool_calls_and_refusals_are_the_answer_when_there_is_no_content() {
+        let answer = |message: Value| {
+            serde_json::from_value::<ChoiceMessage>(message)
+                .unwrap()
+                .answer()
+        };
+        let calls = serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "weather", "arguments": "{ \"unit\": \"C\", \"city\": \"Paris\" }"}},
+            {"id": "c2", "type": "function", "function": {"name": "time", "arguments": "{}"}},
+        ]});
+        assert_eq!(
+            answer(calls),
+            "weather {\"city\":\"Paris\",\"unit\":\"C\"}\ntime {}"
+        );
+        let refusal = serde_json::json!({"content": null, "refusal": "I can't help with that."});
+        assert_eq!(answer(refusal), "I can't help with that.");
+        let both = serde_json::json!({"content": "Sure.", "tool_calls": [
+            {"function": {"name": "f", "arguments": "{}"}}]});
+        assert_eq!(answer(both), "Sure.", "content wins");
+        assert_eq!(
+            answer(serde_json::json!({"content": null, "tool_calls": null})),
+            ""
+        );
+    }
+
+    #[test]
+    fn streamed_tool_call_fragments_are_put_together_by_index() {
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":null}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"weather","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":1,"id":"c2","type":"function","function":{"name":"time","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":" \"Paris\"}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        let c = s.finish(true).unwrap();
+        assert_eq!(c.text, "weather {\"city\":\"Paris\"}\ntime {}");
+        assert!(c.first_token.is_some());
+
+        // Servers that leave out the index: an id starts a call, its absence continues one.
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"a","function":{"name":"f","arguments":"{\"x\""}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"id":"b","function":{"name":"g","arguments":"{}"}}]}}]}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert_eq!(s.finish(true).unwrap().text, "f {\"x\":1}\ng {}");
+
+        // Content streamed beside the calls is the answer; a streamed refusal stands alone.
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"content":"Let me check."}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert_eq!(s.finish(true).unwrap().text, "Let me check.");
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"refusal":"I can't "}}]}"#,
+            r#"{"choices":[{"delta":{"refusal":"do that."},"finish_reason":"stop"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert_eq!(s.finish(true).unwrap().text, "I can't do that.");
+    }
 
     /// The stream is UTF-8 with errors replaced (the EventSource standard's decoding): an invalid
     /// byte in a delta is U+FFFD in the answer, whichever chunk it arrived in. Found by fuzzing:

@@ -59,6 +59,9 @@ struct Page<'a> {
     warnings: &'a [String],
     verdict_class: &'static str,
     verdict_text: String,
+    /// A shadow replay: what it compared, and what was read.
+    shadow_text: Option<String>,
+    shadow_lines: Vec<String>,
     golden_short: &'a str,
     gates: Vec<GateRow>,
     /// How the intervals were computed, in a sentence.
@@ -166,6 +169,8 @@ impl<'a> Page<'a> {
             warnings: &s.warnings,
             verdict_class,
             verdict_text,
+            shadow_text: s.shadow_text(),
+            shadow_lines: s.shadow_lines(),
             golden_short: crate::golden::short(&s.golden.sha256),
             gates: s.gates.iter().map(|g| gate_row(s, g)).collect(),
             statistics: super::statistics_note(s),

@@ -193,6 +193,13 @@ fn header(input: &ReportInput) -> String {
     if let Some(b) = s.baseline_text() {
         let _ = writeln!(out, "{}.\n", esc(&b));
     }
+    if let Some(t) = s.shadow_text() {
+        let _ = writeln!(out, "**{}**\n", esc(&t));
+        for line in s.shadow_lines() {
+            let _ = writeln!(out, "- {}", esc(&line));
+        }
+        let _ = writeln!(out);
+    }
     if let Some(r) = &s.rerun_of {
         let _ = writeln!(
             out,

@@ -65,6 +65,12 @@ pub fn print(
     if let Some(b) = s.baseline_text() {
         writeln!(out, "  baseline   {}", printable(&b))?;
     }
+    if let Some(t) = s.shadow_text() {
+        writeln!(out, "  shadow     {}", printable(&t))?;
+        for line in s.shadow_lines() {
+            writeln!(out, "             {}", printable(&line))?;
+        }
+    }
     if let Some(r) = &s.rerun_of {
         writeln!(
             out,

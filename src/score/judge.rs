@@ -153,6 +153,7 @@ impl Judge {
             question: String::new(),
             context: Vec::new(),
             trial: 0,
+            chat: None,
         };
         let mut last = String::new();
         for _ in 0..2 {

@@ -8,6 +8,7 @@ mod echo;
 mod faithfulness;
 mod judge;
 mod keywords;
+mod shadow;
 mod similarity;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -24,6 +25,7 @@ pub use echo::{EchoOf, EchoScorer};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use judge::{Judge, JudgeUsage};
 pub use keywords::{ForbiddenScorer, KeywordScorer, KeywordSpan};
+pub use shadow::{ShadowScores, ShadowScoring, is_refusal};
 pub use similarity::Similarity;
 
 /// The result of one check on one answer, with its evidence.
@@ -90,6 +92,8 @@ pub struct Scores {
     pub similarity: Option<Similarity>,
     /// What the judge cost for this answer, and why it failed if it did.
     pub judge: Option<(JudgeUsage, Option<String>)>,
+    /// A shadow replay's answer next to production's.
+    pub shadow: Option<ShadowScores>,
 }
 
 impl Scores {
@@ -211,6 +215,7 @@ pub struct Scoring {
     scorers: Vec<Box<dyn Scorer>>,
     faithfulness: FaithfulnessMethod,
     judge: Option<Judge>,
+    shadow: Option<ShadowScoring>,
 }
 
 impl Scoring {
@@ -271,7 +276,14 @@ impl Scoring {
             scorers,
             faithfulness: config.faithfulness.method,
             judge,
+            shadow: None,
         })
+    }
+
+    /// Score answers as shadow replays: each item's `expected` is production's answer.
+    pub fn for_shadow(mut self, shadow: ShadowScoring) -> Scoring {
+        self.shadow = Some(shadow);
+        self
     }
 
     pub async fn score(&self, item: &Item, answer: &str) -> Scores {
@@ -302,11 +314,15 @@ impl Scoring {
             },
             FaithfulnessMethod::Off => (None, None),
         };
+        let shadow = self
+            .shadow
+            .map(|s| s.score(item.expected.as_deref().unwrap_or_default(), answer));
         Scores {
             checks,
             faithfulness,
             similarity,
             judge,
+            shadow,
         }
     }
 }

@@ -260,6 +260,7 @@ fn gguf_provider_bounds_concurrent_generations() {
                         question: String::new(),
                         context: Vec::new(),
                         trial: 0,
+                        chat: None,
                     };
                     p.complete(&req).await
                 })

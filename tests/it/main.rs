@@ -22,6 +22,7 @@ mod scoring;
 mod secrets;
 mod sequential;
 mod server;
+mod shadow;
 mod shards;
 mod statistics;
 mod support;

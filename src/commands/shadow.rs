@@ -1,0 +1,960 @@
+//! `goldgate shadow`: replay captured production traffic through the candidate (and, for the
+//! noise baseline, through the current model again), score every replayed answer against the
+//! answer production gave, and gate on what changed.
+//!
+//! A shadow run is a run directory like any other: its items are the logged requests (each
+//! item's `expected` is production's answer, redacted), its results the replays, and
+//! [`super::conclude`] gives it its summary, reports and exit code. What only a shadow run has —
+//! the logs, how they were read, production's side — is `shadow` in run.json and summary.json.
+//! The conversations themselves are held in memory for the replay and never written, unless
+//! `--keep-raw`; a resumed run reads the logs again.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde_json::{Map, Value};
+
+use super::{Views, conclude};
+use crate::cli::ShadowArgs;
+use crate::config::{ContextRule, EvalConfig, ProviderConfig, SimilarityConfig};
+use crate::error::{Error, Exit};
+use crate::gate::Gate;
+use crate::golden::{Item, ItemProvenance, Items, MatchMode};
+use crate::manifest::{
+    GoldenRef, Manifest, ModelRef, ProductionInfo, RunKind, RunSource, ShadowCounts, ShadowOf,
+    ShadowRead,
+};
+use crate::metrics::Status;
+use crate::progress::Progress;
+use crate::provider::{self, Chat, Client};
+use crate::record::{Side, Sides};
+use crate::rundir::{self, ResultsWriter};
+use crate::runner::{Chats, Runner, Work};
+use crate::score::{ShadowScoring, is_refusal};
+use crate::shadow::log::{self, LogFormat, LoggedRequest, ReadOptions, ReadReport, Sample};
+use crate::shadow::redact::Redactor;
+use crate::summary::Summary;
+
+pub fn shadow(args: ShadowArgs) -> anyhow::Result<Exit> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let plan = {
+        let _inside = runtime.enter();
+        Plan::make(&args)?
+    };
+    let executed = runtime.block_on(execute(&plan, &args))?;
+
+    let (summary, item_tallies) = if plan.appends {
+        let fold = rundir::Fold::of(&plan.dir, &plan.work.items, 1)?;
+        let status = Status::of(
+            &fold.tallies,
+            executed.interrupted || !fold.is_complete(1),
+            plan.manifest.max_error_rate,
+        );
+        let summary = Summary::build(
+            &plan.manifest,
+            &fold.tallies,
+            &plan.work.items,
+            &fold.item_tallies,
+            status,
+            rundir::now_rfc3339(),
+        );
+        (summary, fold.item_tallies)
+    } else {
+        let status = Status::of(
+            &executed.tallies,
+            executed.interrupted,
+            plan.manifest.max_error_rate,
+        );
+        let summary = Summary::build(
+            &plan.manifest,
+            &executed.tallies,
+            &plan.work.items,
+            &executed.items,
+            status,
+            rundir::now_rfc3339(),
+        );
+        (summary, executed.items)
+    };
+    let concluded = conclude(
+        &plan.dir,
+        &summary,
+        &plan.work.items,
+        &item_tallies,
+        &Views::of_run(args.quiet),
+    )?;
+    if summary.status == Status::Interrupted {
+        eprintln!(
+            "interrupted: partial results kept; finish with `goldgate shadow --resume {}`",
+            plan.dir.display()
+        );
+    }
+    writeln!(std::io::stdout().lock(), "{}", plan.dir.display())?;
+    Ok(match concluded.exit {
+        Exit::Inconclusive if args.allow_inconclusive => Exit::Pass,
+        exit => exit,
+    })
+}
+
+/// What a shadow run will do, decided before any model is called.
+struct Plan {
+    dir: PathBuf,
+    manifest: Manifest,
+    work: Arc<Work>,
+    /// Results are already there (a resumed run): skip what is done, fold the whole file.
+    appends: bool,
+    done: crate::record::TrialSet,
+    concurrency: usize,
+    _lock: rundir::RunLock,
+}
+
+/// The evaluation file and provider files a shadow run uses, loaded.
+struct Loaded {
+    config_path: PathBuf,
+    config: EvalConfig,
+    paths: Sides<PathBuf>,
+    providers: Sides<ProviderConfig>,
+    noise_baseline: bool,
+}
+
+impl Loaded {
+    fn load(
+        config_path: &Path,
+        current: Option<&Path>,
+        candidate: Option<&Path>,
+        noise_baseline: bool,
+    ) -> Result<Loaded, Error> {
+        let config = EvalConfig::load(config_path)?;
+        let paths = Sides {
+            current: current.map_or_else(|| config.current.clone(), Path::to_path_buf),
+            candidate: candidate.map_or_else(|| config.candidate.clone(), Path::to_path_buf),
+        };
+        let candidate = provider::load_config(&paths.candidate)?;
+        // Without the noise baseline the current model is never called: its file is not needed
+        // (nor its key), and the candidate's stands in for it.
+        let current = if noise_baseline {
+            provider::load_config(&paths.current)?
+        } else {
+            candidate.clone()
+        };
+        Ok(Loaded {
+            config_path: config_path.to_path_buf(),
+            config,
+            paths,
+            providers: Sides { current, candidate },
+            noise_baseline,
+        })
+    }
+
+    fn fingerprint(&self) -> String {
+        super::run::fingerprint(&[
+            &self.config_path,
+            &self.paths.current,
+            &self.paths.candidate,
+        ])
+    }
+
+    fn gates(&self, tags: &BTreeSet<&str>) -> Result<Vec<Gate>, Error> {
+        let gates = if self.config.shadow.gates.is_empty() {
+            crate::gate::default_shadow_gates()
+        } else {
+            Gate::parse_all(&self.config.shadow.gates, &self.config_path, tags)?
+        };
+        if !self.noise_baseline
+            && let Some(g) = gates.iter().find(|g| {
+                matches!(
+                    g.bound,
+                    crate::gate::Bound::MinRatio(_) | crate::gate::Bound::MaxRatio(_)
+                )
+            })
+        {
+            return Err(Error::Usage(format!(
+                "--no-current leaves gate `{}` ({}) nothing to compare with: drop --no-current (the current model's replay is the noise baseline), or write absolute bounds (min/max) in [[shadow.gate]] of {}",
+                g.metric,
+                g.bound,
+                self.config_path.display()
+            )));
+        }
+        Ok(gates)
+    }
+}
+
+impl Plan {
+    fn make(args: &ShadowArgs) -> anyhow::Result<Plan> {
+        match &args.resume {
+            Some(dir) => Plan::resume(args, dir),
+            None => Plan::fresh(args),
+        }
+    }
+
+    fn fresh(args: &ShadowArgs) -> anyhow::Result<Plan> {
+        let loaded = Loaded::load(
+            &args.config,
+            args.current.as_deref(),
+            args.candidate.as_deref(),
+            !args.no_current,
+        )?;
+        let redact = !args.no_redact;
+        let redactor = Arc::new(Redactor::new(&loaded.config.shadow.redact)?);
+        let read = ShadowRead {
+            format: args.format.map(|f| format_name(f).to_owned()),
+            since: args.since.clone(),
+            until: args.until.clone(),
+            sample: args.sample,
+            seed: args.seed,
+            stratify: args.stratify.clone(),
+            shard: args.shard,
+        };
+        let logs: Vec<PathBuf> = args
+            .logs
+            .iter()
+            .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+            .collect();
+        let traffic = Traffic::read(
+            &logs,
+            &read,
+            args.strict,
+            &loaded.config.shadow.context,
+            redact.then_some(&*redactor),
+        )?;
+        let gates = loaded.gates(
+            &traffic
+                .items
+                .tag_names()
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        )?;
+        let clients = clients(&loaded, args)?;
+
+        let (run_id, dir) = rundir::create(&args.out, "")?;
+        let lock = rundir::RunLock::acquire(&dir)?;
+        let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+        let source = RunSource {
+            config: absolute(&loaded.config_path),
+            golden: PathBuf::new(),
+            current: absolute(&loaded.paths.current),
+            candidate: absolute(&loaded.paths.candidate),
+            fingerprint: loaded.fingerprint(),
+        };
+        let name = loaded
+            .config
+            .name
+            .clone()
+            .unwrap_or_else(|| "shadow".to_owned());
+        let counts = traffic.counts;
+        let manifest = Manifest {
+            schema: crate::manifest::MANIFEST_SCHEMA.to_owned(),
+            run_id,
+            started_at: rundir::now_rfc3339(),
+            goldgate_version: env!("CARGO_PKG_VERSION").to_owned(),
+            golden: GoldenRef {
+                name: format!("traffic:{}", log_names(&logs)),
+                version: 1,
+                sha256: traffic.sha256,
+                items: traffic.items.len(),
+                // Logged traffic is not a golden set anyone locked: what was replayed is
+                // pinned by the hash above and the logs' names.
+                locked: true,
+            },
+            repeats: 1,
+            models: Sides {
+                current: model_ref(&clients.current, loaded.noise_baseline),
+                candidate: model_ref(&clients.candidate, true),
+            },
+            gates,
+            max_error_rate: Some(loaded.config.max_error_rate),
+            statistics: Some(loaded.config.statistics),
+            item_pass: Some(loaded.config.item_pass),
+            warnings: Vec::new(),
+            kind: RunKind::Run {
+                source: Some(source),
+                shard: args.shard,
+                rerun_of: None,
+            },
+            machine: Some(crate::manifest::Machine::now()),
+            evaluation: Some(crate::manifest::EvaluationRef {
+                name: format!("{name} (shadow)"),
+                scoring: loaded.config.scoring_fingerprint(),
+            }),
+            baseline: None,
+            sequential: None,
+            shadow: Some(ShadowOf {
+                logs,
+                read,
+                noise_baseline: loaded.noise_baseline,
+                redacted: redact,
+                keep_raw: args.keep_raw,
+                counts,
+                production: traffic.production,
+                redactions: redaction_counts(&redactor),
+            }),
+        };
+        rundir::write_start(&dir, &manifest, &traffic.items)?;
+        if args.keep_raw {
+            write_raw(&dir, &traffic.items, &traffic.chats)?;
+        }
+        let concurrency = concurrency(&loaded, &clients, args.concurrency);
+        let work = work(
+            &loaded,
+            traffic.items,
+            traffic.chats,
+            clients,
+            redact.then_some(redactor),
+        )?;
+        Ok(Plan {
+            dir,
+            manifest,
+            work: Arc::new(work),
+            appends: false,
+            done: Default::default(),
+            concurrency,
+            _lock: lock,
+        })
+    }
+
+    fn resume(args: &ShadowArgs, dir: &Path) -> anyhow::Result<Plan> {
+        let lock = rundir::RunLock::acquire(dir)?;
+        let manifest = rundir::read_manifest(dir)?;
+        let (Some(shadow), Some(source)) = (manifest.shadow.clone(), manifest.source().cloned())
+        else {
+            return Err(Error::Usage(format!(
+                "{} is not a shadow run: finish it with `goldgate run --resume {}`",
+                dir.display(),
+                dir.display()
+            ))
+            .into());
+        };
+        let loaded = Loaded::load(
+            &source.config,
+            Some(&source.current),
+            Some(&source.candidate),
+            shadow.noise_baseline,
+        )?;
+        if loaded.fingerprint() != source.fingerprint {
+            return Err(Error::Usage(format!(
+                "the evaluation changed since {} started (goldgate.toml or a provider file differs): resuming would mix two evaluations; start a new shadow run",
+                dir.display()
+            ))
+            .into());
+        }
+        let items = rundir::read_items(dir)?;
+        let redactor = Arc::new(Redactor::new(&loaded.config.shadow.redact)?);
+        // The same logs read the same way select the same requests: find each item's again.
+        let traffic = Traffic::read(
+            &shadow.logs,
+            &shadow.read,
+            false,
+            &loaded.config.shadow.context,
+            shadow.redacted.then_some(&*redactor),
+        )?;
+        let mut by_id: HashMap<&str, usize> = HashMap::new();
+        for i in 0..traffic.items.len() {
+            by_id.insert(traffic.items.id(i), i);
+        }
+        let mut chats = Chats::default();
+        let mut missing = 0usize;
+        for i in 0..items.len() {
+            match by_id.get(items.id(i)) {
+                Some(&j) => chats.push_json(traffic.chats.json(j)),
+                None => {
+                    missing += 1;
+                    chats.push(&Chat::default());
+                }
+            }
+        }
+        if missing > 0 {
+            return Err(Error::Usage(format!(
+                "{missing} of the {} request(s) of {} are no longer in its logs ({}): they changed since the run started; start a new shadow run",
+                items.len(),
+                dir.display(),
+                log_names(&shadow.logs)
+            ))
+            .into());
+        }
+        let fold = rundir::Fold::of(dir, &items, 1)?;
+        let clients = clients(&loaded, args)?;
+        let concurrency = concurrency(&loaded, &clients, args.concurrency);
+        let redact = shadow.redacted;
+        let work = work(&loaded, items, chats, clients, redact.then_some(redactor))?;
+        Ok(Plan {
+            dir: dir.to_path_buf(),
+            manifest,
+            work: Arc::new(work),
+            appends: true,
+            done: fold.done,
+            concurrency,
+            _lock: lock,
+        })
+    }
+}
+
+/// The clients of both models, with the cache when asked for; without the noise baseline the
+/// current model's is the candidate's, never called.
+fn clients(loaded: &Loaded, args: &ShadowArgs) -> anyhow::Result<Sides<Client>> {
+    let cache = if args.cache && !args.no_cache {
+        Some(Arc::new(provider::cache::Cache::open(
+            &args.out.join(".cache").join("responses.redb"),
+        )?))
+    } else {
+        None
+    };
+    let build = |path: &Path, cfg: &ProviderConfig| -> anyhow::Result<Client> {
+        let c = Client::from_config(path, cfg)?.verbose(args.verbose);
+        Ok(match &cache {
+            Some(cache) => c.with_cache(cache.clone()),
+            None => c,
+        })
+    };
+    let candidate = build(&loaded.paths.candidate, &loaded.providers.candidate)?;
+    let current = if loaded.noise_baseline {
+        build(&loaded.paths.current, &loaded.providers.current)?
+    } else {
+        build(&loaded.paths.candidate, &loaded.providers.candidate)?
+    };
+    Ok(Sides { current, candidate })
+}
+
+fn concurrency(loaded: &Loaded, clients: &Sides<Client>, flag: Option<u64>) -> usize {
+    let replayed = |side: Side| side == Side::Candidate || loaded.noise_baseline;
+    flag.map(|n| usize::try_from(n).unwrap_or(usize::MAX))
+        .or(loaded.config.concurrency)
+        .unwrap_or_else(|| {
+            clients
+                .iter()
+                .filter(|(side, _)| replayed(*side))
+                .map(|(_, c)| c.concurrency)
+                .sum()
+        })
+        .max(1)
+}
+
+fn model_ref(c: &Client, replayed: bool) -> ModelRef {
+    ModelRef {
+        provider: if replayed {
+            c.label.clone()
+        } else {
+            "not replayed (--no-current)".to_owned()
+        },
+        kind: c.kind,
+        model: c.model.clone(),
+        settings: Some(c.settings_fingerprint()),
+    }
+}
+
+/// What the runner needs: the items, their conversations, the clients and the scoring of
+/// replays against production's answers.
+fn work(
+    loaded: &Loaded,
+    items: Items,
+    chats: Chats,
+    clients: Sides<Client>,
+    redactor: Option<Arc<Redactor>>,
+) -> anyhow::Result<Work> {
+    let shadow = &loaded.config.shadow;
+    let mut scoring = loaded.config.scoring.clone();
+    // Production's answer is the reference: agreement with it is the shadow run's accuracy.
+    // The evaluation's own checks were written for its golden set, not for this traffic.
+    scoring.similarity = Some(SimilarityConfig {
+        threshold: shadow.agree_at,
+        measure: crate::check::Measure::TokenSet,
+    });
+    scoring.checks = Vec::new();
+    scoring.allow_unchecked = true;
+    scoring.echo = false;
+    scoring.patterns = Default::default();
+    let judge = match &scoring.faithfulness.provider {
+        Some(path) if scoring.faithfulness.method == crate::config::FaithfulnessMethod::Judge => {
+            let cfg = provider::load_config(path)?;
+            Some(crate::score::Judge::new(Client::from_config(path, &cfg)?))
+        }
+        _ => None,
+    };
+    let scoring = crate::score::Scoring::new(&scoring, &items, Default::default(), judge, None)
+        .map_err(|e| Error::Usage(format!("a check pattern does not compile: {e}")))?
+        .for_shadow(ShadowScoring {
+            exact_max_words: shadow.exact_max_words,
+        });
+    let prompt = crate::prompt::PromptTemplate::new(loaded.config.prompt(), &loaded.config_path)?;
+    Ok(Work {
+        items: Arc::new(items),
+        clients: clients.map(Arc::new),
+        prompt: Arc::new(prompt),
+        system: None,
+        scoring: Arc::new(scoring),
+        chats: Some(Arc::new(chats)),
+        scrub: redactor.map(|r| {
+            let scrub: crate::runner::Scrub = Arc::new(move |t: &str| r.redact(t).into_owned());
+            scrub
+        }),
+    })
+}
+
+/// The replay: the candidate (and the current model, for the noise baseline) over every item
+/// not yet done, interleaved item by item.
+async fn execute(plan: &Plan, args: &ShadowArgs) -> anyhow::Result<crate::runner::RunOutput> {
+    let noise_baseline = plan
+        .manifest
+        .shadow
+        .as_ref()
+        .is_some_and(|s| s.noise_baseline);
+    let sides: u64 = if noise_baseline { 2 } else { 1 };
+    let total = (plan.work.items.len() as u64 * sides).saturating_sub(plan.done.len() as u64);
+    let progress = Progress::new(total, args.quiet);
+    let results = if plan.appends {
+        ResultsWriter::append(&plan.dir)?
+    } else {
+        ResultsWriter::create(&plan.dir)?
+    };
+    let runner = Runner {
+        work: plan.work.clone(),
+        repeats: 1,
+        concurrency: plan.concurrency,
+        grace: Duration::from_secs(30),
+        done: plan.appends.then_some(&plan.done),
+        skip: (!noise_baseline).then_some(Side::Current),
+    };
+    let output = runner.run(results, &progress, None).await;
+    progress.finish();
+    output
+}
+
+/// The requests selected from the logs: items (what is written, redacted), conversations (what
+/// is sent, as logged) and production's side.
+struct Traffic {
+    items: Items,
+    chats: Chats,
+    counts: ShadowCounts,
+    production: ProductionInfo,
+    /// SHA-256 of the ids of every request selected, before a shard took its part: what pins
+    /// the replay, for each shard alike.
+    sha256: String,
+}
+
+impl Traffic {
+    fn read(
+        logs: &[PathBuf],
+        read: &ShadowRead,
+        strict: bool,
+        context: &ContextRule,
+        redactor: Option<&Redactor>,
+    ) -> Result<Traffic, Error> {
+        let instant = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|t| {
+                    log::parse_instant(t).ok_or_else(|| {
+                        Error::Usage(format!(
+                            "--{flag} {t}: not an instant; write RFC 3339 (2025-01-31T00:00:00Z) or epoch seconds"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        let format = read
+            .format
+            .as_deref()
+            .map(|f| {
+                <LogFormat as clap::ValueEnum>::from_str(f, true)
+                    .map_err(|_| Error::Usage(format!("unknown log format {f:?}")))
+            })
+            .transpose()?;
+        let options = ReadOptions {
+            format,
+            strict,
+            dedup: true,
+            since: instant("since", &read.since)?,
+            until: instant("until", &read.until)?,
+            sample: read.sample.map(|n| Sample {
+                n: usize::try_from(n).unwrap_or(usize::MAX),
+                seed: read.seed,
+                stratify: read.stratify.clone(),
+            }),
+            ..ReadOptions::default()
+        };
+        let mut items = Items::default();
+        let mut chats = Chats::default();
+        let mut production = ProductionInfo::default();
+        let mut latency = crate::metrics::new_histogram();
+        let mut ids = HashSet::new();
+        let mut selected: Vec<String> = Vec::new();
+        let report = log::read_logs(logs, &options, |request| {
+            let Some((item, chat)) = replay_of(
+                &request,
+                context,
+                read.stratify.as_deref(),
+                redactor,
+                &mut ids,
+            ) else {
+                return;
+            };
+            let p = &request.production;
+            *production
+                .models
+                .entry(
+                    p.model
+                        .clone()
+                        .or_else(|| request.model.clone())
+                        .unwrap_or_else(|| "(not logged)".to_owned()),
+                )
+                .or_default() += 1;
+            if let Some(ms) = p.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0) {
+                let _ = latency.record((ms * 1000.0) as u64);
+            }
+            production.tool_calls += u64::from(!p.tool_calls.is_empty());
+            production.refusals += u64::from(p.refusal.is_some() || is_refusal(&p.text));
+            // Production's side, and the hash, are of the whole selection: every shard of one
+            // replay records the same, and a merge of the shards keeps it as it is.
+            selected.push(item.id.clone());
+            if read.shard.is_some_and(|s| !s.contains(&item.id)) {
+                return;
+            }
+            items.push(&item);
+            chats.push(&chat);
+        })?;
+        production.latency_ms = crate::metrics::LatencyMs::from_histogram(&latency);
+        let mut counts = counts_of(&report);
+        counts.replayed = items.len() as u64;
+        selected.sort_unstable();
+        let sha256 = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for id in &selected {
+                h.update(id.as_bytes());
+                h.update(b"\n");
+            }
+            crate::text::hex(&h.finalize())
+        };
+        if items.is_empty() {
+            return Err(nothing_usable(logs, &report));
+        }
+        print_findings(&report);
+        Ok(Traffic {
+            items,
+            chats,
+            counts,
+            production,
+            sha256,
+        })
+    }
+}
+
+/// One logged request as an item (redacted) and the conversation to send (as logged); `None`
+/// for a request with nothing to replay.
+fn replay_of(
+    request: &LoggedRequest,
+    rule: &ContextRule,
+    stratify: Option<&str>,
+    redactor: Option<&Redactor>,
+    ids: &mut HashSet<String>,
+) -> Option<(Item, Chat)> {
+    if request.messages.is_empty() {
+        return None;
+    }
+    let chat = chat_of(request);
+    let redacted = |text: &str| -> String {
+        match redactor {
+            Some(r) => r.redact(text).into_owned(),
+            None => text.to_owned(),
+        }
+    };
+    let question = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == "user" && !m.content.trim().is_empty())
+        .or_else(|| request.messages.last())
+        .map(|m| redacted(m.content.trim()))
+        .unwrap_or_default();
+    let context: Vec<String> = context_of(request, rule)
+        .into_iter()
+        .map(|c| redacted(&c))
+        .collect();
+    let production = production_text(request);
+    let expected = (!production.trim().is_empty()).then(|| redacted(production.trim()));
+    let json = expected.as_deref().is_some_and(|e| {
+        serde_json::from_str::<Value>(e).is_ok_and(|v| v.is_object() || v.is_array())
+    });
+    let base = format!("log-{:016x}", request.fingerprint());
+    let mut id = base.clone();
+    let mut n = 1;
+    while !ids.insert(id.clone()) {
+        n += 1;
+        id = format!("{base}-{n}");
+    }
+    let tags = stratify
+        .and_then(|field| metadata_text(&request.metadata, field))
+        .map(|t| redacted(&t))
+        .filter(|t| !t.trim().is_empty() && !t.contains(['[', ']']) && t.len() <= 100)
+        .into_iter()
+        .collect();
+    let item = Item {
+        id,
+        question,
+        keywords: Vec::new(),
+        match_mode: MatchMode::Any,
+        forbidden: Vec::new(),
+        context,
+        expected,
+        label: None,
+        tags,
+        group: None,
+        checks: if json {
+            vec![crate::check::CheckSpec::Json]
+        } else {
+            Vec::new()
+        },
+        reference: None,
+        provenance: Some(ItemProvenance {
+            file: request.source.file.display().to_string(),
+            line: request.source.line as u64,
+            timestamp: request.timestamp.and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            }),
+            id: request.source.id.as_deref().map(redacted),
+        }),
+    };
+    Some((item, chat))
+}
+
+/// What production answered, as one text: its words, else its tool calls (written as a replay's
+/// are), else its refusal.
+fn production_text(request: &LoggedRequest) -> String {
+    let p = &request.production;
+    if !p.text.trim().is_empty() {
+        p.text.clone()
+    } else if !p.tool_calls.is_empty() {
+        provider::tool_calls_text(
+            p.tool_calls
+                .iter()
+                .map(|c| (c.name.as_str(), c.arguments.as_str())),
+        )
+    } else {
+        p.refusal.clone().unwrap_or_default()
+    }
+}
+
+/// The request as it is replayed: its messages in the chat shape, its parameters, no model.
+fn chat_of(request: &LoggedRequest) -> Chat {
+    let messages = request
+        .messages
+        .iter()
+        .map(|m| {
+            let mut o = Map::new();
+            o.insert("role".into(), Value::String(m.role.clone()));
+            o.insert(
+                "content".into(),
+                m.parts
+                    .clone()
+                    .unwrap_or_else(|| Value::String(m.content.clone())),
+            );
+            if !m.tool_calls.is_empty() {
+                let calls = m
+                    .tool_calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        serde_json::json!({
+                            "id": c.id.clone().unwrap_or_else(|| format!("call_{i}")),
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        })
+                    })
+                    .collect();
+                o.insert("tool_calls".into(), Value::Array(calls));
+            }
+            if let Some(id) = &m.tool_call_id {
+                o.insert("tool_call_id".into(), Value::String(id.clone()));
+            }
+            if let Some(name) = &m.name {
+                o.insert("name".into(), Value::String(name.clone()));
+            }
+            Value::Object(o)
+        })
+        .collect();
+    let p = &request.params;
+    let mut params = p.other.clone();
+    let mut set = |key: &str, v: Option<Value>| {
+        if let Some(v) = v {
+            params.insert(key.to_owned(), v);
+        }
+    };
+    set("temperature", p.temperature.map(Value::from));
+    set("top_p", p.top_p.map(Value::from));
+    set("max_tokens", p.max_tokens.map(Value::from));
+    set("seed", p.seed.map(Value::from));
+    set(
+        "stop",
+        (!p.stop.is_empty()).then(|| Value::from(p.stop.clone())),
+    );
+    set("response_format", p.response_format.clone());
+    set("tools", p.tools.clone());
+    set("tool_choice", p.tool_choice.clone());
+    Chat { messages, params }
+}
+
+/// The retrieved context of a request by the rule: the text of its messages in the rule's roles,
+/// or only what stands between the rule's markers in them.
+fn context_of(request: &LoggedRequest, rule: &ContextRule) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in request
+        .messages
+        .iter()
+        .filter(|m| rule.roles.contains(&m.role))
+    {
+        match (&rule.start, &rule.end) {
+            (Some(start), Some(end)) => {
+                let mut rest = m.content.as_str();
+                while let Some(at) = rest.find(start.as_str()) {
+                    let after = &rest[at + start.len()..];
+                    let Some(stop) = after.find(end.as_str()) else {
+                        break;
+                    };
+                    let passage = after[..stop].trim();
+                    if !passage.is_empty() {
+                        out.push(passage.to_owned());
+                    }
+                    rest = &after[stop + end.len()..];
+                }
+            }
+            _ => {
+                let text = m.content.trim();
+                if !text.is_empty() {
+                    out.push(text.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A metadata field by key or dotted path, as text.
+fn metadata_text(metadata: &Map<String, Value>, field: &str) -> Option<String> {
+    let mut parts = field.split('.');
+    let mut v = metadata.get(parts.next()?)?;
+    for p in parts {
+        v = v.get(p)?;
+    }
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
+        _ => None,
+    }
+}
+
+fn counts_of(report: &ReadReport) -> ShadowCounts {
+    let examples = [
+        ("malformed", &report.malformed),
+        ("unusable", &report.unusable),
+    ]
+    .into_iter()
+    .flat_map(|(what, f)| {
+        f.first
+            .iter()
+            .map(move |f| format!("{what}: {}: {}", f.at, f.why))
+    })
+    .collect();
+    ShadowCounts {
+        lines: report.lines as u64,
+        usable: report.usable as u64,
+        malformed: report.malformed.count as u64,
+        unusable: report.unusable.count as u64,
+        duplicates: report.duplicates as u64,
+        outside_window: (report.outside_window + report.undated) as u64,
+        sampled_out: report.sampled_out as u64,
+        ignored: (report.ignored + report.torn) as u64,
+        replayed: 0,
+        examples,
+    }
+}
+
+/// Skipped lines are never fatal, and never silent.
+fn print_findings(report: &ReadReport) {
+    let skipped = report.malformed.count + report.unusable.count;
+    if skipped == 0 {
+        return;
+    }
+    eprintln!(
+        "warning: {} malformed and {} unusable log record(s) skipped (--strict makes a malformed one fatal):",
+        report.malformed.count, report.unusable.count
+    );
+    for line in counts_of(report).examples {
+        eprintln!("  {line}");
+    }
+    if skipped > report.malformed.first.len() + report.unusable.first.len() {
+        eprintln!(
+            "  … and {} more",
+            skipped - report.malformed.first.len() - report.unusable.first.len()
+        );
+    }
+}
+
+fn nothing_usable(logs: &[PathBuf], report: &ReadReport) -> Error {
+    let c = counts_of(report);
+    let mut text = format!(
+        "{} line(s) read: {} usable, {} malformed, {} unusable, {} duplicate(s), {} outside the window",
+        c.lines, c.usable, c.malformed, c.unusable, c.duplicates, c.outside_window
+    );
+    for e in &c.examples {
+        text.push_str(&format!("\n  {e}"));
+    }
+    Error::Usage(format!(
+        "no usable request in {}: nothing to replay\n  {text}\n  fix: check the logs hold requests with their answers (--format names the format; --since/--until widen the window)",
+        logs.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
+fn log_names(logs: &[PathBuf]) -> String {
+    logs.iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn format_name(f: LogFormat) -> &'static str {
+    match f {
+        LogFormat::RequestResponse => "request-response",
+        LogFormat::Batch => "batch",
+        LogFormat::Otel => "otel",
+        LogFormat::Results => "results",
+    }
+}
+
+fn redaction_counts(r: &Redactor) -> BTreeMap<String, u64> {
+    r.counts()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.as_str().to_owned(), n))
+        .collect()
+}
+
+/// `--keep-raw`: the replayed conversations as logged, unredacted, beside the items.
+fn write_raw(dir: &Path, items: &Items, chats: &Chats) -> anyhow::Result<()> {
+    let path = dir.join("requests.jsonl");
+    let file = std::fs::File::create_new(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for i in 0..items.len() {
+        out.write_all(b"{\"id\":")?;
+        serde_json::to_writer(&mut out, items.id(i))?;
+        out.write_all(b",\"request\":")?;
+        out.write_all(chats.json(i))?;
+        out.write_all(b"}\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("cannot write {}", path.display()))
+}
