@@ -46,6 +46,10 @@ bench-history:
 bench-sequential:
     bash scripts/sequential_bench.sh
 
+# goldgate shadow: 100,000 logged requests replayed at 50 ms, 256 in flight; a 1 GB log parsed.
+bench-shadow:
+    bash scripts/shadow_bench.sh
+
 # Fetch and verify the local models' weights.
 models:
     bash scripts/fetch-models.sh

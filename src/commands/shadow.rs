@@ -203,7 +203,10 @@ impl Plan {
         let redact = !args.no_redact;
         let redactor = Arc::new(Redactor::new(&loaded.config.shadow.redact)?);
         let read = ShadowRead {
-            format: args.format.map(|f| format_name(f).to_owned()),
+            format: args
+                .format
+                .and_then(|f| clap::ValueEnum::to_possible_value(&f))
+                .map(|v| v.get_name().to_owned()),
             since: args.since.clone(),
             until: args.until.clone(),
             sample: args.sample,
@@ -615,7 +618,7 @@ impl Traffic {
                 return;
             }
             items.push(&item);
-            chats.push(&chat);
+            chats.push_json(&chat);
         })?;
         production.latency_ms = crate::metrics::LatencyMs::from_histogram(&latency);
         let mut counts = counts_of(&report);
@@ -644,7 +647,8 @@ impl Traffic {
     }
 }
 
-/// One logged request as an item (redacted) and the conversation to send (as logged); `None`
+/// One logged request as an item (redacted) and the conversation to send (as logged, a
+/// [`Chat`]'s JSON); `None`
 /// for a request with nothing to replay.
 fn replay_of(
     request: &LoggedRequest,
@@ -652,11 +656,11 @@ fn replay_of(
     stratify: Option<&str>,
     redactor: Option<&Redactor>,
     ids: &mut HashSet<String>,
-) -> Option<(Item, Chat)> {
+) -> Option<(Item, Vec<u8>)> {
     if request.messages.is_empty() {
         return None;
     }
-    let chat = chat_of(request);
+    let chat = chat_json(request);
     let redacted = |text: &str| -> String {
         match redactor {
             Some(r) => r.redact(text).into_owned(),
@@ -680,7 +684,9 @@ fn replay_of(
     let json = expected.as_deref().is_some_and(|e| {
         serde_json::from_str::<Value>(e).is_ok_and(|v| v.is_object() || v.is_array())
     });
-    let base = format!("log-{:016x}", request.fingerprint());
+    // The ids `golden from-log` gives the same requests: a set made from a log and a shadow run
+    // of it name each request alike.
+    let base = format!("log-{:016x}", request.fingerprint())[..16].to_owned();
     let mut id = base.clone();
     let mut n = 1;
     while !ids.insert(id.clone()) {
@@ -740,63 +746,113 @@ fn production_text(request: &LoggedRequest) -> String {
     }
 }
 
-/// The request as it is replayed: its messages in the chat shape, its parameters, no model.
-fn chat_of(request: &LoggedRequest) -> Chat {
+/// The request as it is replayed, as a [`Chat`]'s JSON: its messages in the chat shape, its
+/// parameters, no model. Written straight from the logged request, without building a tree of
+/// JSON values for each of 100,000 requests.
+fn chat_json(request: &LoggedRequest) -> Vec<u8> {
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    struct ChatOut<'a> {
+        messages: Vec<MessageOut<'a>>,
+        params: ParamsOut<'a>,
+    }
+    #[derive(Serialize)]
+    struct MessageOut<'a> {
+        role: &'a str,
+        content: Content<'a>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<CallOut<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_call_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<&'a str>,
+    }
+    #[derive(Serialize)]
+    #[serde(untagged)]
+    enum Content<'a> {
+        Text(&'a str),
+        Parts(&'a Value),
+    }
+    #[derive(Serialize)]
+    struct CallOut<'a> {
+        id: std::borrow::Cow<'a, str>,
+        r#type: &'static str,
+        function: FunctionOut<'a>,
+    }
+    #[derive(Serialize)]
+    struct FunctionOut<'a> {
+        name: &'a str,
+        arguments: &'a str,
+    }
+    #[derive(Serialize)]
+    struct ParamsOut<'a> {
+        // The named fields were taken out of `other` when the log was read: no key is twice.
+        #[serde(flatten)]
+        other: &'a Map<String, Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        temperature: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        top_p: Option<f64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seed: Option<i64>,
+        #[serde(skip_serializing_if = "<[String]>::is_empty")]
+        stop: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        response_format: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tools: Option<&'a Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_choice: Option<&'a Value>,
+    }
+
     let messages = request
         .messages
         .iter()
-        .map(|m| {
-            let mut o = Map::new();
-            o.insert("role".into(), Value::String(m.role.clone()));
-            o.insert(
-                "content".into(),
-                m.parts
-                    .clone()
-                    .unwrap_or_else(|| Value::String(m.content.clone())),
-            );
-            if !m.tool_calls.is_empty() {
-                let calls = m
-                    .tool_calls
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        serde_json::json!({
-                            "id": c.id.clone().unwrap_or_else(|| format!("call_{i}")),
-                            "type": "function",
-                            "function": {"name": c.name, "arguments": c.arguments},
-                        })
-                    })
-                    .collect();
-                o.insert("tool_calls".into(), Value::Array(calls));
-            }
-            if let Some(id) = &m.tool_call_id {
-                o.insert("tool_call_id".into(), Value::String(id.clone()));
-            }
-            if let Some(name) = &m.name {
-                o.insert("name".into(), Value::String(name.clone()));
-            }
-            Value::Object(o)
+        .map(|m| MessageOut {
+            role: &m.role,
+            content: m
+                .parts
+                .as_ref()
+                .map_or(Content::Text(&m.content), Content::Parts),
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(i, c)| CallOut {
+                    id: c
+                        .id
+                        .as_deref()
+                        .map_or_else(|| format!("call_{i}").into(), Into::into),
+                    r#type: "function",
+                    function: FunctionOut {
+                        name: &c.name,
+                        arguments: &c.arguments,
+                    },
+                })
+                .collect(),
+            tool_call_id: m.tool_call_id.as_deref(),
+            name: m.name.as_deref(),
         })
         .collect();
     let p = &request.params;
-    let mut params = p.other.clone();
-    let mut set = |key: &str, v: Option<Value>| {
-        if let Some(v) = v {
-            params.insert(key.to_owned(), v);
-        }
+    let chat = ChatOut {
+        messages,
+        params: ParamsOut {
+            other: &p.other,
+            temperature: p.temperature,
+            top_p: p.top_p,
+            max_tokens: p.max_tokens,
+            seed: p.seed,
+            stop: &p.stop,
+            response_format: p.response_format.as_ref(),
+            tools: p.tools.as_ref(),
+            tool_choice: p.tool_choice.as_ref(),
+        },
     };
-    set("temperature", p.temperature.map(Value::from));
-    set("top_p", p.top_p.map(Value::from));
-    set("max_tokens", p.max_tokens.map(Value::from));
-    set("seed", p.seed.map(Value::from));
-    set(
-        "stop",
-        (!p.stop.is_empty()).then(|| Value::from(p.stop.clone())),
-    );
-    set("response_format", p.response_format.clone());
-    set("tools", p.tools.clone());
-    set("tool_choice", p.tool_choice.clone());
-    Chat { messages, params }
+    serde_json::to_vec(&chat).expect("a logged request always serialises")
 }
 
 /// The retrieved context of a request by the rule: the text of its messages in the rule's roles,
@@ -925,15 +981,6 @@ fn log_names(logs: &[PathBuf]) -> String {
         .join(",")
 }
 
-fn format_name(f: LogFormat) -> &'static str {
-    match f {
-        LogFormat::RequestResponse => "request-response",
-        LogFormat::Batch => "batch",
-        LogFormat::Otel => "otel",
-        LogFormat::Results => "results",
-    }
-}
-
 fn redaction_counts(r: &Redactor) -> BTreeMap<String, u64> {
     r.counts()
         .iter()
@@ -957,4 +1004,60 @@ fn write_raw(dir: &Path, items: &Items, chats: &Chats) -> anyhow::Result<()> {
     }
     out.flush()
         .with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged() -> LoggedRequest {
+        serde_json::from_value(serde_json::json!({
+            "source": {"file": "t.jsonl", "line": 3, "id": "r1"},
+            "format": "request-response",
+            "model": "prod",
+            "messages": [
+                {"role": "system", "content": "Use the tool. <context>Refunds: 30 days.</context>"},
+                {"role": "user", "content": "Refund window?", "parts": [{"type": "text", "text": "Refund window?"}]},
+                {"role": "assistant", "content": "", "tool_calls": [{"name": "search", "arguments": "{\"q\":\"refund\"}"}]},
+                {"role": "tool", "content": "Refunds within 30 days.", "tool_call_id": "call_0"}
+            ],
+            "params": {"temperature": 0.2, "stop": ["\n"], "tools": [{"type": "function"}],
+                       "other": {"presence_penalty": 0.5}},
+            "production": {"text": "", "tool_calls": [{"name": "search", "arguments": "{ \"q\": \"refund\" }"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_replayed_chat_is_the_logged_conversation_and_parameters() {
+        let chat: Chat = serde_json::from_slice(&chat_json(&logged())).unwrap();
+        assert_eq!(chat.messages.len(), 4);
+        assert_eq!(chat.messages[1]["content"][0]["text"], "Refund window?");
+        let call = &chat.messages[2]["tool_calls"][0];
+        assert_eq!(
+            (&call["id"], &call["type"]),
+            (&Value::from("call_0"), &Value::from("function"))
+        );
+        assert_eq!(call["function"]["arguments"], "{\"q\":\"refund\"}");
+        assert_eq!(chat.messages[3]["tool_call_id"], "call_0");
+        let keys: Vec<&str> = chat.params.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["presence_penalty", "stop", "temperature", "tools"]);
+        assert!(!chat.params.contains_key("model"));
+    }
+
+    #[test]
+    fn production_tool_calls_are_the_answer_and_the_context_rule_finds_passages() {
+        let r = logged();
+        assert_eq!(production_text(&r), "search {\"q\":\"refund\"}");
+        assert_eq!(
+            context_of(&r, &ContextRule::default()),
+            ["Refunds within 30 days."]
+        );
+        let marked = ContextRule {
+            roles: vec!["system".into()],
+            start: Some("<context>".into()),
+            end: Some("</context>".into()),
+        };
+        assert_eq!(context_of(&r, &marked), ["Refunds: 30 days."]);
+    }
 }

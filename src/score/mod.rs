@@ -292,7 +292,18 @@ impl Scoring {
             .iter()
             .filter_map(|s| s.check(item, answer).map(|c| (s.kind(), c)))
             .collect();
-        let similarity = item.expected.as_deref().map(|e| Similarity::of(answer, e));
+        // The similarity check, where there is one, measured it already.
+        let similarity = match checks.get(&CheckKind::Similarity).map(|c| &c.evidence) {
+            Some(Evidence::Similarity {
+                levenshtein,
+                token_set,
+                ..
+            }) => Some(Similarity {
+                levenshtein: *levenshtein,
+                token_set: *token_set,
+            }),
+            _ => item.expected.as_deref().map(|e| Similarity::of(answer, e)),
+        };
         // An echo copies the context, which would read as perfectly faithful: it is no answer
         // to score.
         let echoed = checks.contains_key(&CheckKind::Echo);

@@ -90,7 +90,7 @@ fn normalise(text: &str) -> String {
         .to_owned()
 }
 
-/// The openings with which assistants decline, lower case, typographic apostrophes made plain.
+/// The openings with which assistants decline, lower case, `'` standing for either apostrophe.
 const REFUSALS: &[&str] = &[
     "i'm sorry, but",
     "i am sorry, but",
@@ -112,20 +112,31 @@ const REFUSALS: &[&str] = &[
     "as an ai language model, i cannot",
 ];
 
+/// [`REFUSALS`] as one case-insensitive pattern: one pass over an answer, not one search per
+/// phrase (every replayed answer, and every production answer, is asked).
+fn refusals() -> &'static regex::Regex {
+    static PATTERN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    PATTERN.get_or_init(|| {
+        let alternatives: Vec<String> = REFUSALS
+            .iter()
+            .map(|r| regex::escape(r).replace('\'', "['\u{2019}\u{2018}]"))
+            .collect();
+        regex::Regex::new(&format!("(?i){}", alternatives.join("|")))
+            .expect("the refusal phrases compile")
+    })
+}
+
 /// Whether an answer declines: one of [`REFUSALS`] within its first two sentences. An answer
 /// that mentions an inability deep inside a helpful reply is not a refusal.
 pub fn is_refusal(answer: &str) -> bool {
-    let head: String = answer
-        .chars()
-        .take(240)
-        .collect::<String>()
-        .to_lowercase()
-        .replace(['\u{2019}', '\u{2018}'], "'");
-    let head = head.trim_start();
-    REFUSALS.iter().any(|r| {
-        head.find(r)
-            .is_some_and(|at| head[..at].matches(['.', '!', '?']).count() < 2)
-    })
+    let head = answer.trim_start();
+    let head = match head.char_indices().nth(240) {
+        Some((at, _)) => &head[..at],
+        None => head,
+    };
+    refusals()
+        .find(head)
+        .is_some_and(|m| head[..m.start()].matches(['.', '!', '?']).count() < 2)
 }
 
 #[cfg(test)]

@@ -98,9 +98,34 @@ fn write_lines(path: &Path, lines: &[String]) {
     std::fs::write(path, lines.join("\n") + "\n").unwrap();
 }
 
+/// The default shadow gates but for latency, which is absolute here: sub-millisecond loopback
+/// latencies are noise, and a ratio of two noises would make a test that can fail by chance.
+const GATES: &str = r#"
+[[shadow.gate]]
+metric = "accuracy"
+min_ratio = 0.95
+[[shadow.gate]]
+metric = "error_rate"
+max_ratio = 1.0
+[[shadow.gate]]
+metric = "refusal_rate"
+max_ratio = 1.0
+[[shadow.gate]]
+metric = "empty_rate"
+max_ratio = 1.0
+[[shadow.gate]]
+metric = "latency_p95_ms"
+max = 5000
+"#;
+
 /// A project whose current model is `current` and candidate `candidate` on the server, with
-/// `extra` TOML appended to goldgate.toml.
+/// `extra` TOML appended to goldgate.toml ([`GATES`] when it names no gate).
 fn project(server: &MockServer, candidate: &str, extra: &str) -> Project {
+    let extra = if extra.contains("[[shadow.gate]]") {
+        extra.to_owned()
+    } else {
+        format!("{extra}\n{GATES}")
+    };
     let p = Project {
         dir: tempfile::tempdir().unwrap(),
     };
@@ -265,6 +290,22 @@ fn every_log_format_is_replayed_and_what_cannot_be_is_counted() {
         })
         .to_string(),
     );
+    // A retrieval turn: the tool's result is the context (the default rule), so the answer is
+    // scored for faithfulness to it.
+    lines.push(
+        json!({
+            "id": "rag-1",
+            "request": {"model": "prod-model", "messages": [
+                {"role": "user", "content": question(30)},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_2", "type": "function",
+                    "function": {"name": "search_orders", "arguments": "{\"order\":30}"}}]},
+                {"role": "tool", "tool_call_id": "call_2", "content": canonical(30)}]},
+            "response": {"object": "chat.completion", "model": "prod-model",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": canonical(30)}}]},
+        })
+        .to_string(),
+    );
     let gz = std::fs::File::create(dir.join("gateway.jsonl.gz")).unwrap();
     let mut enc = flate2::write::GzEncoder::new(gz, flate2::Compression::default());
     enc.write_all((lines.join("\n") + "\n").as_bytes()).unwrap();
@@ -343,7 +384,7 @@ fn every_log_format_is_replayed_and_what_cannot_be_is_counted() {
     let s = run.summary();
     crate::schema::assert_valid(&s, "a shadow run's summary.json");
     let c = &s["shadow"]["counts"];
-    assert_eq!(c["replayed"], 6 + 1 + 4 + 2, "{c}");
+    assert_eq!(c["replayed"], 6 + 2 + 4 + 2, "{c}");
     assert_eq!(c["malformed"], 1, "{c}");
     assert_eq!(c["unusable"], 1, "{c}");
     assert!(
@@ -362,6 +403,19 @@ fn every_log_format_is_replayed_and_what_cannot_be_is_counted() {
         })
         .expect("the tool-call request was replayed");
     assert_eq!(tool["shadow"]["exact"], true, "{tool}");
+    let rag: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["faithfulness"].is_object())
+        .collect();
+    assert_eq!(
+        rag.len(),
+        2,
+        "the retrieval turn, on both models, and only it"
+    );
+    assert!(
+        rag.iter()
+            .all(|r| r["faithfulness"]["score"].as_f64().unwrap() >= 4.0)
+    );
 
     // --strict makes the malformed line fatal; an unknown format and a log without a usable
     // request exit 2, naming what was found.
@@ -390,16 +444,19 @@ const EMAIL: &str = "jane.roe@example.org";
 const PHONE: &str = "+44 20 7946 0958";
 const CARD: &str = "4111 1111 1111 1111";
 const KEY: &str = "sk-proj-Abc123Def456Ghi789Jkl012Mno345";
+/// A shop's own identifier, redacted by a pattern in `[shadow] redact`.
+const MEMBER: &str = "MBR-884213";
 
 #[test]
 fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
     let server = MockServer::start(answer);
-    let p = project(&server, "noisy", "");
+    let p = project(&server, "noisy", "[shadow]\nredact = ['MBR-\\d{6}']\n");
     let lines: Vec<String> = (0..8)
         .map(|i| {
             // The models repeat the prompt ("echo"): their answers carry the data too.
-            let q =
-                format!("echo order {i}: I am {EMAIL}, call {PHONE}, card {CARD}, my key {KEY}");
+            let q = format!(
+                "echo order {i}: I am {EMAIL} ({MEMBER}), call {PHONE}, card {CARD}, my key {KEY}"
+            );
             let a = format!("Thanks {EMAIL}, we will call {PHONE} about card {CARD}.");
             rr_line(i, &q, &a, EMAIL).to_string()
         })
@@ -416,7 +473,15 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
     let mut files = 0;
     for entry in walk(&dir) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
-        for planted in [EMAIL, PHONE, CARD, KEY, "4111111111111111", "7946 0958"] {
+        for planted in [
+            EMAIL,
+            PHONE,
+            CARD,
+            KEY,
+            MEMBER,
+            "4111111111111111",
+            "7946 0958",
+        ] {
             assert!(
                 !text.contains(planted),
                 "{planted} reached {}",
@@ -566,4 +631,67 @@ fn the_shadow_report_opens_in_a_browser() {
     assert!(dom.contains("refusal rate") || dom.contains("refusal_rate"));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("Shadow replay of 60 logged request(s)"), "{md}");
+}
+
+/// `--shard K/N` splits the replay; `goldgate merge` gives the unsharded replay's figures.
+#[test]
+fn shards_of_a_shadow_run_merge_into_the_whole_replay() {
+    let server = MockServer::start(answer);
+    let p = project(&server, "refuser", "");
+    plain_log(&p, 80);
+    let whole = shadow(&p, &["--log", "traffic.jsonl", "--quiet"]).summary();
+    let dirs: Vec<PathBuf> = (1..=2)
+        .map(|k| {
+            let run = shadow(
+                &p,
+                &[
+                    "--log",
+                    "traffic.jsonl",
+                    "--shard",
+                    &format!("{k}/2"),
+                    "--quiet",
+                ],
+            );
+            let n = run.summary()["shadow"]["counts"]["replayed"]
+                .as_u64()
+                .unwrap();
+            assert!(n > 10 && n < 70, "shard {k} replays part of the log: {n}");
+            run.dir.clone().unwrap()
+        })
+        .collect();
+    let out = p
+        .cmd()
+        .arg("merge")
+        .args(&dirs)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    let merged = Run::new(p.path(), out);
+    let m = merged.summary();
+    assert_eq!(m["shadow"]["counts"]["replayed"], 80);
+    assert_eq!(m["shadow"]["production"], whole["shadow"]["production"]);
+    for side in ["current", "candidate"] {
+        for metric in ["accuracy", "error_rate"] {
+            assert_eq!(
+                m["models"][side]["metrics"][metric], whole["models"][side]["metrics"][metric],
+                "{side} {metric}"
+            );
+        }
+        // Exact but for the mean length ratio's sum, added up in another order.
+        let (a, b) = (
+            &m["models"][side]["metrics"]["shadow"],
+            &whole["models"][side]["metrics"]["shadow"],
+        );
+        for key in [
+            "refusal_rate",
+            "empty_rate",
+            "exact_match",
+            "exact_compared",
+        ] {
+            assert_eq!(a[key], b[key], "{side} {key}");
+        }
+        let ratio = |v: &Value| v["length_ratio"].as_f64().unwrap();
+        assert!((ratio(a) - ratio(b)).abs() < 1e-12, "{side} length ratio");
+    }
+    assert_eq!(m["verdict"], whole["verdict"]);
 }
