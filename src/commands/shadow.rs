@@ -164,7 +164,12 @@ impl Loaded {
         let gates = if self.config.shadow.gates.is_empty() {
             crate::gate::default_shadow_gates()
         } else {
-            Gate::parse_all(&self.config.shadow.gates, &self.config_path, tags)?
+            Gate::parse_table(
+                &self.config.shadow.gates,
+                &self.config_path,
+                tags,
+                "shadow.gate",
+            )?
         };
         if !self.noise_baseline
             && let Some(g) = gates.iter().find(|g| {

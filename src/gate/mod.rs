@@ -194,10 +194,20 @@ impl Gate {
         if configs.is_empty() {
             return Ok(default_gates());
         }
+        Gate::parse_table(configs, file, tags, "gate")
+    }
+
+    /// The gates of one array of tables (`gate`, `shadow.gate`), named so in every problem.
+    pub fn parse_table(
+        configs: &[GateConfig],
+        file: &Path,
+        tags: &std::collections::BTreeSet<&str>,
+        table: &str,
+    ) -> Result<Vec<Gate>, Error> {
         let mut gates = Vec::new();
         let mut problems = Vec::new();
         for (i, c) in configs.iter().enumerate() {
-            let at = || Location::file(file).field(format!("gate[{i}]"));
+            let at = || Location::file(file).field(format!("{table}[{i}]"));
             let Some(metric) = MetricRef::parse(&c.metric) else {
                 let known: Vec<_> = MetricKind::names().collect();
                 problems.push(
@@ -234,7 +244,7 @@ impl Gate {
                         .fix("add one of min, max (absolute, on the candidate), min_ratio, max_ratio (relative to the current model)"),
                 );
             }
-            let field = |name: &str| Location::file(file).field(format!("gate[{i}].{name}"));
+            let field = |name: &str| Location::file(file).field(format!("{table}[{i}].{name}"));
             problems.extend(
                 bounds
                     .iter()

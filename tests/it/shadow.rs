@@ -695,3 +695,45 @@ fn shards_of_a_shadow_run_merge_into_the_whole_replay() {
     }
     assert_eq!(m["verdict"], whole["verdict"]);
 }
+
+/// `--cache`: a second replay of the same log is served from the response cache; a gate that
+/// does not parse is named in `[[shadow.gate]]` and nothing is called.
+#[test]
+fn a_repeated_replay_is_served_from_the_cache_and_bad_gates_are_named() {
+    let server = MockServer::start(answer);
+    let p = project(&server, "noisy", "");
+    plain_log(&p, 30);
+    let first = shadow(&p, &["--log", "traffic.jsonl", "--cache", "--quiet"]);
+    // 30 requests decide little: pass or inconclusive, and the cached replay the same.
+    assert!(matches!(first.code(), 0 | 4), "{}", first.stderr());
+    let asked = server.seen().len();
+    assert_eq!(asked, 60);
+    let second = shadow(&p, &["--log", "traffic.jsonl", "--cache", "--quiet"]);
+    assert_eq!(second.code(), first.code(), "{}", second.summary()["gates"]);
+    assert_eq!(
+        server.seen().len(),
+        asked,
+        "every answer came from the cache"
+    );
+    assert_eq!(
+        second.summary()["models"]["candidate"]["metrics"]["cached"],
+        30
+    );
+    assert_ne!(first.dir, second.dir, "a run never overwrites another");
+
+    let bad = project(
+        &server,
+        "noisy",
+        "[[shadow.gate]]\nmetric = \"refusal_rte\"\nmax = 0.1\n",
+    );
+    plain_log(&bad, 5);
+    let run = shadow(&bad, &["--log", "traffic.jsonl", "--quiet"]);
+    assert_eq!(run.code(), 2, "{}", run.stderr());
+    assert!(run.stderr().contains("shadow.gate[0]"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("refusal_rate"),
+        "the fix names the metric: {}",
+        run.stderr()
+    );
+    assert_eq!(server.seen().len(), asked);
+}
