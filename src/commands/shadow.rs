@@ -48,7 +48,13 @@ pub fn shadow(args: ShadowArgs) -> anyhow::Result<Exit> {
         let _inside = runtime.enter();
         Plan::make(&args)?
     };
+    let mut plan = plan;
     let executed = runtime.block_on(execute(&plan, &args))?;
+    // The conversations were for the replay: the reports need the memory more (a third of what
+    // a 100,000-request run holds).
+    if let Some(work) = Arc::get_mut(&mut plan.work) {
+        work.chats = None;
+    }
 
     let (summary, item_tallies) = if plan.appends {
         let fold = rundir::Fold::of(&plan.dir, &plan.work.items, 1)?;
@@ -591,7 +597,10 @@ impl Traffic {
         let mut latency = crate::metrics::new_histogram();
         let mut ids = HashSet::new();
         let mut selected: Vec<String> = Vec::new();
-        let report = log::read_logs(logs, &options, |request| {
+        // The logs are parsed on a thread of their own while this one redacts and stores what
+        // it hands over: reading a large log takes the two about as long each.
+        let (sender, requests) = std::sync::mpsc::sync_channel::<LoggedRequest>(256);
+        let mut take = |request: LoggedRequest| {
             let Some((item, chat)) = replay_of(
                 &request,
                 context,
@@ -624,6 +633,18 @@ impl Traffic {
             }
             items.push(&item);
             chats.push_json(&chat);
+        };
+        let report = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                log::read_logs(logs, &options, |request| {
+                    // The receiver lives until the reader is done.
+                    let _ = sender.send(request);
+                })
+            });
+            for request in requests {
+                take(request);
+            }
+            reader.join().expect("the log reader does not panic")
         })?;
         production.latency_ms = crate::metrics::LatencyMs::from_histogram(&latency);
         let mut counts = counts_of(&report);

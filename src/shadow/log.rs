@@ -835,6 +835,7 @@ fn json_type(v: &Value) -> &'static str {
 
 /// Why a line or a record was not a usable request.
 #[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 enum Skip {
     Malformed(String),
     Unusable(&'static str, String),
@@ -1683,6 +1684,30 @@ fn next_line<F: FnMut(LoggedRequest)>(
 }
 
 fn parse_request_response(line: &[u8], path: &Path, number: usize) -> Result<LoggedRequest, Skip> {
+    let quick = fast::parse(line, path, number);
+    // Every line a unit test reads is also a check that the two paths agree.
+    #[cfg(test)]
+    if let Some(r) = &quick {
+        assert_eq!(
+            parse_request_response_slow(line, path, number).as_ref(),
+            Ok(r),
+            "the fast path disagrees on {}",
+            String::from_utf8_lossy(line)
+        );
+    }
+    match quick {
+        Some(r) => Ok(r),
+        None => parse_request_response_slow(line, path, number),
+    }
+}
+
+/// Any request/response line, through a `Value` tree: the reference the fast path must match,
+/// and the one that words what is wrong with a line.
+fn parse_request_response_slow(
+    line: &[u8],
+    path: &Path,
+    number: usize,
+) -> Result<LoggedRequest, Skip> {
     let mut top = parse_object(line)?;
     let request = match top.remove("request") {
         Some(Value::Object(r)) => r,
@@ -1748,6 +1773,730 @@ fn parse_request_response(line: &[u8], path: &Path, number: usize) -> Result<Log
 fn merge_body_metadata(metadata: &mut Map<String, Value>, body: Option<Map<String, Value>>) {
     for (k, v) in body.into_iter().flatten() {
         metadata.entry(k).or_insert(v);
+    }
+}
+
+/// The request/response lines of the common shape, read in one typed pass: no `Value` tree for
+/// the messages, the parameters and the answer, which is where the slow path spends its time.
+///
+/// Read here: `id`, `timestamp`, `latency_ms`, `metadata` and any other top-level field (which
+/// the slow path ignores too); a request body of `model`, `messages`, `temperature`, `top_p`,
+/// `max_tokens` or `max_completion_tokens`, `seed`, `stop`, `response_format`, `tools`,
+/// `tool_choice`, `stream`, `stream_options`; messages with text or null `content`, `name`,
+/// `tool_call_id` and fields the slow path ignores; a `chat.completion` with choices, whose first
+/// message has text or null content. Anything else gives `None` and the line goes to the slow
+/// path: another body field (it belongs in `Params::other`), a `body` or `status_code`
+/// wrapper, content parts, tool or function calls, a message with a `value` (a header pair to
+/// drop), an empty list of messages or choices, a key given twice, any mistyped field or any
+/// line the slow path would call malformed or unusable — so the slow path alone words errors.
+///
+/// Every value is read as strictly as `Value` reads it: ignored fields go through `Checked`,
+/// not `IgnoredAny`, which lets lone surrogates and out-of-range numbers through.
+mod fast {
+    use std::borrow::Cow;
+    use std::fmt;
+    use std::path::{Path, PathBuf};
+
+    use serde::Deserialize;
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Number, Value};
+    use time::OffsetDateTime;
+
+    use super::{
+        LogFormat, LoggedRequest, Message, Params, Production, Provenance, Usage, drop_secrets,
+        drop_secrets_map, instant_of, parse_instant,
+    };
+
+    /// The line as a [`LoggedRequest`], or `None` for the slow path to read it.
+    pub(super) fn parse(line: &[u8], path: &Path, number: usize) -> Option<LoggedRequest> {
+        // One check of the whole line is cheaper than `from_slice`'s check of each string; a
+        // line that is not UTF-8 is malformed, which the slow path words.
+        let text = std::str::from_utf8(line).ok()?;
+        // Filled in place: moving the request's parts up through the visitors' return values
+        // costs more than reading them.
+        let mut r = LoggedRequest {
+            source: Provenance {
+                file: PathBuf::new(),
+                line: number,
+                id: None,
+            },
+            format: LogFormat::RequestResponse,
+            model: None,
+            messages: Vec::new(),
+            params: Params::default(),
+            production: Production::default(),
+            timestamp: None,
+            metadata: Map::new(),
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let rest = LineSeed(&mut r).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        let timestamp = match rest.timestamp {
+            Some(t) => t.instant().ok()?,
+            None => None,
+        };
+        r.timestamp = timestamp.or(rest.created);
+        r.source.id = rest
+            .id
+            .and_then(Lax::id)
+            .or_else(|| rest.response_id.and_then(Lax::id));
+        drop_secrets_map(&mut r.metadata);
+        r.source.file = path.to_owned();
+        Some(r)
+    }
+
+    /// What the fast path leaves to the slow one; never shown.
+    const SLOW: &str = "left to the slow path";
+
+    fn slow<E: de::Error>() -> E {
+        E::custom(SLOW)
+    }
+
+    /// Note a field as read: `Value` keeps the last of a key given twice, the fast path gives
+    /// up.
+    fn first<E: de::Error>(seen: &mut bool) -> Result<(), E> {
+        if std::mem::replace(seen, true) {
+            Err(slow())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Any JSON value, checked as `Value` would read it and dropped.
+    struct Checked;
+
+    impl<'de> Deserialize<'de> for Checked {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(CheckedVisitor)
+        }
+    }
+
+    struct CheckedVisitor;
+
+    impl<'de> Visitor<'de> for CheckedVisitor {
+        type Value = Checked;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_unit<E>(self) -> Result<Checked, E> {
+            Ok(Checked)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+            while seq.next_element::<Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+            while map.next_entry::<Checked, Checked>()?.is_some() {}
+            Ok(Checked)
+        }
+    }
+
+    /// A value of any type, for the fields the slow path reads by matching on the `Value`'s
+    /// type; containers and booleans are checked and dropped.
+    enum Lax<'a> {
+        Null,
+        Text(Cow<'a, str>),
+        Number(Number),
+        Other,
+    }
+
+    impl<'de> Deserialize<'de> for Lax<'de> {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(LaxVisitor)
+        }
+    }
+
+    struct LaxVisitor;
+
+    impl<'de> Visitor<'de> for LaxVisitor {
+        type Value = Lax<'de>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Lax<'de>, E> {
+            Ok(Lax::Other)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Lax<'de>, E> {
+            Ok(Lax::Number(v.into()))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Lax<'de>, E> {
+            Ok(Lax::Number(v.into()))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Lax<'de>, E> {
+            // As `Value` reads it (the parser never gives a non-finite number).
+            Ok(Number::from_f64(v).map_or(Lax::Null, Lax::Number))
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Lax<'de>, E> {
+            Ok(Lax::Text(Cow::Borrowed(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Lax<'de>, E> {
+            Ok(Lax::Text(Cow::Owned(v.to_owned())))
+        }
+        fn visit_unit<E>(self) -> Result<Lax<'de>, E> {
+            Ok(Lax::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Lax<'de>, A::Error> {
+            CheckedVisitor.visit_seq(seq).map(|_| Lax::Other)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Lax<'de>, A::Error> {
+            CheckedVisitor.visit_map(map).map(|_| Lax::Other)
+        }
+    }
+
+    impl Lax<'_> {
+        /// As `take_id` reads it.
+        fn id(self) -> Option<String> {
+            match self {
+                Lax::Text(s) => Some(s.into_owned()),
+                Lax::Number(n) => Some(n.to_string()),
+                Lax::Null | Lax::Other => None,
+            }
+        }
+
+        /// As `instant_of` reads it.
+        fn instant(&self) -> Result<Option<OffsetDateTime>, ()> {
+            match self {
+                Lax::Null => Ok(None),
+                Lax::Text(s) => parse_instant(s).map(Some).ok_or(()),
+                Lax::Number(n) => instant_of(&Value::Number(n.clone())),
+                Lax::Other => Err(()),
+            }
+        }
+
+        /// As `Value::as_u64` reads it.
+        fn count(&self) -> Option<u64> {
+            match self {
+                Lax::Number(n) => n.as_u64(),
+                _ => None,
+            }
+        }
+    }
+
+    /// Only a null is read; anything else is left to the slow path.
+    struct Refused;
+
+    impl<'de> Deserialize<'de> for Refused {
+        fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Err(slow())
+        }
+    }
+
+    /// A seed that fills `$target` in place from a JSON object (`$map`) or list (`$seq`) and
+    /// returns `$out`, which may borrow from the line (`$de`).
+    macro_rules! seed {
+        (
+            $seed:ident<$t:lifetime>($target:ty) -> <$de:lifetime> $out:ty,
+            map |$self_:ident, $map:ident| $body:block
+        ) => {
+            struct $seed<$t>(&$t mut $target);
+            impl<$de> DeserializeSeed<$de> for $seed<'_> {
+                type Value = $out;
+                fn deserialize<D: Deserializer<$de>>(self, d: D) -> Result<$out, D::Error> {
+                    d.deserialize_map(self)
+                }
+            }
+            impl<$de> Visitor<$de> for $seed<'_> {
+                type Value = $out;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str(stringify!($seed))
+                }
+                fn visit_map<A: MapAccess<$de>>(self, mut $map: A) -> Result<$out, A::Error> {
+                    let $self_ = self;
+                    $body
+                }
+            }
+        };
+        (
+            $seed:ident<$t:lifetime>($target:ty) -> <$de:lifetime> $out:ty,
+            seq |$self_:ident, $seq:ident| $body:block
+        ) => {
+            struct $seed<$t>(&$t mut $target);
+            impl<$de> DeserializeSeed<$de> for $seed<'_> {
+                type Value = $out;
+                fn deserialize<D: Deserializer<$de>>(self, d: D) -> Result<$out, D::Error> {
+                    d.deserialize_seq(self)
+                }
+            }
+            impl<$de> Visitor<$de> for $seed<'_> {
+                type Value = $out;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str(stringify!($seed))
+                }
+                fn visit_seq<A: SeqAccess<$de>>(self, mut $seq: A) -> Result<$out, A::Error> {
+                    let $self_ = self;
+                    $body
+                }
+            }
+        };
+    }
+
+    /// What a line gives besides the fields written in place.
+    struct Rest<'a> {
+        id: Option<Lax<'a>>,
+        timestamp: Option<Lax<'a>>,
+        created: Option<OffsetDateTime>,
+        response_id: Option<Lax<'a>>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum LineKey {
+        Id,
+        Timestamp,
+        LatencyMs,
+        Metadata,
+        Request,
+        Response,
+        #[serde(other)]
+        Other,
+    }
+
+    seed!(LineSeed<'r>(LoggedRequest) -> <'de> Rest<'de>, map |seed, map| {
+        let r = seed.0;
+        let mut rest = Rest {
+            id: None,
+            timestamp: None,
+            created: None,
+            response_id: None,
+        };
+        let (mut latency, mut metadata, mut request, mut response) = (false, false, false, false);
+        while let Some(key) = map.next_key()? {
+            match key {
+                LineKey::Id => {
+                    if rest.id.replace(map.next_value()?).is_some() {
+                        return Err(slow());
+                    }
+                }
+                LineKey::Timestamp => {
+                    if rest.timestamp.replace(map.next_value()?).is_some() {
+                        return Err(slow());
+                    }
+                }
+                LineKey::LatencyMs => {
+                    first(&mut latency)?;
+                    r.production.latency_ms = map.next_value()?;
+                }
+                LineKey::Metadata => {
+                    first(&mut metadata)?;
+                    r.metadata = map.next_value::<Option<_>>()?.unwrap_or_default();
+                }
+                LineKey::Request => {
+                    first(&mut request)?;
+                    map.next_value_seed(BodySeed(r))?;
+                }
+                LineKey::Response => {
+                    first(&mut response)?;
+                    (rest.created, rest.response_id) =
+                        map.next_value_seed(ReplySeed(&mut r.production))?;
+                }
+                LineKey::Other => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        if !(request && response) {
+            return Err(slow());
+        }
+        Ok(rest)
+    });
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum BodyKey {
+        Model,
+        Messages,
+        Temperature,
+        TopP,
+        MaxTokens,
+        MaxCompletionTokens,
+        Seed,
+        Stop,
+        ResponseFormat,
+        Tools,
+        ToolChoice,
+        Stream,
+        StreamOptions,
+        #[serde(other)]
+        Other,
+    }
+
+    // A request body with no field for `Params::other`.
+    seed!(BodySeed<'r>(LoggedRequest) -> <'de> (), map |seed, map| {
+        let r = seed.0;
+        let p = &mut r.params;
+        let mut seen = [false; 11];
+        let mut max_tokens: Option<u64> = None;
+        let mut max_completion_tokens: Option<Option<u64>> = None;
+        // `drop_secrets` as the slow path applies it to the whole body; null is no value.
+        fn value<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Value>, A::Error> {
+            Ok(map.next_value::<Option<Value>>()?.map(|mut v| {
+                drop_secrets(&mut v);
+                v
+            }))
+        }
+        while let Some(key) = map.next_key()? {
+            match key {
+                BodyKey::Model => {
+                    first(&mut seen[0])?;
+                    r.model = map.next_value()?;
+                }
+                BodyKey::Messages => {
+                    first(&mut seen[1])?;
+                    map.next_value_seed(MessagesSeed(&mut r.messages))?;
+                }
+                BodyKey::Temperature => {
+                    first(&mut seen[2])?;
+                    p.temperature = map.next_value()?;
+                }
+                BodyKey::TopP => {
+                    first(&mut seen[3])?;
+                    p.top_p = map.next_value()?;
+                }
+                BodyKey::MaxTokens => {
+                    first(&mut seen[4])?;
+                    max_tokens = map.next_value()?;
+                }
+                BodyKey::MaxCompletionTokens => {
+                    first(&mut seen[5])?;
+                    max_completion_tokens = Some(map.next_value()?);
+                }
+                BodyKey::Seed => {
+                    first(&mut seen[6])?;
+                    p.seed = map.next_value()?;
+                }
+                BodyKey::Stop => {
+                    first(&mut seen[7])?;
+                    p.stop = map.next_value::<Option<Stop>>()?.map_or_else(Vec::new, |s| s.0);
+                }
+                BodyKey::ResponseFormat => {
+                    first(&mut seen[8])?;
+                    p.response_format = value(&mut map)?;
+                }
+                BodyKey::Tools => {
+                    first(&mut seen[9])?;
+                    p.tools = value(&mut map)?;
+                }
+                BodyKey::ToolChoice => {
+                    first(&mut seen[10])?;
+                    p.tool_choice = value(&mut map)?;
+                }
+                BodyKey::Stream | BodyKey::StreamOptions => {
+                    map.next_value::<Checked>()?;
+                }
+                BodyKey::Other => return Err(slow()),
+            }
+        }
+        if r.messages.is_empty() {
+            return Err(slow());
+        }
+        // With `max_tokens` given, the slow path leaves `max_completion_tokens` in `other`.
+        p.max_tokens = match (max_tokens, max_completion_tokens) {
+            (Some(_), Some(_)) => return Err(slow()),
+            (Some(n), None) => Some(n),
+            (None, mct) => mct.flatten(),
+        };
+        Ok(())
+    });
+
+    /// `stop`: a string or a list of strings.
+    struct Stop(Vec<String>);
+
+    impl<'de> Deserialize<'de> for Stop {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Stop;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("text or a list of text")
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Stop, E> {
+                    Ok(Stop(vec![v.to_owned()]))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Stop, A::Error> {
+                    let mut stop = Vec::new();
+                    while let Some(s) = seq.next_element()? {
+                        stop.push(s);
+                    }
+                    Ok(Stop(stop))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    fn empty_message() -> Message {
+        Message {
+            role: String::new(),
+            content: String::new(),
+            parts: None,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
+
+    seed!(MessagesSeed<'r>(Vec<Message>) -> <'de> (), seq |seed, seq| {
+        loop {
+            let mut m = empty_message();
+            if seq.next_element_seed(MsgSeed(&mut m))?.is_none() {
+                return Ok(());
+            }
+            seed.0.push(m);
+        }
+    });
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum MsgKey {
+        Role,
+        Content,
+        ToolCalls,
+        FunctionCall,
+        ToolCallId,
+        Name,
+        Refusal,
+        Value,
+        #[serde(other)]
+        Other,
+    }
+
+    // A message with text or null content and no calls; its `refusal` as found, for an answer.
+    seed!(MsgSeed<'r>(Message) -> <'de> Option<Lax<'de>>, map |seed, map| {
+        let m = seed.0;
+        let mut seen = [false; 4];
+        let mut refusal = None;
+        while let Some(key) = map.next_key()? {
+            match key {
+                MsgKey::Role => {
+                    first(&mut seen[0])?;
+                    m.role = map.next_value()?;
+                }
+                MsgKey::Content => {
+                    first(&mut seen[1])?;
+                    m.content = map.next_value::<Option<String>>()?.unwrap_or_default();
+                }
+                MsgKey::ToolCalls | MsgKey::FunctionCall => {
+                    map.next_value::<Option<Refused>>()?;
+                }
+                MsgKey::ToolCallId => {
+                    first(&mut seen[2])?;
+                    m.tool_call_id = map.next_value()?;
+                }
+                MsgKey::Name => {
+                    first(&mut seen[3])?;
+                    m.name = map.next_value()?;
+                }
+                MsgKey::Refusal => {
+                    if refusal.replace(map.next_value()?).is_some() {
+                        return Err(slow());
+                    }
+                }
+                // A header pair (`{"name": "Authorization", "value": …}`), which the slow path
+                // may drop from the messages.
+                MsgKey::Value => return Err(slow()),
+                MsgKey::Other => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        if !seen[0] {
+            return Err(slow());
+        }
+        Ok(refusal)
+    });
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum ReplyKey {
+        Id,
+        Created,
+        Model,
+        Choices,
+        Usage,
+        #[serde(other)]
+        Other,
+    }
+
+    /// A `chat.completion`'s time and id, for a line without its own.
+    type Stamp<'a> = (Option<OffsetDateTime>, Option<Lax<'a>>);
+
+    // A `chat.completion` with at least one choice.
+    seed!(ReplySeed<'r>(Production) -> <'de> Stamp<'de>, map |seed, map| {
+        let p = seed.0;
+        let mut seen = [false; 5];
+        let mut created = None;
+        let mut id = None;
+        while let Some(key) = map.next_key()? {
+            match key {
+                ReplyKey::Id => {
+                    first(&mut seen[0])?;
+                    id = Some(map.next_value()?);
+                }
+                // An unreadable `created` is no time, not a malformed line.
+                ReplyKey::Created => {
+                    first(&mut seen[1])?;
+                    created = map.next_value::<Lax>()?.instant().ok().flatten();
+                }
+                ReplyKey::Model => {
+                    first(&mut seen[2])?;
+                    p.model = map.next_value()?;
+                }
+                ReplyKey::Choices => {
+                    first(&mut seen[3])?;
+                    map.next_value_seed(ChoicesSeed(p))?;
+                }
+                ReplyKey::Usage => {
+                    first(&mut seen[4])?;
+                    p.usage = map.next_value::<UsageField>()?.0;
+                }
+                // With `choices` there, the slow path reads no `error`, `body` or
+                // `status_code`.
+                ReplyKey::Other => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        if !seen[3] {
+            return Err(slow());
+        }
+        Ok((created, id))
+    });
+
+    // The first of the choices, the rest checked and dropped.
+    seed!(ChoicesSeed<'r>(Production) -> <'de> (), seq |seed, seq| {
+        seq.next_element_seed(ChoiceSeed(seed.0))?.ok_or_else(slow)?;
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(())
+    });
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum ChoiceKey {
+        FinishReason,
+        Message,
+        #[serde(other)]
+        Other,
+    }
+
+    seed!(ChoiceSeed<'r>(Production) -> <'de> (), map |seed, map| {
+        let p = seed.0;
+        let (mut finish_reason, mut message) = (false, false);
+        while let Some(key) = map.next_key()? {
+            match key {
+                ChoiceKey::FinishReason => {
+                    first(&mut finish_reason)?;
+                    p.finish_reason = map.next_value()?;
+                }
+                ChoiceKey::Message => {
+                    first(&mut message)?;
+                    let mut m = empty_message();
+                    p.refusal = match map.next_value_seed(MsgSeed(&mut m))? {
+                        None | Some(Lax::Null) => None,
+                        Some(Lax::Text(s)) => Some(s.into_owned()),
+                        Some(_) => return Err(slow()),
+                    };
+                    p.text = m.content;
+                }
+                ChoiceKey::Other => {
+                    map.next_value::<Checked>()?;
+                }
+            }
+        }
+        if !message {
+            return Err(slow());
+        }
+        Ok(())
+    });
+
+    /// `usage`: token counts from an object, nothing from anything else.
+    struct UsageField(Option<Usage>);
+
+    #[derive(Deserialize)]
+    #[serde(field_identifier, rename_all = "snake_case")]
+    enum UsageKey {
+        PromptTokens,
+        InputTokens,
+        CompletionTokens,
+        OutputTokens,
+        #[serde(other)]
+        Other,
+    }
+
+    impl<'de> Deserialize<'de> for UsageField {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = UsageField;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("any JSON value")
+                }
+                fn visit_bool<E>(self, _: bool) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_i64<E>(self, _: i64) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_u64<E>(self, _: u64) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_f64<E>(self, _: f64) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_str<E>(self, _: &str) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_unit<E>(self) -> Result<UsageField, E> {
+                    Ok(UsageField(None))
+                }
+                fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<UsageField, A::Error> {
+                    CheckedVisitor.visit_seq(seq).map(|_| UsageField(None))
+                }
+                fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<UsageField, A::Error> {
+                    let mut counts: [Option<Lax<'de>>; 4] = [None, None, None, None];
+                    while let Some(key) = map.next_key()? {
+                        let i = match key {
+                            UsageKey::PromptTokens => 0,
+                            UsageKey::InputTokens => 1,
+                            UsageKey::CompletionTokens => 2,
+                            UsageKey::OutputTokens => 3,
+                            UsageKey::Other => {
+                                map.next_value::<Checked>()?;
+                                continue;
+                            }
+                        };
+                        if counts[i].replace(map.next_value()?).is_some() {
+                            return Err(slow());
+                        }
+                    }
+                    // A first name present but not a count is 0: the second is not looked at.
+                    let count = |a: &Option<Lax>, b: &Option<Lax>| {
+                        a.as_ref().or(b.as_ref()).and_then(Lax::count).unwrap_or(0)
+                    };
+                    Ok(UsageField(Some(Usage {
+                        input: count(&counts[0], &counts[1]),
+                        output: count(&counts[2], &counts[3]),
+                    })))
+                }
+            }
+            d.deserialize_any(V)
+        }
     }
 }
 
@@ -2827,6 +3576,727 @@ mod tests {
             got[2].timestamp,
             Some(OffsetDateTime::from_unix_timestamp(1_717_000_000).unwrap())
         );
+    }
+
+    type Edit = Box<dyn Fn(&mut Value)>;
+
+    /// Request/response line variants and whether the fast path should read them: the common
+    /// shape and what it tolerates, and every kind of line it must leave to the slow path.
+    fn fast_path_variants() -> Vec<(&'static str, bool, Edit)> {
+        // Edits that do nothing where their target is gone (an earlier edit removed it).
+        fn parent<'v>(v: &'v mut Value, pointer: &str) -> Option<(&'v mut Value, String)> {
+            let (parent, key) = pointer.rsplit_once('/')?;
+            Some((v.pointer_mut(parent)?, key.to_owned()))
+        }
+        fn set(v: &mut Value, pointer: &str, value: Value) {
+            match parent(v, pointer) {
+                Some((Value::Object(m), key)) => {
+                    m.insert(key, value);
+                }
+                Some((Value::Array(a), key)) => {
+                    if let Some(slot) = key.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                        *slot = value;
+                    }
+                }
+                _ => {}
+            }
+        }
+        fn remove(v: &mut Value, pointer: &str) {
+            if let Some((Value::Object(m), key)) = parent(v, pointer) {
+                m.remove(&key);
+            }
+        }
+        let put = |pointer: &'static str, value: Value| -> Edit {
+            Box::new(move |v| set(v, pointer, value.clone()))
+        };
+        let puts = |edits: Vec<(&'static str, Value)>| -> Edit {
+            Box::new(move |v| {
+                for (pointer, value) in &edits {
+                    set(v, pointer, value.clone());
+                }
+            })
+        };
+        let drop = |pointer: &'static str| -> Edit { Box::new(move |v| remove(v, pointer)) };
+        let push = |pointer: &'static str, first: bool, values: Vec<Value>| -> Edit {
+            Box::new(move |v| {
+                if let Some(Value::Array(a)) = v.pointer_mut(pointer) {
+                    for value in &values {
+                        if first {
+                            a.insert(0, value.clone());
+                        } else {
+                            a.push(value.clone());
+                        }
+                    }
+                }
+            })
+        };
+        let wrap = |pointer: &'static str, around: fn(Value) -> Value| -> Edit {
+            Box::new(move |v| {
+                if let Some(inner) = v.pointer_mut(pointer) {
+                    *inner = around(inner.take());
+                }
+            })
+        };
+        let call = json!([{"id": "call_1", "type": "function",
+                           "function": {"name": "f", "arguments": "{}"}}]);
+        vec![
+            ("plain", true, Box::new(|_| {})),
+            (
+                "system message",
+                true,
+                push(
+                    "/request/messages",
+                    true,
+                    vec![json!({"role": "system", "content": "Be brief."})],
+                ),
+            ),
+            (
+                "metadata",
+                true,
+                put(
+                    "/metadata",
+                    json!({"route": "billing", "tenant": {"tier": "gold"}}),
+                ),
+            ),
+            (
+                "metadata with credentials",
+                true,
+                put(
+                    "/metadata",
+                    json!({"route": "a", "Authorization": "Bearer x",
+                           "client": {"x-api-key": "k", "headers": [["cookie", "c"], ["a", "b"]]}}),
+                ),
+            ),
+            ("metadata null", true, put("/metadata", Value::Null)),
+            (
+                "metadata not an object",
+                false,
+                put("/metadata", json!("x")),
+            ),
+            (
+                "unknown top-level field",
+                true,
+                put("/extra", json!({"a": [1, 2.5, {"b": null, "c": true}]})),
+            ),
+            ("stream", true, put("/request/stream", json!(true))),
+            (
+                "stream options",
+                true,
+                put("/request/stream_options", json!({"include_usage": true})),
+            ),
+            (
+                "named parameters",
+                true,
+                puts(vec![
+                    ("/request/temperature", json!(0)),
+                    ("/request/top_p", json!(0.95)),
+                    ("/request/seed", json!(-3)),
+                    ("/request/max_tokens", json!(5)),
+                ]),
+            ),
+            (
+                "temperature null",
+                true,
+                put("/request/temperature", Value::Null),
+            ),
+            ("huge seed", false, put("/request/seed", json!(u64::MAX))),
+            ("float seed", false, put("/request/seed", json!(1.0))),
+            (
+                "max_completion_tokens",
+                true,
+                Box::new(|v| {
+                    remove(v, "/request/max_tokens");
+                    set(v, "/request/max_completion_tokens", json!(64));
+                }),
+            ),
+            (
+                "null max_tokens and max_completion_tokens",
+                true,
+                puts(vec![
+                    ("/request/max_tokens", Value::Null),
+                    ("/request/max_completion_tokens", json!(7)),
+                ]),
+            ),
+            (
+                "max_tokens and max_completion_tokens",
+                false,
+                puts(vec![
+                    ("/request/max_tokens", json!(8)),
+                    ("/request/max_completion_tokens", json!(7)),
+                ]),
+            ),
+            (
+                "float max_tokens",
+                false,
+                put("/request/max_tokens", json!(1.5)),
+            ),
+            (
+                "negative max_tokens",
+                false,
+                put("/request/max_tokens", json!(-1)),
+            ),
+            ("stop text", true, put("/request/stop", json!("END"))),
+            ("stop list", true, put("/request/stop", json!(["a", "b"]))),
+            ("stop null", true, put("/request/stop", Value::Null)),
+            ("stop number", false, put("/request/stop", json!(5))),
+            (
+                "stop list of numbers",
+                false,
+                put("/request/stop", json!([1])),
+            ),
+            (
+                "response format with a schema",
+                true,
+                put(
+                    "/request/response_format",
+                    json!({"type": "json_schema", "json_schema": {"name": "s", "schema":
+                        {"type": "object", "properties": {"api_key": {"type": "string"}},
+                         "api_key": "sk-x"}}}),
+                ),
+            ),
+            (
+                "tool definitions",
+                true,
+                puts(vec![
+                    (
+                        "/request/tools",
+                        json!([{"type": "function", "function": {
+                            "name": "f", "parameters": {"type": "object", "properties": {}}}}]),
+                    ),
+                    ("/request/tool_choice", json!("auto")),
+                ]),
+            ),
+            (
+                "temperature as text",
+                false,
+                put("/request/temperature", json!("hot")),
+            ),
+            ("model as a number", false, put("/request/model", json!(5))),
+            ("model null", true, put("/request/model", Value::Null)),
+            ("no model", true, drop("/request/model")),
+            (
+                "another body field",
+                false,
+                put("/request/user", json!("u1")),
+            ),
+            (
+                "a credential in the body",
+                false,
+                put("/request/api_key", json!("sk")),
+            ),
+            (
+                "body metadata",
+                false,
+                put("/request/metadata", json!({"tag": "a"})),
+            ),
+            (
+                "a credential on a message",
+                true,
+                put("/request/messages/0/openai_api_key", json!("sk")),
+            ),
+            (
+                "a header pair among the messages",
+                false,
+                put(
+                    "/request/messages/0",
+                    json!({"role": "user", "content": "x", "name": "Authorization", "value": "v"}),
+                ),
+            ),
+            (
+                "a participant name",
+                true,
+                put("/request/messages/0/name", json!("bob")),
+            ),
+            (
+                "name as a number",
+                false,
+                put("/request/messages/0/name", json!(5)),
+            ),
+            (
+                "ignored message fields",
+                true,
+                puts(vec![
+                    ("/request/messages/0/refusal", json!(5)),
+                    ("/request/messages/0/audio", json!({"id": "a"})),
+                    ("/request/messages/0/tool_calls", Value::Null),
+                    ("/request/messages/0/function_call", Value::Null),
+                ]),
+            ),
+            (
+                "content null",
+                true,
+                put("/request/messages/0/content", Value::Null),
+            ),
+            ("no content", true, drop("/request/messages/0/content")),
+            (
+                "escaped content",
+                true,
+                put(
+                    "/request/messages/0/content",
+                    json!("line\nbreak \"quoted\" \\ é 😀 \u{1}"),
+                ),
+            ),
+            (
+                "list content",
+                false,
+                put(
+                    "/request/messages/0/content",
+                    json!([{"type": "text", "text": "Hi"}]),
+                ),
+            ),
+            (
+                "content a number",
+                false,
+                put("/request/messages/0/content", json!(5)),
+            ),
+            ("no role", false, drop("/request/messages/0/role")),
+            (
+                "role null",
+                false,
+                put("/request/messages/0/role", Value::Null),
+            ),
+            (
+                "tool calls in the history",
+                false,
+                push(
+                    "/request/messages",
+                    false,
+                    vec![
+                        json!({"role": "assistant", "content": null, "tool_calls": call}),
+                        json!({"role": "tool", "tool_call_id": "call_1", "content": "4"}),
+                    ],
+                ),
+            ),
+            (
+                "empty tool calls",
+                false,
+                put("/request/messages/0/tool_calls", json!([])),
+            ),
+            (
+                "a function call",
+                false,
+                put(
+                    "/request/messages/0/function_call",
+                    json!({"name": "f", "arguments": "{}"}),
+                ),
+            ),
+            (
+                "tool_call_id",
+                true,
+                put("/request/messages/0/tool_call_id", json!("c1")),
+            ),
+            ("no messages", false, put("/request/messages", json!([]))),
+            (
+                "messages not a list",
+                false,
+                put("/request/messages", json!({})),
+            ),
+            (
+                "a message not an object",
+                false,
+                put("/request/messages/0", json!("hi")),
+            ),
+            ("messages missing", false, drop("/request/messages")),
+            (
+                "a body-wrapped request",
+                false,
+                wrap(
+                    "/request",
+                    |body| json!({"headers": {"Authorization": "Bearer x"}, "body": body}),
+                ),
+            ),
+            ("request missing", false, drop("/request")),
+            ("request a list", false, put("/request", json!([]))),
+            ("response missing", false, drop("/response")),
+            ("response null", false, put("/response", Value::Null)),
+            ("response text", false, put("/response", json!("ok"))),
+            (
+                "a status-wrapped response",
+                false,
+                wrap(
+                    "/response",
+                    |body| json!({"status_code": 200, "body": body}),
+                ),
+            ),
+            (
+                "an HTTP error",
+                false,
+                put(
+                    "/response",
+                    json!({"status_code": 500, "body": {"error": {"message": "down"}}}),
+                ),
+            ),
+            (
+                "an error answer",
+                false,
+                put("/response", json!({"error": {"message": "rate limited"}})),
+            ),
+            (
+                "an error beside choices",
+                true,
+                put("/response/error", json!({"message": "ignored"})),
+            ),
+            (
+                "a body beside choices",
+                true,
+                put("/response/body", json!(3)),
+            ),
+            (
+                "unknown response fields",
+                true,
+                puts(vec![
+                    ("/response/system_fingerprint", json!("fp_1")),
+                    ("/response/service_tier", Value::Null),
+                    ("/response/choices/0/logprobs", Value::Null),
+                    ("/response/choices/0/message/annotations", json!([])),
+                ]),
+            ),
+            (
+                "a refusal",
+                true,
+                put("/response/choices/0/message/refusal", json!("I can't.")),
+            ),
+            (
+                "a refusal null",
+                true,
+                put("/response/choices/0/message/refusal", Value::Null),
+            ),
+            (
+                "a refusal as a number",
+                false,
+                put("/response/choices/0/message/refusal", json!(5)),
+            ),
+            (
+                "answer content null",
+                true,
+                put("/response/choices/0/message/content", Value::Null),
+            ),
+            (
+                "answer content parts",
+                false,
+                put(
+                    "/response/choices/0/message/content",
+                    json!([{"type": "output_text", "text": "A."}]),
+                ),
+            ),
+            (
+                "answer tool calls",
+                false,
+                put(
+                    "/response/choices/0/message/tool_calls",
+                    json!([{"id": "c",
+                    "function": {"name": "f", "arguments": {"api_key": "x"}}}]),
+                ),
+            ),
+            (
+                "answer without a role",
+                false,
+                drop("/response/choices/0/message/role"),
+            ),
+            (
+                "answer name as a number",
+                false,
+                put("/response/choices/0/message/name", json!(1)),
+            ),
+            (
+                "two choices",
+                true,
+                push(
+                    "/response/choices",
+                    false,
+                    vec![json!({"message": {"role": "assistant", "content": "B."}})],
+                ),
+            ),
+            (
+                "a second choice of any type",
+                true,
+                push("/response/choices", false, vec![json!(7)]),
+            ),
+            ("no choices", false, put("/response/choices", json!([]))),
+            ("choices missing", false, drop("/response/choices")),
+            (
+                "choices an object",
+                false,
+                put("/response/choices", json!({})),
+            ),
+            (
+                "a choice not an object",
+                false,
+                put("/response/choices/0", json!(1)),
+            ),
+            (
+                "a choice without message",
+                false,
+                drop("/response/choices/0/message"),
+            ),
+            (
+                "a choice with a null message",
+                false,
+                put("/response/choices/0/message", Value::Null),
+            ),
+            (
+                "finish reason null",
+                true,
+                put("/response/choices/0/finish_reason", Value::Null),
+            ),
+            (
+                "finish reason a number",
+                false,
+                put("/response/choices/0/finish_reason", json!(3)),
+            ),
+            (
+                "response model null",
+                true,
+                put("/response/model", Value::Null),
+            ),
+            (
+                "response model a number",
+                false,
+                put("/response/model", json!(4)),
+            ),
+            ("numeric response id", true, put("/response/id", json!(77))),
+            ("response id a list", true, put("/response/id", json!([1]))),
+            ("no response id", true, drop("/response/id")),
+            (
+                "created as a float",
+                true,
+                put("/response/created", json!(1.7e9)),
+            ),
+            (
+                "created unreadable",
+                true,
+                put("/response/created", json!("soon")),
+            ),
+            (
+                "created out of range",
+                true,
+                put("/response/created", json!(1e300)),
+            ),
+            ("no created", true, drop("/response/created")),
+            (
+                "usage under other names",
+                true,
+                put(
+                    "/response/usage",
+                    json!({"input_tokens": 3, "output_tokens": 4}),
+                ),
+            ),
+            (
+                "usage with a null first name",
+                true,
+                put(
+                    "/response/usage",
+                    json!({"prompt_tokens": null, "input_tokens": 5, "completion_tokens": 1.5,
+                           "output_tokens": 2, "details": {"cached": 1}}),
+                ),
+            ),
+            (
+                "usage with negative counts",
+                true,
+                put(
+                    "/response/usage",
+                    json!({"prompt_tokens": -1, "completion_tokens": "2"}),
+                ),
+            ),
+            ("usage text", true, put("/response/usage", json!("x"))),
+            ("usage null", true, put("/response/usage", Value::Null)),
+            (
+                "usage a list",
+                true,
+                put("/response/usage", json!([1, {"a": 2}])),
+            ),
+            ("no usage", true, drop("/response/usage")),
+            (
+                "latency as a whole number",
+                true,
+                put("/latency_ms", json!(700)),
+            ),
+            ("latency as a float", true, put("/latency_ms", json!(812.5))),
+            ("latency null", true, put("/latency_ms", Value::Null)),
+            ("latency as text", false, put("/latency_ms", json!("fast"))),
+            ("id text", true, put("/id", json!("req-1"))),
+            ("id a number", true, put("/id", json!(42))),
+            ("id negative", true, put("/id", json!(-42))),
+            ("id a float", true, put("/id", json!(1.5))),
+            ("id a boolean", true, put("/id", json!(true))),
+            ("id null", true, put("/id", Value::Null)),
+            (
+                "timestamp RFC 3339 with an offset",
+                true,
+                put("/timestamp", json!("2025-03-01T12:00:00.25+02:00")),
+            ),
+            (
+                "timestamp epoch seconds",
+                true,
+                put("/timestamp", json!(1_717_171_717)),
+            ),
+            (
+                "timestamp epoch ms",
+                true,
+                put("/timestamp", json!(1_717_171_717_123_u64)),
+            ),
+            (
+                "timestamp epoch µs",
+                true,
+                put("/timestamp", json!(1_717_171_717_123_456_u64)),
+            ),
+            (
+                "timestamp epoch ns",
+                true,
+                put("/timestamp", json!(1_717_171_717_123_456_789_u64)),
+            ),
+            (
+                "timestamp epoch float",
+                true,
+                put("/timestamp", json!(1_717_171_717.5)),
+            ),
+            (
+                "timestamp epoch as text",
+                true,
+                put("/timestamp", json!("1717171717")),
+            ),
+            (
+                "timestamp negative epoch",
+                true,
+                put("/timestamp", json!(-86_400)),
+            ),
+            ("timestamp null", true, put("/timestamp", Value::Null)),
+            (
+                "timestamp unreadable",
+                false,
+                put("/timestamp", json!("yesterday")),
+            ),
+            ("timestamp a boolean", false, put("/timestamp", json!(true))),
+            (
+                "timestamp out of range",
+                false,
+                put("/timestamp", json!(1e30)),
+            ),
+        ]
+    }
+
+    /// Lines that only text can make: keys twice, escapes, invalid JSON or UTF-8.
+    fn fast_path_raw_variants(base: &str) -> Vec<(&'static str, bool, Vec<u8>)> {
+        let inner = &base[1..base.len() - 1];
+        let with = |field: &str| format!("{{{field},{inner}}}").into_bytes();
+        let in_content = |text: &str| {
+            base.replacen(r#""content":""#, &format!(r#""content":"{text}"#), 1)
+                .into_bytes()
+        };
+        let mut not_utf8 = with("\"extra\":\"\u{e9}\"");
+        let at = not_utf8.iter().position(|&b| b == 0xc3).unwrap();
+        not_utf8[at] = 0xff;
+        vec![
+            (
+                "a key twice",
+                false,
+                with("\"latency_ms\":1,\"latency_ms\":2"),
+            ),
+            ("an unknown key twice", true, with("\"x\":1,\"x\":[2]")),
+            (
+                "a request twice",
+                false,
+                with(r#""request":{"messages":[{"role":"user","content":"first"}]}"#),
+            ),
+            ("escapes", true, in_content(r#"a\u00e9\ud83d\ude00\n\/\""#)),
+            (
+                "a lone surrogate where ignored",
+                false,
+                with(r#""x":"\ud800""#),
+            ),
+            (
+                "a lone surrogate in content",
+                false,
+                in_content(r#"\udc00"#),
+            ),
+            (
+                "an out-of-range number where ignored",
+                false,
+                with(r#""x":1e999"#),
+            ),
+            ("deep nesting where ignored", false, {
+                with(&format!("\"x\":{}{}", "[".repeat(200), "]".repeat(200)))
+            }),
+            ("nesting within the limit", true, {
+                with(&format!("\"x\":{}{}", "[".repeat(100), "]".repeat(100)))
+            }),
+            ("invalid UTF-8 where ignored", false, not_utf8),
+            ("trailing text", false, format!("{base} x").into_bytes()),
+            ("trailing spaces", true, format!("{base} \t ").into_bytes()),
+            ("not an object", false, b"[1, 2]".to_vec()),
+            ("not JSON", false, b"{\"request\": ".to_vec()),
+            (
+                "whitespace inside",
+                true,
+                base.replace(",", " ,\n\t").into_bytes(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn the_fast_path_reads_every_line_as_the_slow_path_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("traffic.jsonl");
+        let mut system = line("How long is the refund window?");
+        system["id"] = json!("req-0");
+        system["timestamp"] = json!("2026-11-01T10:00:00Z");
+        system["latency_ms"] = json!(700);
+        system["metadata"] = json!({"route": "billing", "tenant": "t0"});
+        system["request"]["temperature"] = json!(0.2);
+        system["request"]["max_tokens"] = json!(256);
+        system["request"]["messages"]
+            .as_array_mut()
+            .unwrap()
+            .insert(0, json!({"role": "system", "content": "Be brief."}));
+        let bases = [line("Bare?"), system];
+
+        let mut checked = 0;
+        let mut fast = 0;
+        let mut check = |what: &str, text: &[u8], want_fast: Option<bool>| {
+            checked += 1;
+            let slow = parse_request_response_slow(text, &path, checked);
+            let quick = fast::parse(text, &path, checked);
+            let shown = String::from_utf8_lossy(text);
+            if let Some(q) = &quick {
+                fast += 1;
+                assert_eq!(slow.as_ref(), Ok(q), "{what}: {shown}");
+            }
+            assert_eq!(
+                parse_request_response(text, &path, checked),
+                slow,
+                "{what}: {shown}"
+            );
+            if let Some(want) = want_fast {
+                assert_eq!(quick.is_some(), want, "{what}: fast path? {shown}");
+            }
+        };
+
+        let variants = fast_path_variants();
+        for base in &bases {
+            for (what, want_fast, edit) in &variants {
+                let mut v = base.clone();
+                edit(&mut v);
+                check(what, v.to_string().as_bytes(), Some(*want_fast));
+            }
+            for (what, want_fast, text) in fast_path_raw_variants(&base.to_string()) {
+                check(what, &text, Some(want_fast));
+            }
+        }
+        // Edits together, for how they interact; which path reads them is not the point.
+        for k in 0..2000_u64 {
+            let mut v = bases[(k % 2) as usize].clone();
+            let mut names = Vec::new();
+            for j in 0..1 + mix(k) % 4 {
+                let (what, _, edit) = &variants[(mix(k ^ mix(j)) % variants.len() as u64) as usize];
+                edit(&mut v);
+                names.push(*what);
+            }
+            check(&names.join(" + "), v.to_string().as_bytes(), None);
+        }
+
+        // So that the combinations test the fast path too, not only the fallback.
+        assert!(fast > checked / 4, "{fast} of {checked} on the fast path");
+        // The lines of the other tests check themselves: see `parse_request_response`.
     }
 
     #[test]
