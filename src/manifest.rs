@@ -122,6 +122,20 @@ pub struct ShadowCounts {
     /// The first malformed or unusable lines, as `file:line: reason`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
+    /// With `--sample`: the sample frame, each stratum's requests seen and kept (one stratum,
+    /// `value` absent, without `--stratify`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub strata: Vec<StratumCount>,
+}
+
+/// One stratum of a shadow run's sample: the `--stratify` field's value (redacted like the rest),
+/// the distinct requests that had it, and how many of them the sample kept.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StratumCount {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    pub seen: u64,
+    pub kept: u64,
 }
 
 /// Production's answers to the replayed requests, as the log has them.

@@ -323,6 +323,30 @@ impl Summary {
         } else {
             "Not redacted (--no-redact): text is as logged and answered.".to_owned()
         });
+        if let (Some(n), false) = (s.read.sample, c.strata.is_empty()) {
+            let strata = c
+                .strata
+                .iter()
+                .map(|st| {
+                    format!(
+                        "{} {} of {}",
+                        st.value.as_deref().unwrap_or("(none)"),
+                        st.kept,
+                        st.seen
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines.push(format!(
+                "Sample of {n} (seed {}{}): {strata}.",
+                s.read.seed,
+                s.read
+                    .stratify
+                    .as_deref()
+                    .map(|f| format!(", stratified on {f}"))
+                    .unwrap_or_default()
+            ));
+        }
         lines.extend(c.examples.iter().map(|e| format!("Skipped: {e}")));
         lines
     }

@@ -169,23 +169,12 @@ fn from_log(args: &FromLogArgs, out: &mut dyn Write) -> anyhow::Result<Exit> {
                 dir.display()
             ))
         })?;
-    let instant = |flag: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| {
-                log::parse_instant(t).ok_or_else(|| {
-                    Error::Usage(format!(
-                        "--{flag} {t}: not an instant; write RFC 3339 (2025-01-31T00:00:00Z) or epoch seconds"
-                    ))
-                })
-            })
-            .transpose()
-    };
     let options = ReadOptions {
         format: args.format,
         strict: args.strict,
         dedup: true,
-        since: instant("since", &args.since)?,
-        until: instant("until", &args.until)?,
+        since: log::instant_flag("since", args.since.as_deref())?,
+        until: log::instant_flag("until", args.until.as_deref())?,
         sample: args.sample.map(|n| Sample {
             n: usize::try_from(n).unwrap_or(usize::MAX),
             seed: args.seed,

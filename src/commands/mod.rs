@@ -113,6 +113,39 @@ fn conclude(
     })
 }
 
+/// The summary of a run just executed, with the tallies it comes from: those the runner kept, or,
+/// when `refold` (a resumed run's tallies cover only what it added; a `--until-decided` run keeps
+/// fewer items), folded from the whole results file over `items`.
+fn summarize(
+    dir: &Path,
+    manifest: &crate::manifest::Manifest,
+    items: &Items,
+    executed: crate::runner::RunOutput,
+    refold: bool,
+) -> anyhow::Result<(
+    Summary,
+    crate::record::Sides<crate::metrics::ModelTally>,
+    crate::metrics::ItemTallies,
+)> {
+    let (tallies, item_tallies, incomplete) = if refold {
+        let fold = crate::rundir::Fold::of(dir, items, manifest.repeats)?;
+        let incomplete = executed.interrupted || !fold.is_complete(manifest.repeats);
+        (fold.tallies, fold.item_tallies, incomplete)
+    } else {
+        (executed.tallies, executed.items, executed.interrupted)
+    };
+    let status = Status::of(&tallies, incomplete, manifest.max_error_rate);
+    let summary = Summary::build(
+        manifest,
+        &tallies,
+        items,
+        &item_tallies,
+        status,
+        crate::rundir::now_rfc3339(),
+    );
+    Ok((summary, tallies, item_tallies))
+}
+
 /// The end of a command that built a run directory by copying stored results (`diff`, `merge`):
 /// fold it as any run's, conclude, and print its path last.
 fn conclude_copied(dir: &Path, quiet: bool) -> anyhow::Result<Exit> {

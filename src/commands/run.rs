@@ -49,42 +49,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<Exit> {
     } else {
         plan.work.items.clone()
     };
-    // A fresh run's tallies are complete; a resumed run's cover only what it added, so its
-    // summary is folded from the whole results file.
-    let (summary, tallies, item_tallies) = if plan.appends || executed.decided {
-        // Over the items the run already holds: a second copy of a million items would be the
-        // peak of the whole run.
-        let fold = rundir::Fold::of(&plan.dir, &items, plan.manifest.repeats)?;
-        let status = Status::of(
-            &fold.tallies,
-            executed.interrupted || !fold.is_complete(plan.manifest.repeats),
-            plan.manifest.max_error_rate,
-        );
-        let summary = Summary::build(
-            &plan.manifest,
-            &fold.tallies,
-            &items,
-            &fold.item_tallies,
-            status,
-            rundir::now_rfc3339(),
-        );
-        (summary, fold.tallies, fold.item_tallies)
-    } else {
-        let status = Status::of(
-            &executed.tallies,
-            executed.interrupted,
-            plan.manifest.max_error_rate,
-        );
-        let summary = Summary::build(
-            &plan.manifest,
-            &executed.tallies,
-            &plan.work.items,
-            &executed.items,
-            status,
-            rundir::now_rfc3339(),
-        );
-        (summary, executed.tallies, executed.items)
-    };
+    let refold = plan.appends || executed.decided;
+    let (summary, tallies, item_tallies) =
+        super::summarize(&plan.dir, &plan.manifest, &items, executed, refold)?;
     let concluded = conclude(
         &plan.dir,
         &summary,

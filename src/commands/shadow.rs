@@ -37,7 +37,6 @@ use crate::runner::{Chats, Runner, Work};
 use crate::score::{ShadowScoring, is_refusal};
 use crate::shadow::log::{self, LogFormat, LoggedRequest, ReadOptions, ReadReport, Sample};
 use crate::shadow::redact::Redactor;
-use crate::summary::Summary;
 
 pub fn shadow(args: ShadowArgs) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -56,38 +55,13 @@ pub fn shadow(args: ShadowArgs) -> anyhow::Result<Exit> {
         work.chats = None;
     }
 
-    let (summary, item_tallies) = if plan.appends {
-        let fold = rundir::Fold::of(&plan.dir, &plan.work.items, 1)?;
-        let status = Status::of(
-            &fold.tallies,
-            executed.interrupted || !fold.is_complete(1),
-            plan.manifest.max_error_rate,
-        );
-        let summary = Summary::build(
-            &plan.manifest,
-            &fold.tallies,
-            &plan.work.items,
-            &fold.item_tallies,
-            status,
-            rundir::now_rfc3339(),
-        );
-        (summary, fold.item_tallies)
-    } else {
-        let status = Status::of(
-            &executed.tallies,
-            executed.interrupted,
-            plan.manifest.max_error_rate,
-        );
-        let summary = Summary::build(
-            &plan.manifest,
-            &executed.tallies,
-            &plan.work.items,
-            &executed.items,
-            status,
-            rundir::now_rfc3339(),
-        );
-        (summary, executed.items)
-    };
+    let (summary, _, item_tallies) = super::summarize(
+        &plan.dir,
+        &plan.manifest,
+        &plan.work.items,
+        executed,
+        plan.appends,
+    )?;
     let concluded = conclude(
         &plan.dir,
         &summary,
@@ -559,17 +533,6 @@ impl Traffic {
         context: &ContextRule,
         redactor: Option<&Redactor>,
     ) -> Result<Traffic, Error> {
-        let instant = |flag: &str, text: &Option<String>| {
-            text.as_deref()
-                .map(|t| {
-                    log::parse_instant(t).ok_or_else(|| {
-                        Error::Usage(format!(
-                            "--{flag} {t}: not an instant; write RFC 3339 (2025-01-31T00:00:00Z) or epoch seconds"
-                        ))
-                    })
-                })
-                .transpose()
-        };
         let format = read
             .format
             .as_deref()
@@ -582,8 +545,8 @@ impl Traffic {
             format,
             strict,
             dedup: true,
-            since: instant("since", &read.since)?,
-            until: instant("until", &read.until)?,
+            since: log::instant_flag("since", read.since.as_deref())?,
+            until: log::instant_flag("until", read.until.as_deref())?,
             sample: read.sample.map(|n| Sample {
                 n: usize::try_from(n).unwrap_or(usize::MAX),
                 seed: read.seed,
@@ -647,7 +610,7 @@ impl Traffic {
             reader.join().expect("the log reader does not panic")
         })?;
         production.latency_ms = crate::metrics::LatencyMs::from_histogram(&latency);
-        let mut counts = counts_of(&report);
+        let mut counts = counts_of(&report, redactor);
         counts.replayed = items.len() as u64;
         selected.sort_unstable();
         let sha256 = {
@@ -660,9 +623,9 @@ impl Traffic {
             crate::text::hex(&h.finalize())
         };
         if items.is_empty() {
-            return Err(nothing_usable(logs, &report));
+            return Err(nothing_usable(logs, &report, redactor));
         }
-        print_findings(&report);
+        print_findings(&report, redactor);
         Ok(Traffic {
             items,
             chats,
@@ -930,7 +893,7 @@ fn metadata_text(metadata: &Map<String, Value>, field: &str) -> Option<String> {
     }
 }
 
-fn counts_of(report: &ReadReport) -> ShadowCounts {
+fn counts_of(report: &ReadReport, redactor: Option<&Redactor>) -> ShadowCounts {
     let examples = [
         ("malformed", &report.malformed),
         ("unusable", &report.unusable),
@@ -940,6 +903,11 @@ fn counts_of(report: &ReadReport) -> ShadowCounts {
         f.first
             .iter()
             .map(move |f| format!("{what}: {}: {}", f.at, f.why))
+    })
+    // A reason may quote the line (a value that is not a timestamp): redacted like the rest.
+    .map(|e: String| match redactor {
+        Some(r) => r.redact(&e).into_owned(),
+        None => e,
     })
     .collect();
     ShadowCounts {
@@ -953,11 +921,24 @@ fn counts_of(report: &ReadReport) -> ShadowCounts {
         ignored: (report.ignored + report.torn) as u64,
         replayed: 0,
         examples,
+        strata: report
+            .sample
+            .iter()
+            .flat_map(|frame| &frame.strata)
+            .map(|s| crate::manifest::StratumCount {
+                value: s.value.as_deref().map(|v| match redactor {
+                    Some(r) => r.redact(v).into_owned(),
+                    None => v.to_owned(),
+                }),
+                seen: s.seen as u64,
+                kept: s.kept as u64,
+            })
+            .collect(),
     }
 }
 
 /// Skipped lines are never fatal, and never silent.
-fn print_findings(report: &ReadReport) {
+fn print_findings(report: &ReadReport, redactor: Option<&Redactor>) {
     let skipped = report.malformed.count + report.unusable.count;
     if skipped == 0 {
         return;
@@ -966,7 +947,7 @@ fn print_findings(report: &ReadReport) {
         "warning: {} malformed and {} unusable log record(s) skipped (--strict makes a malformed one fatal):",
         report.malformed.count, report.unusable.count
     );
-    for line in counts_of(report).examples {
+    for line in counts_of(report, redactor).examples {
         eprintln!("  {line}");
     }
     if skipped > report.malformed.first.len() + report.unusable.first.len() {
@@ -977,8 +958,8 @@ fn print_findings(report: &ReadReport) {
     }
 }
 
-fn nothing_usable(logs: &[PathBuf], report: &ReadReport) -> Error {
-    let c = counts_of(report);
+fn nothing_usable(logs: &[PathBuf], report: &ReadReport, redactor: Option<&Redactor>) -> Error {
+    let c = counts_of(report, redactor);
     let mut text = format!(
         "{} line(s) read: {} usable, {} malformed, {} unusable, {} duplicate(s), {} outside the window",
         c.lines, c.usable, c.malformed, c.unusable, c.duplicates, c.outside_window

@@ -604,6 +604,19 @@ pub fn detect(
 /// Parse an instant given on a command line or in a log: RFC 3339 (any offset; returned in
 /// UTC), or an epoch number in seconds, milliseconds, microseconds or nanoseconds (told apart by
 /// size: below 10^11 seconds, i.e. before the year 5138, and so on by factors of 1000).
+/// The instant a `--since` / `--until` flag gives, or the usage error (exit 2) that says how to
+/// write one.
+pub fn instant_flag(flag: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, Error> {
+    text.map(|t| {
+        parse_instant(t).ok_or_else(|| {
+            Error::Usage(format!(
+                "--{flag} {t}: not an instant; write RFC 3339 (2025-01-31T00:00:00Z) or epoch seconds"
+            ))
+        })
+    })
+    .transpose()
+}
+
 pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {

@@ -2,7 +2,7 @@
 //! rejected after far fewer calls than the set has, the run directory is a normal one, and a
 //! killed run resumes in the same order.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -196,23 +196,7 @@ fn a_killed_run_resumes_in_the_same_order() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let dir = {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let found = std::fs::read_dir(p.path().join("reports"))
-                .ok()
-                .and_then(|d| d.flatten().find(|e| e.path().is_dir()))
-                .map(|e| e.path());
-            if let Some(d) = found
-                && std::fs::read_to_string(d.join("results.jsonl")).map_or(0, |t| t.lines().count())
-                    >= 12
-            {
-                break d;
-            }
-            assert!(Instant::now() < deadline, "no results appeared");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    let dir = crate::support::run_dir_once_answered(&p.path().join("reports"), 12);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(

@@ -3,7 +3,7 @@
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -464,7 +464,15 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
     write_lines(&p.path().join("traffic.jsonl"), &lines);
     let run = shadow(
         &p,
-        &["--log", "traffic.jsonl", "--stratify", "route", "--quiet"],
+        &[
+            "--log",
+            "traffic.jsonl",
+            "--sample",
+            "8",
+            "--stratify",
+            "route",
+            "--quiet",
+        ],
     );
     assert!(matches!(run.code(), 0 | 1 | 4), "{}", run.stderr());
     let dir = run.dir.clone().expect("a run directory");
@@ -504,6 +512,14 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
         "no raw log text without --keep-raw"
     );
     let s = run.summary();
+    crate::schema::assert_valid(&s, "a sampled shadow run's summary.json");
+    // The sample frame is recorded, its stratum (an e-mail address here) redacted too.
+    assert_eq!(
+        s["shadow"]["counts"]["strata"][0]["value"], "[email]",
+        "{}",
+        s["shadow"]
+    );
+    assert_eq!(s["shadow"]["counts"]["strata"][0]["kept"], 8);
     assert!(
         s["shadow"]["redactions"]["email"].as_u64().unwrap() >= 8,
         "{}",
@@ -545,23 +561,7 @@ fn a_killed_shadow_run_resumes_without_asking_twice() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let dir = {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let found = std::fs::read_dir(p.path().join("reports"))
-                .ok()
-                .and_then(|d| d.flatten().find(|e| e.path().is_dir()))
-                .map(|e| e.path());
-            if let Some(d) = found
-                && std::fs::read_to_string(d.join("results.jsonl")).map_or(0, |t| t.lines().count())
-                    >= 10
-            {
-                break d;
-            }
-            assert!(Instant::now() < deadline, "no results appeared");
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    };
+    let dir = crate::support::run_dir_once_answered(&p.path().join("reports"), 10);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!dir.join("summary.json").exists());

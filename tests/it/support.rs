@@ -280,3 +280,23 @@ impl Project {
         self
     }
 }
+
+/// The run directory under `reports` once its `results.jsonl` holds at least `lines` lines: where
+/// a test kills a run that is still going.
+pub fn run_dir_once_answered(reports: &Path, lines: usize) -> PathBuf {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let found = std::fs::read_dir(reports)
+            .ok()
+            .and_then(|d| d.flatten().find(|e| e.path().is_dir()))
+            .map(|e| e.path());
+        if let Some(d) = found
+            && std::fs::read_to_string(d.join("results.jsonl")).map_or(0, |t| t.lines().count())
+                >= lines
+        {
+            return d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no results appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
