@@ -117,6 +117,9 @@ pub struct ShadowCounts {
     pub sampled_out: u64,
     /// Lines the format has but that are no request (other span kinds, blank lines).
     pub ignored: u64,
+    /// Requests whose production answer was empty (withheld, filtered): nothing to compare.
+    #[serde(default)]
+    pub no_answer: u64,
     /// Replayed (after the sample and the shard).
     pub replayed: u64,
     /// The first malformed or unusable lines, as `file:line: reason`.

@@ -38,13 +38,7 @@ pub struct Work {
     /// A shadow replay's conversations, by item number: sent as logged instead of a rendered
     /// prompt.
     pub chats: Option<Arc<Chats>>,
-    /// Applied to every answer and error message before anything scores or writes it (a shadow
-    /// replay's redaction: a model may repeat the personal data it was sent).
-    pub scrub: Option<Scrub>,
 }
-
-/// Text in, text with what must not be written replaced.
-pub type Scrub = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// Conversations held compactly, one JSON text after another: a replay of 100,000 logged
 /// requests holds their text once, not as trees of JSON values.
@@ -191,7 +185,7 @@ impl Work {
                 .render(item)
                 .map(|prompt| (self.system.clone(), prompt, None)),
         };
-        let mut outcome = match rendered {
+        let outcome = match rendered {
             Ok((system, prompt, chat)) => {
                 let request = Request {
                     system,
@@ -210,12 +204,6 @@ impl Work {
                 format!("not sent: the prompt does not render for this item: {e}"),
             )),
         };
-        if let Some(scrub) = &self.scrub {
-            match &mut outcome.result {
-                Ok(answer) => *answer = scrub(answer),
-                Err(e) => e.message = scrub(&e.message),
-            }
-        }
         // Scoring (a judge's calls included) happens after the answer was timed.
         let scores = match &outcome.result {
             Ok(answer) => Some(self.scoring.score(item, answer).await),

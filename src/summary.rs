@@ -275,7 +275,7 @@ impl Summary {
         };
         let c = &s.counts;
         let mut lines = vec![format!(
-            "Log lines read: {}; usable requests {}, malformed {}, unusable {}, duplicates {}, outside the window {}, left out of the sample {}, replayed {}.",
+            "Log lines read: {}; usable requests {}, malformed {}, unusable {}, duplicates {}, outside the window {}, left out of the sample {}, without a production answer {}, replayed {}.",
             c.lines,
             c.usable,
             c.malformed,
@@ -283,6 +283,7 @@ impl Summary {
             c.duplicates,
             c.outside_window,
             c.sampled_out,
+            c.no_answer,
             c.replayed
         )];
         let models = s

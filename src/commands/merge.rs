@@ -27,10 +27,11 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
             && m.models.candidate.model == first.models.candidate.model
             && m.gates == first.gates
             && m.statistics == first.statistics
-            && m.item_pass == first.item_pass;
+            && m.item_pass == first.item_pass
+            && shadow_settings(m) == shadow_settings(first);
         if !same {
             return Err(Error::Usage(format!(
-                "{} and {} are not shards of one run (golden set, models, repeats, gates or statistics differ)",
+                "{} and {} are not shards of one run (golden set, models, repeats, gates, statistics or shadow settings differ)",
                 runs[0].dir.display(),
                 run.dir.display()
             ))
@@ -81,6 +82,7 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
     manifest.golden.items = items.len();
     if let Some(shadow) = &mut manifest.shadow {
         shadow.counts.replayed = items.len() as u64;
+        shadow.read.shard = None;
     }
     manifest.golden.locked = runs.iter().all(|r| r.manifest.golden.locked);
     manifest.warnings = warnings;
@@ -99,4 +101,21 @@ pub fn merge(args: &MergeArgs) -> anyhow::Result<Exit> {
     drop(out);
 
     conclude_copied(&dir, args.quiet)
+}
+
+/// What shards of one shadow replay share: the logs, how they were read (but for the shard),
+/// the noise baseline, and whether text was redacted and kept raw. A merged report says it was
+/// redacted only when every shard was.
+fn shadow_settings(m: &crate::manifest::Manifest) -> Option<impl PartialEq + use<>> {
+    m.shadow.as_ref().map(|s| {
+        let mut read = s.read.clone();
+        read.shard = None;
+        (
+            s.logs.clone(),
+            read,
+            s.noise_baseline,
+            s.redacted,
+            s.keep_raw,
+        )
+    })
 }

@@ -273,7 +273,6 @@ impl Plan {
                 system: config.system,
                 scoring: Arc::new(scoring),
                 chats: None,
-                scrub: None,
             }),
             appends: done.is_some(),
             prior,

@@ -60,7 +60,7 @@ pub fn shadow(args: ShadowArgs) -> anyhow::Result<Exit> {
         &plan.manifest,
         &plan.work.items,
         executed,
-        plan.appends,
+        plan.appends || plan.production.is_some(),
     )?;
     let concluded = conclude(
         &plan.dir,
@@ -91,7 +91,17 @@ struct Plan {
     appends: bool,
     done: crate::record::TrialSet,
     concurrency: usize,
+    /// `--no-current`, fresh: production's logged answers, by item, to stand as the current
+    /// model's before the replay starts.
+    production: Option<Vec<ProductionCall>>,
     _lock: rundir::RunLock,
+}
+
+/// What the log says about production's answer to one replayed request, beside its text.
+#[derive(Debug, Clone, Copy)]
+struct ProductionCall {
+    latency_ms: Option<f64>,
+    usage: Option<provider::Usage>,
 }
 
 /// The evaluation file and provider files a shadow run uses, loaded.
@@ -253,8 +263,12 @@ impl Plan {
             },
             repeats: 1,
             models: Sides {
-                current: model_ref(&clients.current, loaded.noise_baseline),
-                candidate: model_ref(&clients.candidate, true),
+                current: if loaded.noise_baseline {
+                    model_ref(&clients.current)
+                } else {
+                    production_ref(&traffic.production, clients.candidate.kind)
+                },
+                candidate: model_ref(&clients.candidate),
             },
             gates,
             max_error_rate: Some(loaded.config.max_error_rate),
@@ -289,6 +303,7 @@ impl Plan {
             write_raw(&dir, &traffic.items, &traffic.chats)?;
         }
         let concurrency = concurrency(&loaded, &clients, args.concurrency);
+        let production = (!loaded.noise_baseline).then_some(traffic.calls);
         let work = work(
             &loaded,
             traffic.items,
@@ -303,6 +318,7 @@ impl Plan {
             appends: false,
             done: Default::default(),
             concurrency,
+            production,
             _lock: lock,
         })
     }
@@ -378,6 +394,7 @@ impl Plan {
             appends: true,
             done: fold.done,
             concurrency,
+            production: None,
             _lock: lock,
         })
     }
@@ -423,16 +440,22 @@ fn concurrency(loaded: &Loaded, clients: &Sides<Client>, flag: Option<u64>) -> u
         .max(1)
 }
 
-fn model_ref(c: &Client, replayed: bool) -> ModelRef {
+fn model_ref(c: &Client) -> ModelRef {
     ModelRef {
-        provider: if replayed {
-            c.label.clone()
-        } else {
-            "not replayed (--no-current)".to_owned()
-        },
+        provider: c.label.clone(),
         kind: c.kind,
         model: c.model.clone(),
         settings: Some(c.settings_fingerprint()),
+    }
+}
+
+/// Production as the current side (`--no-current`): its answers as logged.
+fn production_ref(p: &ProductionInfo, kind: crate::config::ProviderKind) -> ModelRef {
+    ModelRef {
+        provider: "production, as logged (--no-current)".to_owned(),
+        kind,
+        model: p.models.keys().cloned().collect::<Vec<_>>().join(", "),
+        settings: None,
     }
 }
 
@@ -446,6 +469,16 @@ fn work(
     redactor: Option<Arc<Redactor>>,
 ) -> anyhow::Result<Work> {
     let shadow = &loaded.config.shadow;
+    // Redacted inside the clients: before the response cache stores an answer or the verbose
+    // log prints an error, not only before the results are written.
+    let scrub: Option<provider::Scrub> = redactor.map(|r| {
+        let scrub: provider::Scrub = Arc::new(move |t: &str| r.redact(t).into_owned());
+        scrub
+    });
+    let scrubbed = |c: Client| match &scrub {
+        Some(s) => c.with_scrub(s.clone()),
+        None => c,
+    };
     let mut scoring = loaded.config.scoring.clone();
     // Production's answer is the reference: agreement with it is the shadow run's accuracy.
     // The evaluation's own checks were written for its golden set, not for this traffic.
@@ -460,7 +493,9 @@ fn work(
     let judge = match &scoring.faithfulness.provider {
         Some(path) if scoring.faithfulness.method == crate::config::FaithfulnessMethod::Judge => {
             let cfg = provider::load_config(path)?;
-            Some(crate::score::Judge::new(Client::from_config(path, &cfg)?))
+            Some(crate::score::Judge::new(scrubbed(Client::from_config(
+                path, &cfg,
+            )?)))
         }
         _ => None,
     };
@@ -472,15 +507,11 @@ fn work(
     let prompt = crate::prompt::PromptTemplate::new(loaded.config.prompt(), &loaded.config_path)?;
     Ok(Work {
         items: Arc::new(items),
-        clients: clients.map(Arc::new),
+        clients: clients.map(|c| Arc::new(scrubbed(c))),
         prompt: Arc::new(prompt),
         system: None,
         scoring: Arc::new(scoring),
         chats: Some(Arc::new(chats)),
-        scrub: redactor.map(|r| {
-            let scrub: crate::runner::Scrub = Arc::new(move |t: &str| r.redact(t).into_owned());
-            scrub
-        }),
     })
 }
 
@@ -495,11 +526,22 @@ async fn execute(plan: &Plan, args: &ShadowArgs) -> anyhow::Result<crate::runner
     let sides: u64 = if noise_baseline { 2 } else { 1 };
     let total = (plan.work.items.len() as u64 * sides).saturating_sub(plan.done.len() as u64);
     let progress = Progress::new(total, args.quiet);
-    let results = if plan.appends {
+    let mut results = if plan.appends {
         ResultsWriter::append(&plan.dir)?
     } else {
         ResultsWriter::create(&plan.dir)?
     };
+    if let Some(calls) = &plan.production {
+        // Without the noise baseline, production's own answers stand as the current model's:
+        // every report then compares the candidate with what users were given.
+        for (i, call) in calls.iter().enumerate() {
+            let item = plan.work.items.get(i);
+            let answer = item.expected.clone().unwrap_or_default();
+            let scores = plan.work.scoring.score(&item, &answer).await;
+            results.write(&production_record(&item, answer, *call, scores))?;
+        }
+        results.flush()?;
+    }
     let runner = Runner {
         work: plan.work.clone(),
         repeats: 1,
@@ -513,6 +555,45 @@ async fn execute(plan: &Plan, args: &ShadowArgs) -> anyhow::Result<crate::runner
     output
 }
 
+/// Production's logged answer to an item as the current model's result line: its latency as
+/// logged (another environment's), its usage, no price.
+fn production_record(
+    item: &Item,
+    answer: String,
+    call: ProductionCall,
+    scores: crate::score::Scores,
+) -> crate::record::ResultRecord {
+    crate::record::ResultRecord {
+        id: item.id.clone(),
+        model: Side::Current,
+        trial: 0,
+        ok: true,
+        pass: scores.pass(),
+        answer: Some(answer),
+        latency_ms: call.latency_ms.filter(|ms| ms.is_finite() && *ms >= 0.0),
+        ttft_ms: None,
+        server_ms: None,
+        cached: false,
+        attempts: 0,
+        tokens: call.usage.map(|u| crate::record::TokenCount {
+            input: u.input,
+            output: u.output,
+            estimated: false,
+        }),
+        cost_usd: 0.0,
+        faithfulness: scores.faithfulness.clone(),
+        similarity: scores.similarity,
+        judge: scores
+            .judge
+            .clone()
+            .map(|(usage, error)| crate::record::JudgeRecord { usage, error }),
+        shadow: scores.shadow,
+        checks: scores.checks,
+        error: None,
+        answer_hash: None,
+    }
+}
+
 /// The requests selected from the logs: items (what is written, redacted), conversations (what
 /// is sent, as logged) and production's side.
 struct Traffic {
@@ -523,6 +604,8 @@ struct Traffic {
     /// SHA-256 of the ids of every request selected, before a shard took its part: what pins
     /// the replay, for each shard alike.
     sha256: String,
+    /// Production's latency and usage, by item.
+    calls: Vec<ProductionCall>,
 }
 
 impl Traffic {
@@ -560,10 +643,18 @@ impl Traffic {
         let mut latency = crate::metrics::new_histogram();
         let mut ids = HashSet::new();
         let mut selected: Vec<String> = Vec::new();
+        let mut calls = Vec::new();
         // The logs are parsed on a thread of their own while this one redacts and stores what
         // it hands over: reading a large log takes the two about as long each.
         let (sender, requests) = std::sync::mpsc::sync_channel::<LoggedRequest>(256);
+        let mut no_answer = 0u64;
         let mut take = |request: LoggedRequest| {
+            // Nothing to compare a replay with (an answer withheld by a content filter, say):
+            // counted, not replayed.
+            if production_text(&request).trim().is_empty() {
+                no_answer += 1;
+                return;
+            }
             let Some((item, chat)) = replay_of(
                 &request,
                 context,
@@ -596,6 +687,10 @@ impl Traffic {
             }
             items.push(&item);
             chats.push_json(&chat);
+            calls.push(ProductionCall {
+                latency_ms: p.latency_ms,
+                usage: p.usage,
+            });
         };
         let report = std::thread::scope(|scope| {
             let reader = scope.spawn(move || {
@@ -611,6 +706,7 @@ impl Traffic {
         })?;
         production.latency_ms = crate::metrics::LatencyMs::from_histogram(&latency);
         let mut counts = counts_of(&report, redactor);
+        counts.no_answer = no_answer;
         counts.replayed = items.len() as u64;
         selected.sort_unstable();
         let sha256 = {
@@ -622,7 +718,8 @@ impl Traffic {
             }
             crate::text::hex(&h.finalize())
         };
-        if items.is_empty() {
+        // A shard may hold none of a small selection: an empty replay, not bad input.
+        if selected.is_empty() {
             return Err(nothing_usable(logs, &report, redactor));
         }
         print_findings(&report, redactor);
@@ -632,6 +729,7 @@ impl Traffic {
             counts,
             production,
             sha256,
+            calls,
         })
     }
 }
@@ -670,9 +768,7 @@ fn replay_of(
         .collect();
     let production = production_text(request);
     let expected = (!production.trim().is_empty()).then(|| redacted(production.trim()));
-    let json = expected.as_deref().is_some_and(|e| {
-        serde_json::from_str::<Value>(e).is_ok_and(|v| v.is_object() || v.is_array())
-    });
+    let json = expected.as_deref().is_some_and(crate::score::is_json);
     // The ids `golden from-log` gives the same requests: a set made from a log and a shadow run
     // of it name each request alike.
     let base = format!("log-{:016x}", request.fingerprint())[..16].to_owned();
@@ -718,18 +814,18 @@ fn replay_of(
     Some((item, chat))
 }
 
-/// What production answered, as one text: its words, else its tool calls (written as a replay's
-/// are), else its refusal.
+/// What production answered, as one text, by the rule the adapters follow for a replay: its
+/// tool calls when it made some (written as a replay's are), else its words, else its refusal.
 fn production_text(request: &LoggedRequest) -> String {
     let p = &request.production;
-    if !p.text.trim().is_empty() {
-        p.text.clone()
-    } else if !p.tool_calls.is_empty() {
+    if !p.tool_calls.is_empty() {
         provider::tool_calls_text(
             p.tool_calls
                 .iter()
                 .map(|c| (c.name.as_str(), c.arguments.as_str())),
         )
+    } else if !p.text.trim().is_empty() {
+        p.text.clone()
     } else {
         p.refusal.clone().unwrap_or_default()
     }
@@ -919,6 +1015,7 @@ fn counts_of(report: &ReadReport, redactor: Option<&Redactor>) -> ShadowCounts {
         outside_window: (report.outside_window + report.undated) as u64,
         sampled_out: report.sampled_out as u64,
         ignored: (report.ignored + report.torn) as u64,
+        no_answer: 0,
         replayed: 0,
         examples,
         strata: report

@@ -224,7 +224,13 @@ impl Anthropic {
             )));
         }
         Ok(Completion::text(
-            answer_text(&parsed.content),
+            answer_text(
+                &parsed.content,
+                request
+                    .chat
+                    .as_ref()
+                    .is_some_and(|c| c.params.contains_key("tools")),
+            ),
             // Prompt caching is never requested, so `input_tokens` is the whole input.
             parsed.usage.map(|u| Usage {
                 input: u.input_tokens,
@@ -247,15 +253,20 @@ impl Provider for Anthropic {
     }
 }
 
-/// The answer of a message: its text blocks; when it has none, its tool calls, written as
-/// production's are so that the two compare. Thinking blocks are never the answer.
-fn answer_text(content: &[ContentBlock]) -> String {
+/// The answer of a message, by the rule production's answers follow too: its tool calls when it
+/// has any (written as production's are, so that the two compare), whatever text came with them
+/// (Claude often writes a line before a `tool_use`); else its text blocks. Thinking blocks are
+/// never the answer.
+///
+/// A request that offered no tools (every golden-set run) is answered by its text: a `tool_use`
+/// there is no answer anyone asked for, and counts only when there is no text at all.
+fn answer_text(content: &[ContentBlock], offered_tools: bool) -> String {
     let text: String = content
         .iter()
         .filter(|b| b.kind == "text")
         .filter_map(|b| b.text.as_deref())
         .collect();
-    if !text.is_empty() {
+    if !offered_tools && !text.trim().is_empty() {
         return text;
     }
     let calls: Vec<(&str, String)> = content
@@ -269,12 +280,17 @@ fn answer_text(content: &[ContentBlock]) -> String {
             (b.name.as_deref().unwrap_or_default(), input)
         })
         .collect();
-    tool_calls_text(calls.iter().map(|(name, input)| (*name, input.as_str())))
+    if !calls.is_empty() {
+        return tool_calls_text(calls.iter().map(|(name, input)| (*name, input.as_str())));
+    }
+    text
 }
 
 /// A replayed conversation (OpenAI's chat shape) as a Messages API body. The logged parameters
 /// win over the provider file's `temperature` and `max_tokens`; those the API has no word for
-/// (seed, response_format, …) are left out, since it refuses fields it does not know.
+/// (seed, response_format, …) are left out, since it refuses fields it does not know. Recent
+/// Claude models refuse `temperature` and `top_p` together: with a temperature (logged or the
+/// provider file's), a logged `top_p` is left out.
 fn chat_body(model: &str, chat: &Chat, temperature: Option<f64>, max_tokens: u32) -> Value {
     let params = &chat.params;
     let (system, messages) = turns(&chat.messages);
@@ -292,11 +308,14 @@ fn chat_body(model: &str, chat: &Chat, temperature: Option<f64>, max_tokens: u32
         .get("temperature")
         .and_then(Value::as_f64)
         .map(|t| t.clamp(0.0, 1.0));
-    if let Some(t) = logged_temperature.or(temperature) {
-        body.insert("temperature".to_owned(), t.into());
-    }
-    if let Some(top_p) = params.get("top_p").filter(|p| p.is_number()) {
-        body.insert("top_p".to_owned(), top_p.clone());
+    match (logged_temperature.or(temperature), params.get("top_p")) {
+        (Some(t), _) => {
+            body.insert("temperature".to_owned(), t.into());
+        }
+        (None, Some(top_p)) if top_p.is_number() => {
+            body.insert("top_p".to_owned(), top_p.clone());
+        }
+        _ => {}
     }
     if let Some(stop) = logged_stop(params).filter(|s| !s.is_empty()) {
         body.insert("stop_sequences".to_owned(), stop.into());
@@ -538,7 +557,6 @@ mod tests {
                 "max_tokens": 300,
                 "system": "Be brief.\n\nUse metric units.",
                 "temperature": 1.0,
-                "top_p": 0.9,
                 "stop_sequences": ["END"],
                 "tools": [{"name": "weather", "description": "Today's weather",
                     "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
@@ -589,6 +607,25 @@ mod tests {
         );
     }
 
+    /// Recent Claude models refuse a request with both: `temperature` goes, `top_p` does not.
+    #[test]
+    fn temperature_and_top_p_are_never_sent_together() {
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        let sent = |params: Value, temperature: Option<f64>| {
+            let body = chat_body("claude", &chat(hi.clone(), params), temperature, 64);
+            (body.get("temperature").cloned(), body.get("top_p").cloned())
+        };
+        let both = json!({"temperature": 0.3, "top_p": 0.9});
+        assert_eq!(sent(both.clone(), None), (Some(json!(0.3)), None));
+        assert_eq!(sent(both, Some(0.7)), (Some(json!(0.3)), None));
+        // The provider file's temperature with a logged top_p: still only the temperature.
+        let top_p = json!({"top_p": 0.9});
+        assert_eq!(sent(top_p.clone(), Some(0.7)), (Some(json!(0.7)), None));
+        // No temperature anywhere: the logged top_p is sent.
+        assert_eq!(sent(top_p, None), (None, Some(json!(0.9))));
+        assert_eq!(sent(json!({}), None), (None, None));
+    }
+
     #[test]
     fn tool_choices_read_in_anthropic_words() {
         let tools = json!([{"type": "function", "function": {"name": "f"}}]);
@@ -632,10 +669,10 @@ mod tests {
     }
 
     #[test]
-    fn tool_use_is_the_answer_when_there_is_no_text() {
+    fn tool_use_is_the_answer_and_text_when_there_is_none() {
         let answer = |content: Value| {
             let blocks: Vec<ContentBlock> = serde_json::from_value(content).unwrap();
-            answer_text(&blocks)
+            answer_text(&blocks, true)
         };
         assert_eq!(
             answer(json!([
@@ -647,13 +684,29 @@ mod tests {
         );
         assert_eq!(
             answer(json!([
+                {"type": "thinking", "thinking": "hmm"},
                 {"type": "text", "text": "Let me "},
                 {"type": "text", "text": "check."},
-                {"type": "tool_use", "id": "t1", "name": "weather", "input": {}},
             ])),
             "Let me check."
         );
         assert_eq!(answer(json!([])), "");
+    }
+
+    /// Claude writes a short preamble before a `tool_use`: the call is the answer, not the text.
+    #[test]
+    fn text_with_a_tool_use_answers_with_the_call() {
+        let blocks: Vec<ContentBlock> = serde_json::from_value(json!([
+            {"type": "text", "text": "I'll look up the weather in Paris."},
+            {"type": "tool_use", "id": "t1", "name": "weather", "input": {"city": "Paris"}},
+        ]))
+        .unwrap();
+        assert_eq!(answer_text(&blocks, true), "weather {\"city\":\"Paris\"}");
+        // A request that offered no tools is answered by its words.
+        assert_eq!(
+            answer_text(&blocks, false),
+            "I'll look up the weather in Paris."
+        );
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// Text in, text with what must not be written replaced: a shadow replay's redaction of
+/// personal data, applied to every answer and error before anything stores, logs or scores it.
+pub type Scrub = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 /// A provider with its limits: the per-provider concurrency bound, retries, timeout, pricing.
 pub struct Client {
     pub label: String,
@@ -84,6 +88,7 @@ pub struct Client {
     identity: String,
     cache: Option<Arc<crate::provider::cache::Cache>>,
     verbose: bool,
+    scrub: Option<Scrub>,
 }
 
 impl Client {
@@ -114,6 +119,7 @@ impl Client {
             identity: format!("goldgate-cache-v1 {shape:?}"),
             cache: None,
             verbose: false,
+            scrub: None,
             label: path.display().to_string(),
             config_path: path.to_path_buf(),
             model: cfg.model.clone(),
@@ -143,6 +149,27 @@ impl Client {
         self
     }
 
+    /// Replace what `scrub` finds in every answer and error message, before the cache stores
+    /// one, the verbose log prints one, or the caller sees one.
+    pub fn with_scrub(mut self, scrub: Scrub) -> Client {
+        self.scrub = Some(scrub);
+        self
+    }
+
+    fn scrubbed(&self, text: String) -> String {
+        match &self.scrub {
+            Some(scrub) => scrub(&text),
+            None => text,
+        }
+    }
+
+    fn scrubbed_error(&self, mut e: CallError) -> CallError {
+        if let Some(scrub) = &self.scrub {
+            e.message = scrub(&e.message);
+        }
+        e
+    }
+
     /// Serve and store successful answers through this cache.
     pub fn with_cache(mut self, cache: Arc<crate::provider::cache::Cache>) -> Client {
         self.cache = Some(cache);
@@ -168,7 +195,7 @@ impl Client {
                     Duration::from_secs_f64(hit.latency_ms / 1000.0),
                 ),
                 // Scrubbed again: an entry stored before a secret was configured still holds it.
-                result: Ok(secrets::scrub(hit.text)),
+                result: Ok(self.scrubbed(secrets::scrub(hit.text))),
                 latency: Some(Duration::from_secs_f64(hit.latency_ms / 1000.0)),
                 ttft: hit.ttft_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0)),
                 server_ms: hit.server_ms,
@@ -209,7 +236,7 @@ impl Client {
                         Ok((completion, counted, started, latency))
                     }
                     // Before anything — the verbose log, the retry, the result line — reads it.
-                    Err(e) => Err(secrets::scrub_error(e)),
+                    Err(e) => Err(self.scrubbed_error(secrets::scrub_error(e))),
                 }
             };
             match result {
@@ -232,7 +259,7 @@ impl Client {
                         .await;
                     let cost_usd = self.pricing.cost(usage.input, usage.output, latency);
                     // Counted as the model said it; stored, scored and written scrubbed.
-                    let answer = secrets::scrub(completion.text);
+                    let answer = self.scrubbed(secrets::scrub(completion.text));
                     if let (Some(cache), Some(key)) = (&self.cache, &key) {
                         cache.put(
                             key,

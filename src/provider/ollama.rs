@@ -86,18 +86,19 @@ struct ToolFunction {
 }
 
 impl ResponseMessage {
-    /// The content; when there is none, the tool calls, written as production's are so that the
-    /// two compare.
+    /// By the rule production's answers follow too: the tool calls when there are any (written
+    /// as production's are, so that the two compare), whatever content came with them; else the
+    /// content.
     fn answer(self) -> String {
-        if !self.content.is_empty() {
-            return self.content;
-        }
         let calls: Vec<(String, String)> = self
             .tool_calls
             .unwrap_or_default()
             .into_iter()
             .map(|call| (call.function.name, call.function.arguments.to_string()))
             .collect();
+        if calls.is_empty() {
+            return self.content;
+        }
         tool_calls_text(
             calls
                 .iter()
@@ -375,7 +376,7 @@ mod tests {
     }
 
     #[test]
-    fn tool_calls_are_the_answer_when_there_is_no_content() {
+    fn tool_calls_are_the_answer_and_content_when_there_are_none() {
         let answer = |message: Value| {
             serde_json::from_value::<ResponseMessage>(message)
                 .unwrap()
@@ -389,11 +390,20 @@ mod tests {
             "weather {\"city\":\"Paris\",\"unit\":\"C\"}\ntime {}"
         );
         assert_eq!(
-            answer(
-                json!({"content": "Sunny.", "tool_calls": [{"function": {"name": "f", "arguments": {}}}]})
-            ),
+            answer(json!({"content": "Sunny.", "tool_calls": []})),
             "Sunny."
         );
+        assert_eq!(answer(json!({"content": "Sunny."})), "Sunny.");
         assert_eq!(answer(json!({"content": ""})), "");
+    }
+
+    #[test]
+    fn text_with_a_tool_call_answers_with_the_call() {
+        let message: ResponseMessage = serde_json::from_value(json!({
+            "content": "Let me check.",
+            "tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Paris"}}}],
+        }))
+        .unwrap();
+        assert_eq!(message.answer(), "weather {\"city\":\"Paris\"}");
     }
 }

@@ -133,14 +133,15 @@ impl ChoiceMessage {
     }
 }
 
-/// What an answer's text is: the content; when there is none, the tool calls (written as
-/// production's are, so that the two compare); failing those, the refusal.
+/// What an answer's text is, by the rule production's answers follow too: the tool calls when
+/// there are any (written as production's are, so that the two compare), whatever text came
+/// with them; else the content; failing that, the refusal.
 fn answer_text(content: String, calls: &[(String, String)], refusal: Option<String>) -> String {
-    if !content.is_empty() {
-        return content;
-    }
     if !calls.is_empty() {
         return tool_calls_text(calls.iter().map(|(n, a)| (n.as_str(), a.as_str())));
+    }
+    if !content.is_empty() {
+        return content;
     }
     refusal.unwrap_or_default()
 }
@@ -764,15 +765,6 @@ mod tests {
             })
         );
 
-        // The newer name of the token limit replaces the provider's, never joins it.
-        let newer = chat(
-            serde_json::json!([]),
-            serde_json::json!({"max_completion_tokens": 9}),
-        );
-        let sent = replay_body(&body, &newer);
-        assert_eq!(sent.get("max_tokens"), None);
-        assert_eq!(sent["max_completion_tokens"], 9);
-
         // Not streaming: no stream fields, whatever the log held.
         let body = ChatRequest {
             stream: false,
@@ -784,8 +776,48 @@ mod tests {
         assert_eq!(sent.get("stream_options"), None);
     }
 
+    /// What the log reader keeps for a request that used `max_completion_tokens` (OpenAI's
+    /// reasoning models refuse `max_tokens`): it is sent under that name, and the provider
+    /// file's `max_tokens` is not sent beside it.
     #[test]
-    fn tool_calls_and_refusals_are_the_answer_when_there_is_no_content() {
+    fn a_logged_max_completion_tokens_replaces_the_provider_max_tokens() {
+        let messages = serde_json::json!([{"role": "user", "content": "hi"}]);
+        let request = request(Some(chat(
+            messages.clone(),
+            serde_json::json!({"max_completion_tokens": 9, "reasoning_effort": "low"}),
+        )));
+        let body = ChatRequest {
+            model: "o4-mini",
+            messages: chat_messages(&request),
+            temperature: None,
+            max_tokens: Some(256),
+            seed: None,
+            stream: false,
+            stream_options: None,
+        };
+        assert_eq!(
+            replay_body(&body, request.chat.as_ref().unwrap()),
+            serde_json::json!({
+                "model": "o4-mini",
+                "messages": messages,
+                "max_completion_tokens": 9,
+                "reasoning_effort": "low",
+            })
+        );
+        // Without a logged limit, the provider file's is sent under its usual name.
+        let plain = chat(messages.clone(), serde_json::json!({}));
+        let sent = replay_body(&body, &plain);
+        assert_eq!(
+            (
+                sent["max_tokens"].as_u64(),
+                sent.get("max_completion_tokens")
+            ),
+            (Some(256), None)
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_the_answer_and_a_refusal_when_there_is_no_content() {
         let answer = |message: Value| {
             serde_json::from_value::<ChoiceMessage>(message)
                 .unwrap()
@@ -802,13 +834,37 @@ mod tests {
         );
         let refusal = serde_json::json!({"content": null, "refusal": "I can't help with that."});
         assert_eq!(answer(refusal), "I can't help with that.");
-        let both = serde_json::json!({"content": "Sure.", "tool_calls": [
-            {"function": {"name": "f", "arguments": "{}"}}]});
-        assert_eq!(answer(both), "Sure.", "content wins");
+        assert_eq!(
+            answer(serde_json::json!({"content": "Sunny.", "tool_calls": []})),
+            "Sunny."
+        );
         assert_eq!(
             answer(serde_json::json!({"content": null, "tool_calls": null})),
             ""
         );
+    }
+
+    #[test]
+    fn text_with_a_tool_call_answers_with_the_call() {
+        let message = serde_json::json!({"content": "Let me check.", "tool_calls": [
+            {"id": "c1", "type": "function",
+             "function": {"name": "weather", "arguments": "{\"city\":\"Paris\"}"}}]});
+        assert_eq!(
+            serde_json::from_value::<ChoiceMessage>(message)
+                .unwrap()
+                .answer(),
+            "weather {\"city\":\"Paris\"}"
+        );
+
+        // Streamed: the content before the calls is not the answer either.
+        let mut s = StreamState::default();
+        for data in [
+            r#"{"choices":[{"delta":{"content":"Let me check."}}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
+        ] {
+            assert!(!s.event(data).unwrap());
+        }
+        assert_eq!(s.finish(true).unwrap().text, "f {}");
     }
 
     #[test]
@@ -840,15 +896,7 @@ mod tests {
         }
         assert_eq!(s.finish(true).unwrap().text, "f {\"x\":1}\ng {}");
 
-        // Content streamed beside the calls is the answer; a streamed refusal stands alone.
-        let mut s = StreamState::default();
-        for data in [
-            r#"{"choices":[{"delta":{"content":"Let me check."}}]}"#,
-            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":"tool_calls"}]}"#,
-        ] {
-            assert!(!s.event(data).unwrap());
-        }
-        assert_eq!(s.finish(true).unwrap().text, "Let me check.");
+        // A streamed refusal stands alone.
         let mut s = StreamState::default();
         for data in [
             r#"{"choices":[{"delta":{"refusal":"I can't "}}]}"#,

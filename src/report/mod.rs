@@ -94,8 +94,16 @@ const SHOWN: [MetricKind; 7] = [
     MetricKind::LatencyP99,
     MetricKind::CostPer1k,
 ];
-/// Those shown only when the golden set has the data for them.
-const SHOWN_WITH_DATA: [MetricKind; 2] = [MetricKind::Similarity, MetricKind::MacroF1];
+/// Those shown only when the run has the data for them (the last five: shadow replays).
+const SHOWN_WITH_DATA: [MetricKind; 7] = [
+    MetricKind::Similarity,
+    MetricKind::MacroF1,
+    MetricKind::ExactMatch,
+    MetricKind::RefusalRate,
+    MetricKind::EmptyRate,
+    MetricKind::JsonValidity,
+    MetricKind::LengthRatio,
+];
 
 /// A metric's value with its interval: `62.5% [48.4, 74.9]`.
 pub fn with_interval(m: &Metrics, metric: &MetricRef) -> String {

@@ -25,7 +25,7 @@ pub use echo::{EchoOf, EchoScorer};
 pub use faithfulness::{Faithfulness, lexical_faithfulness};
 pub use judge::{Judge, JudgeUsage};
 pub use keywords::{ForbiddenScorer, KeywordScorer, KeywordSpan};
-pub use shadow::{ShadowScores, ShadowScoring, is_refusal};
+pub use shadow::{ShadowScores, ShadowScoring, is_json, is_refusal};
 pub use similarity::Similarity;
 
 /// The result of one check on one answer, with its evidence.

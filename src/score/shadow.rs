@@ -51,6 +51,12 @@ impl ShadowScoring {
     }
 }
 
+/// Whether a text is JSON as shadow scoring reads it (an object or an array, fenced or not):
+/// production's answer is held to JSON by this, and `json_validity` counts by it.
+pub fn is_json(text: &str) -> bool {
+    as_json(text).is_some()
+}
+
 /// The answer as JSON, if it is an object or an array (a bare number or word is text that
 /// happens to parse). A fenced block (```json … ```) is read inside its fence.
 fn as_json(text: &str) -> Option<serde_json::Value> {

@@ -230,7 +230,9 @@ pub struct Params {
     pub temperature: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
-    /// `max_tokens`, or `max_completion_tokens` where the log used that.
+    /// `max_tokens` as logged (OTel: `gen_ai.request.max_tokens`). A request body that used
+    /// `max_completion_tokens` keeps it in [`Params::other`] under that name, so a replay sends
+    /// the key production sent (OpenAI's reasoning models refuse `max_tokens`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -243,7 +245,8 @@ pub struct Params {
     pub tools: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<Value>,
-    /// Every other field of the request body, as recorded, for a replay to send: without
+    /// Every other field of the request body (`max_completion_tokens` among them), as recorded,
+    /// for a replay to send: without
     /// `model`, `messages`, the fields above, `stream` and `stream_options` (how the answer
     /// travelled, which the replaying provider decides) and credentials.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
@@ -601,9 +604,6 @@ pub fn detect(
     Ok(kinds.into_iter().map(|k| k.expect("no unknown")).collect())
 }
 
-/// Parse an instant given on a command line or in a log: RFC 3339 (any offset; returned in
-/// UTC), or an epoch number in seconds, milliseconds, microseconds or nanoseconds (told apart by
-/// size: below 10^11 seconds, i.e. before the year 5138, and so on by factors of 1000).
 /// The instant a `--since` / `--until` flag gives, or the usage error (exit 2) that says how to
 /// write one.
 pub fn instant_flag(flag: &str, text: Option<&str>) -> Result<Option<OffsetDateTime>, Error> {
@@ -617,6 +617,9 @@ pub fn instant_flag(flag: &str, text: Option<&str>) -> Result<Option<OffsetDateT
     .transpose()
 }
 
+/// Parse an instant given on a command line or in a log: RFC 3339 (any offset; returned in
+/// UTC), or an epoch number in seconds, milliseconds, microseconds or nanoseconds (told apart by
+/// size: below 10^11 seconds, i.e. before the year 5138, and so on by factors of 1000).
 pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
@@ -1294,10 +1297,15 @@ fn parse_chat_request(mut body: Map<String, Value>, at: &str) -> Result<ChatRequ
     }
     let temperature = take_f64(&mut body, "temperature", at)?;
     let top_p = take_f64(&mut body, "top_p", at)?;
-    let max_tokens = match take_u64(&mut body, "max_tokens", at)? {
-        Some(n) => Some(n),
-        None => take_u64(&mut body, "max_completion_tokens", at)?,
-    };
+    let max_tokens = take_u64(&mut body, "max_tokens", at)?;
+    // `max_completion_tokens` stays in `other` under its own name: a replay sends the key
+    // production sent, since OpenAI's reasoning models refuse `max_tokens`. Checked as
+    // `max_tokens` is; null is no value. Beside a `max_tokens` it is kept as logged.
+    if max_tokens.is_none()
+        && let Some(n) = take_u64(&mut body, "max_completion_tokens", at)?
+    {
+        body.insert("max_completion_tokens".to_owned(), n.into());
+    }
     let seed = take_i64(&mut body, "seed", at)?;
     let stop = stop_list(body.remove("stop"), &format!("{at}stop"))?;
     let response_format = take_value(&mut body, "response_format");
@@ -1794,7 +1802,7 @@ fn merge_body_metadata(metadata: &mut Map<String, Value>, body: Option<Map<Strin
 ///
 /// Read here: `id`, `timestamp`, `latency_ms`, `metadata` and any other top-level field (which
 /// the slow path ignores too); a request body of `model`, `messages`, `temperature`, `top_p`,
-/// `max_tokens` or `max_completion_tokens`, `seed`, `stop`, `response_format`, `tools`,
+/// `max_tokens`, `max_completion_tokens`, `seed`, `stop`, `response_format`, `tools`,
 /// `tool_choice`, `stream`, `stream_options`; messages with text or null `content`, `name`,
 /// `tool_call_id` and fields the slow path ignores; a `chat.completion` with choices, whose first
 /// message has text or null content. Anything else gives `None` and the line goes to the slow
@@ -2150,7 +2158,7 @@ mod fast {
         Other,
     }
 
-    // A request body with no field for `Params::other`.
+    // A request body with no field for `Params::other` but `max_completion_tokens`.
     seed!(BodySeed<'r>(LoggedRequest) -> <'de> (), map |seed, map| {
         let r = seed.0;
         let p = &mut r.params;
@@ -2219,12 +2227,17 @@ mod fast {
         if r.messages.is_empty() {
             return Err(slow());
         }
-        // With `max_tokens` given, the slow path leaves `max_completion_tokens` in `other`.
-        p.max_tokens = match (max_tokens, max_completion_tokens) {
-            (Some(_), Some(_)) => return Err(slow()),
-            (Some(n), None) => Some(n),
-            (None, mct) => mct.flatten(),
+        // As the slow path: `max_completion_tokens` is kept in `other` under its own name. Null
+        // is no value, unless beside a `max_tokens`: then it is kept as logged.
+        p.max_tokens = max_tokens;
+        let kept = match (max_tokens, max_completion_tokens) {
+            (Some(_), Some(n)) => Some(n.map_or(Value::Null, Value::from)),
+            (None, Some(Some(n))) => Some(Value::from(n)),
+            _ => None,
         };
+        if let Some(n) = kept {
+            p.other.insert("max_completion_tokens".to_owned(), n);
+        }
         Ok(())
     });
 
@@ -3556,14 +3569,15 @@ mod tests {
         let p = &r.params;
         assert_eq!(
             (p.temperature, p.top_p, p.max_tokens, p.seed),
-            (Some(0.2), Some(0.9), Some(256), Some(7))
+            (Some(0.2), Some(0.9), None, Some(7))
         );
         assert_eq!(p.stop, vec!["END".to_owned()]);
         assert_eq!(p.response_format, Some(json!({"type": "json_object"})));
         assert_eq!(
             Value::Object(p.other.clone()),
-            json!({"n": 1, "user": "u-17"}),
-            "model, messages, stream and the named parameters are not in the rest"
+            json!({"n": 1, "user": "u-17", "max_completion_tokens": 256}),
+            "model, messages, stream and the named parameters are not in the rest; \
+             max_completion_tokens keeps its own name, for the replay to send"
         );
         assert_eq!(r.production.text, "A cat.");
         assert_eq!(r.production.finish_reason.as_deref(), Some("stop"));
@@ -3589,6 +3603,50 @@ mod tests {
             got[2].timestamp,
             Some(OffsetDateTime::from_unix_timestamp(1_717_000_000).unwrap())
         );
+    }
+
+    /// OpenAI's reasoning models refuse `max_tokens`: a request that used `max_completion_tokens`
+    /// keeps that name, so a replay sends what production sent. Both paths read it alike.
+    #[test]
+    fn max_completion_tokens_keeps_its_own_name() {
+        let path = Path::new("traffic.jsonl");
+        let read = |request: Value| {
+            let mut v = line("Hi?");
+            let body = v["request"].as_object_mut().unwrap();
+            body.extend(request.as_object().unwrap().clone());
+            let text = v.to_string();
+            let slow = parse_request_response_slow(text.as_bytes(), path, 1);
+            if let Some(quick) = fast::parse(text.as_bytes(), path, 1) {
+                assert_eq!(slow.as_ref(), Ok(&quick), "{text}");
+            }
+            slow.map(|r| (r.params.max_tokens, Value::Object(r.params.other)))
+        };
+        assert_eq!(
+            read(json!({"max_completion_tokens": 64})),
+            Ok((None, json!({"max_completion_tokens": 64})))
+        );
+        assert_eq!(
+            read(json!({"max_tokens": null, "max_completion_tokens": 64})),
+            Ok((None, json!({"max_completion_tokens": 64})))
+        );
+        assert_eq!(read(json!({"max_tokens": 32})), Ok((Some(32), json!({}))));
+        // Both: each under its own name, as logged.
+        assert_eq!(
+            read(json!({"max_tokens": 32, "max_completion_tokens": 64})),
+            Ok((Some(32), json!({"max_completion_tokens": 64})))
+        );
+        assert_eq!(
+            read(json!({"max_completion_tokens": null})),
+            Ok((None, json!({})))
+        );
+        assert_eq!(
+            read(json!({"max_tokens": 32, "max_completion_tokens": null})),
+            Ok((Some(32), json!({"max_completion_tokens": null})))
+        );
+        assert!(matches!(
+            read(json!({"max_completion_tokens": "64"})),
+            Err(Skip::Malformed(_))
+        ));
     }
 
     type Edit = Box<dyn Fn(&mut Value)>;
@@ -3731,8 +3789,18 @@ mod tests {
                 ]),
             ),
             (
-                "max_tokens and max_completion_tokens",
+                "null max_completion_tokens",
+                true,
+                put("/request/max_completion_tokens", Value::Null),
+            ),
+            (
+                "max_completion_tokens as text",
                 false,
+                put("/request/max_completion_tokens", json!("64")),
+            ),
+            (
+                "max_tokens and max_completion_tokens",
+                true,
                 puts(vec![
                     ("/request/max_tokens", json!(8)),
                     ("/request/max_completion_tokens", json!(7)),

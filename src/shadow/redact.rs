@@ -19,6 +19,15 @@
 //! an unformatted number such as `2025550143` is missed, and a formatted 3-3-4 order number
 //! (`123-456-7890`) is taken for a phone.
 //!
+//! Text that is JSON, or holds JSON (tool-call arguments, a tool's result), is searched as if
+//! each JSON escape sequence in it (`\n`, `\r`, `\t`, `\b`, `\f`, `\"`, `\\`, `\/`, `\uXXXX`)
+//! were blank space of the same length, so that an escape bounds a finding the way the
+//! character it stands for would (`hi\n020 7946 0958` holds a phone number, though `n020` is
+//! not one); what is replaced is cut from the text as written, never through an escape. An
+//! escape inside an escape (`\\n`, JSON text in a JSON string) counts as one. The price is that
+//! an escaped letter (`\u00e9`) bounds a finding too, and so does a backslash sequence outside
+//! JSON that looks like an escape (the `\n` of `C:\new`): more is taken, never less.
+//!
 //! Where two findings overlap, the kind earlier in [`Kind::ALL`] wins (a key before an e-mail
 //! address, an IBAN before the card number its digits may also form). Each finding is checked
 //! where it was found; a candidate that fails its check (Luhn, mod 97, length) is not searched
@@ -327,7 +336,9 @@ impl Redactor {
             }
             Value::Array(values) => values.iter_mut().for_each(|v| self.redact_json(v)),
             Value::Object(map) => {
-                let renamed = map.keys().any(|k| self.set.is_match(k));
+                let renamed = map
+                    .keys()
+                    .any(|k| self.set.is_match(Probe::new(k).as_str()));
                 if renamed {
                     let old = std::mem::take(map);
                     for (key, mut v) in old {
@@ -352,7 +363,12 @@ impl Redactor {
     }
 
     fn redact_counting<'a>(&self, text: &'a str, counts: &mut Counts) -> Cow<'a, str> {
-        let matched = self.set.matches(text);
+        // Patterns and checks see the probe; the ranges they find are cut from `text`. Both
+        // have the same length and the same characters outside escapes, so a range is on a
+        // character boundary of both.
+        let probe = Probe::new(text);
+        let seen = probe.as_str();
+        let matched = self.set.matches(seen);
         if !matched.matched_any() {
             return Cow::Borrowed(text);
         }
@@ -362,21 +378,21 @@ impl Redactor {
         for i in matched.iter() {
             let pattern = &self.patterns[i];
             let mut take = |start: usize, end: usize| {
-                if start < end
-                    && passes(pattern.check, text, start, end)
-                    && !taken.iter().any(|&(s, e, _)| start < e && s < end)
-                {
-                    taken.push((start, end, pattern.kind));
+                if start < end && passes(pattern.check, seen, start, end) {
+                    let (start, end) = probe.widen(start, end);
+                    if !taken.iter().any(|&(s, e, _)| start < e && s < end) {
+                        taken.push((start, end, pattern.kind));
+                    }
                 }
             };
             if pattern.group {
-                for caps in pattern.regex.captures_iter(text) {
+                for caps in pattern.regex.captures_iter(seen) {
                     if let Some(m) = caps.name("redact") {
                         take(m.start(), m.end());
                     }
                 }
             } else {
-                for m in pattern.regex.find_iter(text) {
+                for m in pattern.regex.find_iter(seen) {
                     take(m.start(), m.end());
                 }
             }
@@ -395,6 +411,102 @@ impl Redactor {
         }
         out.push_str(&text[kept_to..]);
         Cow::Owned(out)
+    }
+}
+
+/// A text as the patterns see it: each JSON escape sequence blanked out with as many spaces as
+/// it has bytes, so that it bounds a finding as the character it stands for would, and every
+/// other byte where it was.
+struct Probe<'a> {
+    text: Cow<'a, str>,
+    /// The byte ranges blanked, in order, none overlapping the next.
+    escapes: Vec<(usize, usize)>,
+}
+
+impl<'a> Probe<'a> {
+    /// Text without a backslash (most text) is its own probe, borrowed.
+    fn new(text: &'a str) -> Probe<'a> {
+        let Some(first) = text.find('\\') else {
+            return Probe {
+                text: Cow::Borrowed(text),
+                escapes: Vec::new(),
+            };
+        };
+        let bytes = text.as_bytes();
+        let mut escapes = Vec::new();
+        let mut at = first;
+        loop {
+            let len = escape_len(&bytes[at..]);
+            if len > 0 {
+                escapes.push((at, at + len));
+            }
+            // A backslash left as it is ends the run it begins: the next starts after it.
+            let next = at + len.max(1);
+            match text.get(next..).and_then(|rest| rest.find('\\')) {
+                Some(off) => at = next + off,
+                None => break,
+            }
+        }
+        if escapes.is_empty() {
+            return Probe {
+                text: Cow::Borrowed(text),
+                escapes,
+            };
+        }
+        let mut blanked = bytes.to_vec();
+        for &(start, end) in &escapes {
+            blanked[start..end].fill(b' ');
+        }
+        let blanked =
+            String::from_utf8(blanked).expect("only ASCII bytes are blanked, with ASCII spaces");
+        Probe {
+            text: Cow::Owned(blanked),
+            escapes,
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// `start..end`, widened to take in whole any escape it would cut through (a custom
+    /// pattern may begin or end with blank space): what it is replaced with never leaves half
+    /// an escape behind.
+    fn widen(&self, start: usize, end: usize) -> (usize, usize) {
+        let around = |at: usize| {
+            let after = self.escapes.partition_point(|&(s, _)| s < at);
+            after
+                .checked_sub(1)
+                .map(|i| self.escapes[i])
+                .filter(|&(_, e)| at < e)
+        };
+        (
+            around(start).map_or(start, |(s, _)| s),
+            around(end).map_or(end, |(_, e)| e),
+        )
+    }
+}
+
+/// How many bytes of the escape `rest` begins with (it begins with a backslash) to blank: a run
+/// of backslashes with the escaped character after it, when the run escapes it (`\n`), or when
+/// the run is an escaped backslash escaping it once more (`\\n`, JSON text inside a JSON
+/// string: a `"` after an even run is the end of a string, not escaped, and stays); the
+/// backslashes alone when no such character follows, but whole pairs only (`\\`); a lone
+/// backslash before anything else (`\d`, `C:\Users`) is no escape, 0.
+fn escape_len(rest: &[u8]) -> usize {
+    let run = rest.iter().take_while(|&&b| b == b'\\').count();
+    let odd = run % 2 == 1;
+    match rest.get(run) {
+        Some(b'n' | b'r' | b't' | b'b' | b'f' | b'/') => run + 1,
+        Some(b'"') if odd => run + 1,
+        Some(b'u')
+            if rest
+                .get(run + 1..run + 5)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) =>
+        {
+            run + 5
+        }
+        _ => run - usize::from(odd),
     }
 }
 
@@ -702,6 +814,182 @@ mod tests {
                 "[email]": true,
             })
         );
+    }
+
+    /// Each text of `(text, redacted)` is redacted to exactly the other.
+    #[track_caller]
+    fn redacts_to(r: &Redactor, cases: &[(&str, &str)]) {
+        for &(text, want) in cases {
+            assert_eq!(r.redact(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn json_escapes_bound_findings() {
+        let r = redactor();
+        let text = r#"{"note":"hi\n020 7946 0958\nsk-proj-Abc123Def456Ghi789Jkl012Mno345\n4111 1111 1111 1111\n+44 20 7946 0958"}"#;
+        let out = r.redact(text);
+        assert_eq!(out, r#"{"note":"hi\n[phone]\n[key]\n[card]\n[phone]"}"#);
+        for planted in ["7946", "0958", "sk-proj", "Abc123", "4111", "+44"] {
+            assert!(!out.contains(planted), "{planted} survives in {out}");
+        }
+        let parsed: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert_eq!(parsed["note"], "hi\n[phone]\n[key]\n[card]\n[phone]");
+        let counts = r.counts();
+        assert_eq!(counts.get(Kind::Phone), 2);
+        assert_eq!(counts.get(Kind::Key), 1);
+        assert_eq!(counts.get(Kind::Card), 1);
+        assert_eq!(counts.total(), 4);
+    }
+
+    #[test]
+    fn escapes_around_emails_keys_ibans_and_cards_stay_whole() {
+        let r = redactor();
+        redacts_to(
+            &r,
+            &[
+                // A quote before an address: the address goes, both escapes stay.
+                (r#"to \"bob@example.com\"."#, r#"to \"[email]\"."#),
+                (r#"{\"to\":\"bob@example.com\"}"#, r#"{\"to\":\"[email]\"}"#),
+                (r"a\nbob@example.com\nb", r"a\n[email]\nb"),
+                (r"\tjane.doe@example.com\r\n", r"\t[email]\r\n"),
+                (r"\u0022bob@example.com\u0022", r"\u0022[email]\u0022"),
+                (r"mailto:\/\/bob@example.com\/", r"mailto:\/\/[email]\/"),
+                // Keys.
+                (r#"\"sk-proj-4fJ2kLm9Qx7Rt1Vw3Yz5Ab8Cd\""#, r#"\"[key]\""#),
+                (r"id\nAKIAIOSFODNN7EXAMPLE\n", r"id\n[key]\n"),
+                (
+                    r"\tghp_0123456789abcdefghijABCDEFGHIJ012345\t",
+                    r"\t[key]\t",
+                ),
+                (
+                    r"Authorization: Bearer\t3f9a0c1d2e4b5a6978e8d7c6b5a49382\n",
+                    r"Authorization: Bearer\t[key]\n",
+                ),
+                (
+                    r#"{\"api_key\": \"abc123secretvalue\"}"#,
+                    r#"{\"api_key\": \"[key]\"}"#,
+                ),
+                // IBANs.
+                (r"IBAN:\nDE89 3704 0044 0532 0130 00\n", r"IBAN:\n[iban]\n"),
+                (r"\u00e9GB82WEST12345698765432\t", r"\u00e9[iban]\t"),
+                // Cards.
+                (r"card\n4111111111111111\nexp", r"card\n[card]\nexp"),
+                (r"\u00204111 1111 1111 1111\\", r"\u0020[card]\\"),
+                (r"\b5555555555554444\f", r"\b[card]\f"),
+            ],
+        );
+    }
+
+    #[test]
+    fn an_escaped_letter_bounds_a_phone_number() {
+        let r = redactor();
+        redacts_to(
+            &r,
+            &[
+                // The escape's hex digits are no part of the number.
+                (r"caf\u00e9 020 7946 0958", r"caf\u00e9 [phone]"),
+                (r"caf\u00e9020 7946 0958", r"caf\u00e9[phone]"),
+                (r"caf\u00e9+44 20 7946 0958!", r"caf\u00e9[phone]!"),
+                (r"+44 20 7946 0958\u00e9", r"[phone]\u00e9"),
+            ],
+        );
+        // Non-ASCII written as itself keeps its byte offsets too.
+        assert_eq!(
+            r.redact(r"café\n020 7946 0958 — Zoë\tbob@example.com"),
+            r"café\n[phone] — Zoë\t[email]"
+        );
+    }
+
+    #[test]
+    fn backslashes_that_are_no_escapes_are_kept() {
+        let r = redactor();
+        for text in [
+            r"C:\Users\bob\files\new\table.txt",
+            r"C:\Program Files\App\bin\app.exe --port 8080",
+            r"\\server\share\2024\report.docx",
+            r"regex \d{3}-\d{4} and \w+@\w+ and a trailing \",
+            r"\u12 is not an escape, \x41 neither",
+        ] {
+            kept(&r, text);
+        }
+        // Only the finding changes; the rest of the path stays as written.
+        assert_eq!(
+            r.redact(r"C:\Users\jane\notes.txt belongs to jane@example.com"),
+            r"C:\Users\jane\notes.txt belongs to [email]"
+        );
+        // An escaped backslash before a letter: the letter is text, not an escape.
+        assert_eq!(
+            r.redact(r"C:\\Users\\bob\\020 7946 0958"),
+            r"C:\\Users\\bob\\[phone]"
+        );
+    }
+
+    #[test]
+    fn escapes_in_json_inside_json_count_once() {
+        let r = redactor();
+        // A tool's result, JSON, as a string in a JSON body: `\\n` and `\\\"` are escapes of
+        // escapes.
+        let text = r#"{"result":"{\"note\":\"hi\\n020 7946 0958\\n\\\"bob@example.com\\\"\"}"}"#;
+        let out = r.redact(text);
+        assert_eq!(
+            out,
+            r#"{"result":"{\"note\":\"hi\\n[phone]\\n\\\"[email]\\\"\"}"}"#
+        );
+        let outer: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let inner: serde_json::Value =
+            serde_json::from_str(outer["result"].as_str().unwrap()).unwrap();
+        assert_eq!(inner["note"], "hi\n[phone]\n\"[email]\"");
+        // A `"` after an escaped backslash ends the string; a match next to it leaves it.
+        assert_eq!(
+            r.redact(r#"{"dir":"C:\\","to":"bob@example.com"}"#),
+            r#"{"dir":"C:\\","to":"[email]"}"#
+        );
+    }
+
+    #[test]
+    fn a_match_never_cuts_through_an_escape() {
+        // Custom patterns may begin or end with blank space, which an escape is in the probe.
+        let r = Redactor::new(&[r"\sCUST-[0-9]{6}\s".to_owned()]).unwrap();
+        let out = r.redact(r#"{"id":"a\nCUST-123456\tb","x":"\\\"CUST-654321\\\""}"#);
+        assert_eq!(out, r#"{"id":"a[redacted]b","x":"[redacted]"}"#);
+        serde_json::from_str::<serde_json::Value>(&out).expect("still JSON");
+        assert_eq!(r.counts().get(Kind::Custom), 2);
+        // Without escapes the probe is the text: borrowed, nothing blanked.
+        let probe = Probe::new("plain text, no backslash");
+        assert!(matches!(probe.text, Cow::Borrowed(_)) && probe.escapes.is_empty());
+        let probe = Probe::new(r#"a\nb\u00e9c\\d\"e\x"#);
+        assert_eq!(probe.as_str(), r"a  b      c  d  e\x");
+        assert_eq!(probe.widen(2, 3), (1, 3));
+        assert_eq!(probe.widen(4, 6), (4, 10));
+        assert_eq!(probe.widen(0, 1), (0, 1));
+    }
+
+    #[test]
+    fn redact_json_and_redact_string_agree() {
+        let value = serde_json::json!({
+            "note": "hi\n020 7946 0958\nsk-proj-Abc123Def456Ghi789Jkl012Mno345",
+            "id\nsk-proj-4fJ2kLm9Qx7Rt1Vw3Yz5Ab8Cd": ["\"bob@example.com\"", "4111 1111 1111 1111"],
+            "plain": "C:\\Users\\bob",
+        });
+        let (by_value, by_text) = (redactor(), redactor());
+        let mut redacted = value.clone();
+        by_value.redact_json(&mut redacted);
+        let mut text = value.to_string();
+        assert!(by_text.redact_string(&mut text));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap(),
+            redacted
+        );
+        assert_eq!(by_value.counts(), by_text.counts());
+        assert_eq!(by_value.counts().total(), 5);
+
+        // A key holding JSON text (escapes as written) is redacted too.
+        let r = redactor();
+        let mut v = serde_json::json!({r"id\nsk-proj-4fJ2kLm9Qx7Rt1Vw3Yz5Ab8Cd": 1});
+        r.redact_json(&mut v);
+        assert_eq!(v, serde_json::json!({r"id\n[key]": 1}));
+        assert_eq!(r.counts().get(Kind::Key), 1);
     }
 
     #[test]

@@ -223,6 +223,24 @@ fn a_candidate_that_is_the_current_model_with_sampling_noise_passes_against_the_
     plain_log(&p2, N);
     let run = shadow(&p2, &["--log", "traffic.jsonl", "--no-current", "--quiet"]);
     assert_eq!(run.code(), 1, "{}\n{}", run.stdout(), run.stderr());
+    // Production's logged answers stand as the current side: complete, agreeing with itself,
+    // its latency as logged; only the candidate was called.
+    let s2 = run.summary();
+    assert_eq!(s2["status"], "complete");
+    assert!(
+        s2["models"]["current"]["provider"]
+            .as_str()
+            .unwrap()
+            .contains("production")
+    );
+    assert_eq!(s2["models"]["current"]["metrics"]["accuracy"], 1.0);
+    assert!(
+        s2["models"]["current"]["metrics"]["latency_ms"]["p50"]
+            .as_f64()
+            .unwrap()
+            >= 800.0
+    );
+    assert_eq!(server.seen().len(), 2 * N + N);
     // And ratio gates without a baseline are refused before any call.
     let before = server.seen().len();
     let run = shadow(&p, &["--log", "traffic.jsonl", "--no-current", "--quiet"]);
@@ -451,7 +469,7 @@ const MEMBER: &str = "MBR-884213";
 fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
     let server = MockServer::start(answer);
     let p = project(&server, "noisy", "[shadow]\nredact = ['MBR-\\d{6}']\n");
-    let lines: Vec<String> = (0..8)
+    let mut lines: Vec<String> = (0..8)
         .map(|i| {
             // The models repeat the prompt ("echo"): their answers carry the data too.
             let q = format!(
@@ -461,6 +479,25 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
             rr_line(i, &q, &a, EMAIL).to_string()
         })
         .collect();
+    // Data inside JSON text: tool-call arguments (a `\n` escape before the number) and a tool
+    // result; production answered with the call.
+    lines.push(
+        json!({
+            "id": "tool-pii",
+            "request": {"model": "prod-model", "messages": [
+                {"role": "user", "content": "echo order 99: note my number"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "save_note", "arguments": format!("{{\"note\":\"hi\\n{PHONE}\"}}")}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": format!("{{\"saved\":\"card {CARD}\\n{EMAIL}\"}}")}]},
+            "response": {"object": "chat.completion", "model": "prod-model",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": null,
+                    "tool_calls": [{"id": "c2", "type": "function", "function": {
+                        "name": "save_note", "arguments": format!("{{\"note\":\"x\\n{PHONE}\"}}")}}]}}]},
+            "metadata": {"route": EMAIL},
+        })
+        .to_string(),
+    );
     write_lines(&p.path().join("traffic.jsonl"), &lines);
     let run = shadow(
         &p,
@@ -468,18 +505,27 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
             "--log",
             "traffic.jsonl",
             "--sample",
-            "8",
+            "9",
             "--stratify",
             "route",
+            "--cache",
+            "--verbose",
             "--quiet",
         ],
     );
     assert!(matches!(run.code(), 0 | 1 | 4), "{}", run.stderr());
     let dir = run.dir.clone().expect("a run directory");
+    for planted in [EMAIL, PHONE, CARD, KEY, MEMBER] {
+        assert!(
+            !run.stdout().contains(planted) && !run.stderr().contains(planted),
+            "{planted} printed"
+        );
+    }
     // The models were sent the data as logged: the replay asks what production asked.
     assert!(server.seen().iter().any(|s| s.body.contains(EMAIL)));
     let mut files = 0;
-    for entry in walk(&dir) {
+    // The run directory, and the response cache beside it.
+    for entry in walk(&p.path().join("reports")) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
         for planted in [
             EMAIL,
@@ -519,7 +565,9 @@ fn personal_data_in_the_logs_reaches_no_file_of_the_run() {
         "{}",
         s["shadow"]
     );
-    assert_eq!(s["shadow"]["counts"]["strata"][0]["kept"], 8);
+    assert_eq!(s["shadow"]["counts"]["strata"][0]["kept"], 9);
+    assert_eq!(s["shadow"]["counts"]["strata"][0]["seen"], 9);
+    assert_eq!(s["shadow"]["production"]["tool_calls"], 1);
     assert!(
         s["shadow"]["redactions"]["email"].as_u64().unwrap() >= 8,
         "{}",
@@ -631,6 +679,12 @@ fn the_shadow_report_opens_in_a_browser() {
     assert!(dom.contains("refusal rate") || dom.contains("refusal_rate"));
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("Shadow replay of 60 logged request(s)"), "{md}");
+    for row in ["refusal rate", "exact match", "length ratio", "empty rate"] {
+        assert!(
+            md.contains(&format!("| {row}")),
+            "the metrics table shows {row}: {md}"
+        );
+    }
 }
 
 /// `--shard K/N` splits the replay; `goldgate merge` gives the unsharded replay's figures.
@@ -736,4 +790,37 @@ fn a_repeated_replay_is_served_from_the_cache_and_bad_gates_are_named() {
         run.stderr()
     );
     assert_eq!(server.seen().len(), asked);
+}
+
+/// A shard that holds none of a small selection is an empty replay, not bad input.
+#[test]
+fn an_empty_shard_is_an_empty_replay() {
+    let server = MockServer::start(answer);
+    let p = project(&server, "noisy", "");
+    plain_log(&p, 2);
+    let mut empty = 0;
+    for k in 1..=8 {
+        let run = shadow(
+            &p,
+            &[
+                "--log",
+                "traffic.jsonl",
+                "--shard",
+                &format!("{k}/8"),
+                "--quiet",
+            ],
+        );
+        assert!(matches!(run.code(), 0 | 4), "shard {k}: {}", run.stderr());
+        let s = run.summary();
+        if s["shadow"]["counts"]["replayed"] == 0 {
+            empty += 1;
+            assert_eq!(s["status"], "complete");
+        }
+    }
+    assert!(empty >= 6, "{empty}");
+    assert_eq!(
+        server.seen().len(),
+        4,
+        "each request replayed once, by both models"
+    );
 }
