@@ -21,6 +21,14 @@ pub struct Similarity {
 
 impl Similarity {
     pub fn of(answer: &str, expected: &str) -> Similarity {
+        // Both measures give 1 for equal texts (empty ones too): production's answer scored
+        // against itself, 100,000 times in a shadow run, costs nothing.
+        if answer == expected {
+            return Similarity {
+                levenshtein: 1.0,
+                token_set: 1.0,
+            };
+        }
         Similarity {
             levenshtein: levenshtein(answer, expected),
             token_set: token_set(answer, expected),
