@@ -62,17 +62,26 @@ log "$work/traffic.jsonl" "$N" 0
 log_mb=$(python3 -c "import os,sys; print(round(os.path.getsize(sys.argv[1]) / 1e6, 1))" "$work/traffic.jsonl")
 
 replay() { # replay NAME CALLS ARGS...
-  local name=$1 calls=$2 code=0; shift 2
+  local name=$1 calls=$2 code=0 start; shift 2
+  start=$(date +%s.%N)
   bench_measure "$work/$name.time" "$goldgate" shadow -c "$work/goldgate.toml" --log "$work/traffic.jsonl" \
     --out "$work/reports-$name" --quiet "$@" > "$work/$name.out" 2> "$work/$name.err" || code=$?
   [ "$code" = 0 ] || { echo "goldgate shadow $* exited $code:" >&2; cat "$work/$name.err" >&2; exit 1; }
   read -r wall kb _ < "$work/$name.time"
-  python3 - "$name" "$calls" "$wall" "$kb" "$LATENCY_MS" "$CONC" <<'PY' >> "$work/rows.jsonl"
-import json, sys
+  # The phases, from the run directory's file times: run.json is written before the first call,
+  # results.jsonl last modified by the last answer, summary.json and junit.xml after them.
+  python3 - "$name" "$calls" "$wall" "$kb" "$LATENCY_MS" "$CONC" "$start" "$work/reports-$name/$(tail -n 1 "$work/$name.out" | xargs basename)" <<'PY' >> "$work/rows.jsonl"
+import json, os, sys
 name, calls, wall, kb, latency, conc = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]), int(sys.argv[6])
+start, run = float(sys.argv[7]), sys.argv[8]
+at = lambda f: os.path.getmtime(os.path.join(run, f)) - start
 ideal = calls * latency / 1000 / conc
+phases = {"before_first_call_s": round(at("run.json"), 2),
+          "replay_s": round(at("results.jsonl") - at("run.json"), 2),
+          "summary_s": round(at("summary.json") - at("results.jsonl"), 2),
+          "reports_s": round(at("junit.xml") - at("summary.json"), 2)}
 print(json.dumps({"run": name, "calls": calls, "wall_s": wall, "ideal_s": round(ideal, 2),
-                  "vs_ideal": round(wall / ideal, 3), "peak_mb": round(kb / 1024, 1)}))
+                  "vs_ideal": round(wall / ideal, 3), "peak_mb": round(kb / 1024, 1), "phases": phases}))
 PY
 }
 
@@ -101,9 +110,12 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 big_mb, pwall, pkb = float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
 n, latency, conc, log_mb = int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7]), float(sys.argv[8])
 for r in rows:
-    print(f"# {r['run']:15} {r['calls']:>7} calls  {r['wall_s']:7.2f} s  ideal {r['ideal_s']:6.2f} s  {r['vs_ideal']:.3f}x  peak {r['peak_mb']:6.1f} MB", file=sys.stderr)
+    p = r["phases"]
+    print(f"# {r['run']:15} {r['calls']:>7} calls  {r['wall_s']:7.2f} s  ideal {r['ideal_s']:6.2f} s  {r['vs_ideal']:.3f}x  peak {r['peak_mb']:6.1f} MB"
+          f"  (before the first call {p['before_first_call_s']} s, replay {p['replay_s']} s, summary {p['summary_s']} s, reports {p['reports_s']} s)", file=sys.stderr)
 print(f"# parse {big_mb:.0f} MB on one core: {pwall:.2f} s = {big_mb / pwall:.0f} MB/s, peak {pkb / 1024:.1f} MB", file=sys.stderr)
-print(json.dumps({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+print(json.dumps({"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "load_avg_1m": load,
                   "requests": n, "log_mb": log_mb, "latency_ms": latency, "concurrency": conc, "cpus": os.cpu_count(),
                   "replay": rows, "parse": {"mb": big_mb, "wall_s": pwall, "mb_per_s": round(big_mb / pwall, 1),
                                             "peak_mb": round(pkb / 1024, 1)}}))
