@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 
 use crate::cli::{FromLogArgs, GoldenCommand};
@@ -347,7 +346,8 @@ fn item_of(
         id = format!("{base}-{n}");
     }
     let tags = stratify
-        .and_then(|field| metadata_text(&request.metadata, field))
+        .and_then(|field| log::stratum_of(&request.metadata, field))
+        .map(|t| t.trim().to_owned())
         .filter(|t| usable_tag(t))
         .into_iter()
         .collect();
@@ -372,23 +372,6 @@ fn item_of(
             id: request.source.id.clone(),
         }),
     })
-}
-
-/// A metadata field (a key, else a dotted path) as text, as the sampler reads it for strata.
-fn metadata_text(metadata: &Map<String, Value>, field: &str) -> Option<String> {
-    let value = metadata.get(field).or_else(|| {
-        let mut parts = field.split('.');
-        let mut v = metadata.get(parts.next()?)?;
-        for part in parts {
-            v = v.get(part)?;
-        }
-        Some(v)
-    })?;
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.trim().to_owned()),
-        other => Some(other.to_string()),
-    }
 }
 
 /// Whether a value can be a tag (tags are printed in terminals and reports; see golden.rs).

@@ -779,7 +779,7 @@ fn replay_of(
         id = format!("{base}-{n}");
     }
     let tags = stratify
-        .and_then(|field| metadata_text(&request.metadata, field))
+        .and_then(|field| log::stratum_of(&request.metadata, field))
         .map(|t| redacted(&t))
         .filter(|t| !t.trim().is_empty() && !t.contains(['[', ']']) && t.len() <= 100)
         .into_iter()
@@ -973,20 +973,6 @@ fn context_of(request: &LoggedRequest, rule: &ContextRule) -> Vec<String> {
         }
     }
     out
-}
-
-/// A metadata field by key or dotted path, as text.
-fn metadata_text(metadata: &Map<String, Value>, field: &str) -> Option<String> {
-    let mut parts = field.split('.');
-    let mut v = metadata.get(parts.next()?)?;
-    for p in parts {
-        v = v.get(p)?;
-    }
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(_) | Value::Bool(_) => Some(v.to_string()),
-        _ => None,
-    }
 }
 
 fn counts_of(report: &ReadReport, redactor: Option<&Redactor>) -> ShadowCounts {

@@ -1113,7 +1113,8 @@ impl Sampler {
 }
 
 /// The stratum of a request: its metadata field `field` (a key, else a dotted path), as text.
-fn stratum_of(metadata: &Map<String, Value>, field: &str) -> Option<String> {
+/// What `--stratify` samples by, and what the items made from the sample are tagged with.
+pub fn stratum_of(metadata: &Map<String, Value>, field: &str) -> Option<String> {
     let value = metadata.get(field).or_else(|| {
         let mut parts = field.split('.');
         let mut v = metadata.get(parts.next()?)?;
