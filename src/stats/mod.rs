@@ -3,6 +3,7 @@
 //! the callers' business. Methods and their sources are in docs/statistics.md; every interval is
 //! checked by simulation against a known truth in `simulation.rs`.
 
+pub mod canary;
 pub mod changepoint;
 pub mod dist;
 pub mod sequential;
