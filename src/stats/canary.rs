@@ -272,6 +272,58 @@ impl SampleRatio {
     }
 }
 
+/// An always-valid comparison of two arms' means, for a canary looked at every few minutes: a
+/// confidence sequence for each arm's mean ([`super::sequential::MeanSequence`], each at half
+/// the error), their difference bounded crosswise. A fixed-sample interval checked at every look
+/// raises false alarms far above its level; this one holds its level however often it is looked
+/// at. Observations are values in `[low, high]` (a rate in [0, 1], CSAT in [1, 5]), fed in the
+/// order they were logged.
+#[derive(Debug, Clone)]
+pub struct ArmSequence {
+    low: f64,
+    high: f64,
+    current: super::sequential::MeanSequence,
+    candidate: super::sequential::MeanSequence,
+}
+
+impl ArmSequence {
+    pub fn new(low: f64, high: f64, confidence: f64) -> ArmSequence {
+        let each = 1.0 - (1.0 - confidence) / 2.0;
+        ArmSequence {
+            low,
+            high,
+            current: super::sequential::MeanSequence::new(each),
+            candidate: super::sequential::MeanSequence::new(each),
+        }
+    }
+
+    fn unit(&self, x: f64) -> f64 {
+        (x - self.low) / (self.high - self.low)
+    }
+
+    pub fn push_current(&mut self, x: f64) {
+        let u = self.unit(x);
+        self.current.push(u);
+    }
+
+    pub fn push_candidate(&mut self, x: f64) {
+        let u = self.unit(x);
+        self.candidate.push(u);
+    }
+
+    /// The sequence for candidate − current, in the values' own unit.
+    pub fn difference(&self) -> Interval {
+        let (a, b) = (self.current.interval(), self.candidate.interval());
+        let span = self.high - self.low;
+        Interval::new((b.low - a.high) * span, (b.high - a.low) * span)
+    }
+
+    /// Observations so far, per arm.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.current.len(), self.candidate.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +519,63 @@ mod tests {
             "SRM at p < {SRM_ALPHA}: false alarms {fa:.4}, a tenth of the canary's share lost, caught {power:.3}"
         );
         assert!(fa <= 0.004, "{fa}");
+        assert!(power >= 0.9, "{power}");
+    }
+
+    #[test]
+    fn an_always_valid_difference_holds_its_level_over_twenty_looks_and_a_fixed_one_does_not() {
+        // An error rate of 2% on both arms, a canary at 10% of 3,000 requests an interval,
+        // looked at after each of 20 intervals: how often does either method ever call a
+        // difference that is not there?
+        let mut rng = fastrand::Rng::with_seed(31);
+        let reps = 240;
+        let (mut sequential_alarms, mut fixed_alarms, mut caught) = (0, 0, 0);
+        for rep in 0..reps {
+            let harm = rep % 3 == 2;
+            let p_candidate = if harm { 0.04 } else { 0.02 };
+            let mut seq = ArmSequence::new(0.0, 1.0, 0.95);
+            let (mut a, mut b) = ((0.0, 0.0), (0.0, 0.0));
+            let (mut seq_alarm, mut fixed_alarm) = (false, false);
+            for _look in 0..20 {
+                for _ in 0..3_000 {
+                    if rng.f64() < 0.10 {
+                        let y = f64::from(u8::from(rng.f64() < p_candidate));
+                        seq.push_candidate(y);
+                        b = (b.0 + y, b.1 + 1.0);
+                    } else {
+                        let y = f64::from(u8::from(rng.f64() < 0.02));
+                        seq.push_current(y);
+                        a = (a.0 + y, a.1 + 1.0);
+                    }
+                }
+                let d = seq.difference();
+                seq_alarm |= d.low > 0.0 || d.high < 0.0;
+                // The witness: the fixed-sample Wald interval of the difference, at every look.
+                let (pa, pb) = (a.0 / a.1, b.0 / b.1);
+                let se = (pa * (1.0 - pa) / a.1 + pb * (1.0 - pb) / b.1).sqrt();
+                fixed_alarm |= ((pb - pa) / se).abs() > 1.96;
+            }
+            if harm {
+                caught += usize::from(seq_alarm);
+            } else {
+                sequential_alarms += usize::from(seq_alarm);
+                fixed_alarms += usize::from(fixed_alarm);
+            }
+        }
+        let nulls = (reps - reps / 3) as f64;
+        let (seq_rate, fixed_rate) = (
+            sequential_alarms as f64 / nulls,
+            fixed_alarms as f64 / nulls,
+        );
+        let power = caught as f64 / (reps / 3) as f64;
+        println!(
+            "20 looks, no difference: always-valid false alarms {seq_rate:.3}, fixed-sample {fixed_rate:.3}; error rate doubled: caught {power:.3}"
+        );
+        assert!(seq_rate <= 0.05, "{seq_rate}");
+        assert!(
+            fixed_rate > 0.08,
+            "the fixed-sample witness should exceed its level: {fixed_rate}"
+        );
         assert!(power >= 0.9, "{power}");
     }
 }
