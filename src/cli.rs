@@ -41,6 +41,61 @@ pub enum Command {
     /// Replay captured production traffic through the candidate (and the current model, the
     /// noise baseline), compare with production's answers, and gate on what changed.
     Shadow(ShadowArgs),
+    /// Judge a canary or A/B split from its live-traffic logs: per-arm metrics, the gates, the
+    /// sample-ratio check, and the decision (exit 0 promote, 1 rollback, 4 continue, 3 the split
+    /// is not what was configured), optionally written to a flagd flag file.
+    Canary(CanaryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CanaryArgs {
+    /// The request logs: JSON lines, CSV with a header, or OTel spans as OTLP/JSON lines; gzip is
+    /// read as it is.
+    #[arg(long = "log", num_args = 1.., value_name = "FILE", required = true)]
+    pub logs: Vec<PathBuf>,
+    /// The evaluation file; only `[canary]` and `[statistics]` are read. Without one, the
+    /// defaults (docs/canary.md).
+    #[arg(
+        short = 'c',
+        long,
+        default_value = "goldgate.toml",
+        env = "GOLDGATE_CONFIG"
+    )]
+    pub config: PathBuf,
+    /// Where the analysis directory is created.
+    #[arg(long, default_value = "reports", env = "GOLDGATE_OUT")]
+    pub out: PathBuf,
+    /// Only records at or after this instant (RFC 3339 or epoch seconds): e.g. since the last
+    /// step of the rollout.
+    #[arg(long, value_name = "T")]
+    pub since: Option<String>,
+    /// Only records before this instant.
+    #[arg(long, value_name = "T")]
+    pub until: Option<String>,
+    /// Stop at the first line that is not a record (exit 2) instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Always-valid intervals, for an analysis re-run on the growing log every few minutes: the
+    /// error rate holds however often it is looked at. Keeps its state in --state.
+    #[arg(long)]
+    pub sequential: bool,
+    /// The state of a sequential analysis between looks (default: <out>/canary-state.json).
+    #[arg(long, value_name = "FILE", requires = "sequential")]
+    pub state: Option<PathBuf>,
+    /// The candidate's configured share of traffic in percent, for the sample-ratio check
+    /// (default: `[canary] candidate_percent`, else the flag file's split).
+    #[arg(long, value_name = "PERCENT")]
+    pub candidate_percent: Option<f64>,
+    /// An OpenFeature flagd flag definition to write the decision to (atomically; the previous
+    /// file is kept as <file>.previous).
+    #[arg(long, value_name = "FILE", requires = "flag_key")]
+    pub flag_file: Option<PathBuf>,
+    /// The flag in --flag-file that routes requests between the two models.
+    #[arg(long, value_name = "KEY", requires = "flag_file")]
+    pub flag_key: Option<String>,
+    /// No terminal summary.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]

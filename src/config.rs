@@ -176,6 +176,198 @@ pub struct EvalConfig {
     /// How `goldgate shadow` replays logged traffic.
     #[serde(default)]
     pub shadow: ShadowConfig,
+    /// How `goldgate canary` reads live-traffic logs and decides.
+    #[serde(default)]
+    pub canary: CanaryConfig,
+}
+
+/// What `goldgate canary` reads of goldgate.toml: `[canary]` and `[statistics]`, and nothing else,
+/// so a canary-only file needs no golden set or providers.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CanaryFile {
+    #[serde(default)]
+    pub statistics: crate::stats::Settings,
+    #[serde(default)]
+    pub canary: CanaryConfig,
+}
+
+/// `[canary]`: the analysis of canary / A-B traffic logs (docs/canary.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryConfig {
+    /// `[[canary.gate]]`: the gates, in `[[gate]]`'s syntax plus `critical`; default
+    /// [`crate::gate::default_canary_gates`].
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<GateConfig>,
+    /// Where each value is in a record.
+    #[serde(default)]
+    pub fields: CanaryFields,
+    /// The names the log gives each arm.
+    #[serde(default)]
+    pub variants: CanaryVariants,
+    /// The candidate's configured share of traffic, in percent, that the observed split is
+    /// tested against (sample-ratio mismatch). Default: the flag file's split, if one is given.
+    #[serde(default)]
+    pub candidate_percent: Option<f64>,
+    /// The candidate's shares, in percent, that `continue` steps along in the flag file.
+    #[serde(default = "CanaryConfig::default_steps")]
+    pub steps: Vec<u32>,
+    /// The variant names in the flagd flag that stand for each model.
+    #[serde(default)]
+    pub flag: FlagVariants,
+    /// Requests each arm needs before a gate other than a critical one may decide.
+    #[serde(default = "CanaryConfig::default_min_requests")]
+    pub min_requests: u64,
+    /// The width of a time bucket in the reports' per-interval view (`30s`, `5m`, `1h`); buckets
+    /// are merged two by two while there are more than 240.
+    #[serde(default = "CanaryConfig::default_interval")]
+    pub interval: String,
+    /// Prices in USD per million tokens, per arm, for cost from token counts when the log has no
+    /// `cost_usd`.
+    #[serde(default)]
+    pub price: Option<CanaryPrices>,
+}
+
+impl CanaryConfig {
+    fn default_steps() -> Vec<u32> {
+        vec![1, 5, 25, 50, 100]
+    }
+    fn default_min_requests() -> u64 {
+        100
+    }
+    fn default_interval() -> String {
+        "5m".to_owned()
+    }
+
+    /// The interval in seconds, or what is wrong with it.
+    pub fn interval_seconds(&self) -> Option<u64> {
+        let t = self.interval.trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let n: u64 = t[..split].parse().ok()?;
+        let unit = match t[split..].trim() {
+            "" | "s" => 1,
+            "m" | "min" => 60,
+            "h" => 3600,
+            "d" => 86_400,
+            _ => return None,
+        };
+        (n > 0).then_some(n * unit)
+    }
+}
+
+impl Default for CanaryConfig {
+    fn default() -> Self {
+        CanaryConfig {
+            gates: Vec::new(),
+            fields: CanaryFields::default(),
+            variants: CanaryVariants::default(),
+            candidate_percent: None,
+            steps: CanaryConfig::default_steps(),
+            flag: FlagVariants::default(),
+            min_requests: CanaryConfig::default_min_requests(),
+            interval: CanaryConfig::default_interval(),
+            price: None,
+        }
+    }
+}
+
+/// `[canary.fields]`: the key (or dotted path, or CSV column) of each value in a record.
+/// Optional values that no record carries leave their metrics out.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryFields {
+    pub variant: String,
+    pub timestamp: String,
+    pub latency_ms: String,
+    pub ttft_ms: String,
+    pub error: String,
+    pub input_tokens: String,
+    pub output_tokens: String,
+    pub cost_usd: String,
+    pub feedback: String,
+    pub csat: String,
+    pub correct: String,
+    pub label: String,
+    pub expected_label: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub tags: String,
+}
+
+impl Default for CanaryFields {
+    fn default() -> Self {
+        let s = |v: &str| v.to_owned();
+        CanaryFields {
+            variant: s("variant"),
+            timestamp: s("timestamp"),
+            latency_ms: s("latency_ms"),
+            ttft_ms: s("ttft_ms"),
+            error: s("error"),
+            input_tokens: s("input_tokens"),
+            output_tokens: s("output_tokens"),
+            cost_usd: s("cost_usd"),
+            feedback: s("feedback"),
+            csat: s("csat"),
+            correct: s("correct"),
+            label: s("label"),
+            expected_label: s("expected_label"),
+            user_id: s("user_id"),
+            session_id: s("session_id"),
+            tags: s("tags"),
+        }
+    }
+}
+
+/// `[canary.variants]`: the values of the variant field that mean each arm (compared without
+/// regard to case). Any other value is counted as unknown and shown, never guessed.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CanaryVariants {
+    pub current: Vec<String>,
+    pub candidate: Vec<String>,
+}
+
+impl Default for CanaryVariants {
+    fn default() -> Self {
+        let v = |names: &[&str]| names.iter().map(|&n| n.to_owned()).collect();
+        CanaryVariants {
+            current: v(&["current", "control", "baseline", "stable"]),
+            candidate: v(&["candidate", "canary", "treatment", "experiment"]),
+        }
+    }
+}
+
+/// `[canary.flag]`: the variants of the flagd flag goldgate moves traffic between.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FlagVariants {
+    pub current: String,
+    pub candidate: String,
+}
+
+impl Default for FlagVariants {
+    fn default() -> Self {
+        FlagVariants {
+            current: "current".to_owned(),
+            candidate: "candidate".to_owned(),
+        }
+    }
+}
+
+/// `[canary.price]`: `current = { input = 2.5, output = 10 }`, `candidate = {...}`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CanaryPrices {
+    pub current: TokenPrice,
+    pub candidate: TokenPrice,
+}
+
+/// USD per million input and output tokens.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TokenPrice {
+    pub input: f64,
+    pub output: f64,
 }
 
 /// `[shadow]`: the replay of captured production traffic.
@@ -374,6 +566,10 @@ pub struct GateConfig {
     /// How the gate decides; by default per metric (docs/statistics.md).
     #[serde(default)]
     pub decide: Option<crate::stats::Decide>,
+    /// `[[canary.gate]]` only: a failure rolls the canary back on its own, from the first look,
+    /// before the arms have `min_requests`.
+    #[serde(default)]
+    pub critical: bool,
 }
 
 impl EvalConfig {

@@ -25,6 +25,7 @@
 //!
 //! `main.rs` only parses the command line and maps the result of [`main`] to an exit code.
 
+pub mod canary;
 pub mod check;
 pub mod cli;
 mod commands;

@@ -646,6 +646,8 @@ pub enum MetricKind {
     ExactMatch,
     JsonValidity,
     LengthRatio,
+    Csat,
+    ThumbsUpRate,
 }
 
 /// How a metric's values read, and how a change in one is shown.
@@ -682,7 +684,7 @@ pub struct MetricInfo {
 const NO_VALUE: &str = "neither model has a value for this metric";
 
 /// Every gateable metric, in the order the docs and error messages list them.
-pub const CATALOGUE: [MetricInfo; 17] = [
+pub const CATALOGUE: [MetricInfo; 19] = [
     MetricInfo {
         kind: MetricKind::Accuracy,
         name: "accuracy",
@@ -820,7 +822,27 @@ pub const CATALOGUE: [MetricInfo; 17] = [
         value: |m| m.shadow.as_ref().and_then(|s| s.length_ratio),
         undefined: NOT_SHADOW,
     },
+    MetricInfo {
+        kind: MetricKind::Csat,
+        name: "csat",
+        label: "CSAT",
+        unit: Unit::Score,
+        value: |_| None,
+        undefined: NOT_CANARY,
+    },
+    MetricInfo {
+        kind: MetricKind::ThumbsUpRate,
+        name: "thumbs_up_rate",
+        label: "thumbs-up rate",
+        unit: Unit::Proportion,
+        value: |_| None,
+        undefined: NOT_CANARY,
+    },
 ];
+
+/// Why a metric of users' feedback has no value outside a canary analysis.
+const NOT_CANARY: &str =
+    "only a canary analysis (goldgate canary) measures this, from users' feedback in its logs";
 
 /// Why a metric of shadow replays has no value in a run that is not one.
 const NOT_SHADOW: &str =

@@ -3,6 +3,7 @@
 //! summary and an exit code, whether it was just run, re-read, diffed or merged.
 
 mod accept;
+mod canary;
 mod diff;
 mod golden;
 mod history;
@@ -36,6 +37,7 @@ pub fn main(cli: Cli) -> anyhow::Result<Exit> {
         Command::Accept(args) => accept::accept(&args),
         Command::History(args) => history::history(&args),
         Command::Shadow(args) => shadow::shadow(args),
+        Command::Canary(args) => canary::canary(&args),
     }
 }
 

@@ -48,6 +48,9 @@ pub struct Gate {
     /// How it decides; `None` takes the metric's default ([`Gate::decide`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decide: Option<Decide>,
+    /// A canary gate whose failure rolls back on its own ([`crate::config::GateConfig::critical`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
 }
 
 /// The spec's default gate set, used when the evaluation names none.
@@ -56,6 +59,7 @@ pub fn default_gates() -> Vec<Gate> {
         metric: MetricRef::parse(name).expect("default gate metrics are valid"),
         bound,
         decide: None,
+        critical: false,
     };
     vec![
         g("accuracy", Bound::MinRatio(0.95)),
@@ -73,6 +77,7 @@ pub fn default_shadow_gates() -> Vec<Gate> {
         metric: MetricRef::parse(name).expect("default gate metrics are valid"),
         bound,
         decide: None,
+        critical: false,
     };
     vec![
         g("accuracy", Bound::MinRatio(0.95)),
@@ -82,6 +87,39 @@ pub fn default_shadow_gates() -> Vec<Gate> {
         g("latency_p95_ms", Bound::MaxRatio(1.10)),
     ]
 }
+
+/// A canary's gates when `[[canary.gate]]` names none: the candidate fails no more often (a
+/// critical gate: a significant rise rolls back on its own), is about as fast at p95, and its
+/// users are no less satisfied (CSAT, thumbs-up) nor less often right, where the logs say so.
+/// Gates on values the logs do not carry are skipped.
+pub fn default_canary_gates() -> Vec<Gate> {
+    let g = |name: &str, bound, critical| Gate {
+        metric: MetricRef::parse(name).expect("default gate metrics are valid"),
+        bound,
+        decide: None,
+        critical,
+    };
+    vec![
+        g("error_rate", Bound::MaxRatio(1.0), true),
+        g("latency_p95_ms", Bound::MaxRatio(1.10), false),
+        g("csat", Bound::MinRatio(1.0), false),
+        g("thumbs_up_rate", Bound::MinRatio(1.0), false),
+        g("accuracy", Bound::MinRatio(0.95), false),
+    ]
+}
+
+/// The metrics a canary's logs can measure: what users and servers report of live requests.
+pub const CANARY_METRICS: [MetricKind; 9] = [
+    MetricKind::Accuracy,
+    MetricKind::ErrorRate,
+    MetricKind::LatencyP50,
+    MetricKind::LatencyP90,
+    MetricKind::LatencyP95,
+    MetricKind::LatencyP99,
+    MetricKind::CostPer1k,
+    MetricKind::Csat,
+    MetricKind::ThumbsUpRate,
+];
 
 /// The values a metric can take, in its unit: a bound outside them can never be met (`min = 5`
 /// on accuracy, which is a share from 0 to 1) or always is.
@@ -251,10 +289,28 @@ impl Gate {
                     .filter_map(|b| bound_problem(metric.kind, *b, field)),
             );
             problems.extend(contradiction(&c.metric, &bounds, at));
+            let canary = table == "canary.gate";
+            if c.critical && !canary {
+                problems.push(
+                    Problem::new(field("critical"), "only a canary's gates can be critical")
+                        .fix("remove `critical`, or move the gate to [[canary.gate]]"),
+                );
+            }
+            if canary && !CANARY_METRICS.contains(&metric.kind) {
+                let known: Vec<_> = CANARY_METRICS.iter().map(|k| k.name()).collect();
+                problems.push(
+                    Problem::new(
+                        at(),
+                        format!("a canary's logs do not measure `{}`", metric.kind.name()),
+                    )
+                    .fix(format!("gate a canary on one of {}", known.join(", "))),
+                );
+            }
             gates.extend(bounds.into_iter().map(|bound| Gate {
                 metric: metric.clone(),
                 bound,
                 decide: c.decide,
+                critical: c.critical,
             }));
         }
         if problems.is_empty() {
@@ -726,6 +782,7 @@ mod tests {
             metric: MetricRef::parse(metric).unwrap(),
             bound,
             decide: None,
+            critical: false,
         }
     }
 
@@ -858,6 +915,7 @@ mod tests {
             min_ratio: bounds[2],
             max_ratio: bounds[3],
             decide: None,
+            critical: false,
         };
         for (g, says) in [
             (
@@ -931,6 +989,7 @@ mod tests {
                 min_ratio: None,
                 max_ratio: None,
                 decide: None,
+                critical: false,
             },
             GateConfig {
                 metric: "accuracy".into(),
@@ -939,6 +998,7 @@ mod tests {
                 min_ratio: None,
                 max_ratio: None,
                 decide: None,
+                critical: false,
             },
             GateConfig {
                 metric: "accuracy[tag=shipping]".into(),
@@ -947,6 +1007,7 @@ mod tests {
                 min_ratio: None,
                 max_ratio: None,
                 decide: None,
+                critical: false,
             },
         ];
         let msg = Gate::parse_all(&bad, Path::new("goldgate.toml"), &tags)
@@ -971,6 +1032,7 @@ mod tests {
             min_ratio: Some(0.9),
             max_ratio: None,
             decide: None,
+            critical: false,
         }];
         assert_eq!(
             Gate::parse_all(&ok, Path::new("g"), &tags).unwrap().len(),
@@ -1028,6 +1090,7 @@ mod properties {
                 min_ratio,
                 max_ratio,
                 decide: None,
+                critical: false,
             })
     }
 
@@ -1086,7 +1149,7 @@ mod properties {
         fn a_better_candidate_never_does_worse(
             bound in bound(), current in 0.0..1e6f64, candidate in 0.0..1e6f64, step in 0.0..1e6f64,
         ) {
-            let gate = Gate { metric: MetricRef::parse("accuracy").unwrap(), bound, decide: None };
+            let gate = Gate { metric: MetricRef::parse("accuracy").unwrap(), bound, decide: None, critical: false };
             let result = gate.evaluate_point(&accuracy(current), &accuracy(candidate));
             prop_assert_ne!(result.outcome, Outcome::Skipped);
             // Further in the direction the bound asks for.

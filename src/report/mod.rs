@@ -2,6 +2,7 @@
 //! the terminal summary are views of it and of `results.jsonl`, each an [`Exporter`] in a file of
 //! its own.
 
+pub mod canary;
 mod html;
 mod junit;
 mod markdown;

@@ -635,18 +635,18 @@ pub fn parse_instant(text: &str) -> Option<OffsetDateTime> {
 // Lines
 
 /// A file's lines, decompressed when it is gzip.
-struct Lines {
+pub(crate) struct Lines {
     reader: Box<dyn BufRead>,
     path: PathBuf,
     gzip: bool,
-    number: usize,
+    pub(crate) number: usize,
     max: usize,
     /// The line just read, without its line break.
     buf: Vec<u8>,
     done: bool,
 }
 
-enum Next {
+pub(crate) enum Next {
     /// A line in `buf`; `complete` when it ended with a line break.
     Line {
         complete: bool,
@@ -658,7 +658,7 @@ enum Next {
 }
 
 impl Lines {
-    fn open(path: &Path) -> Result<Lines, Error> {
+    pub(crate) fn open(path: &Path) -> Result<Lines, Error> {
         let file = std::fs::File::open(path).map_err(|e| {
             Error::input(
                 Location::file(path),
@@ -688,7 +688,7 @@ impl Lines {
         })
     }
 
-    fn next(&mut self) -> Result<Next, Error> {
+    pub(crate) fn next(&mut self) -> Result<Next, Error> {
         self.buf.clear();
         if self.done {
             return Ok(Next::End);
@@ -727,11 +727,11 @@ impl Lines {
         Ok(Next::Line { complete })
     }
 
-    fn line(&self) -> &[u8] {
+    pub(crate) fn line(&self) -> &[u8] {
         &self.buf
     }
 
-    fn is_blank(&self) -> bool {
+    pub(crate) fn is_blank(&self) -> bool {
         self.buf.iter().all(u8::is_ascii_whitespace)
     }
 }

@@ -39,12 +39,115 @@ pub fn shift_test(
     candidate: &mut [f64],
     confidence: f64,
 ) -> Option<ShiftTest> {
-    let (n, m) = (current.len(), candidate.len());
+    current.sort_unstable_by(f64::total_cmp);
+    candidate.sort_unstable_by(f64::total_cmp);
+    shift_test_counted(
+        &Counted::from_sorted(current),
+        &Counted::from_sorted(candidate),
+        confidence,
+    )
+}
+
+/// A sample as its distinct values in ascending order, each with how often it occurs: what a
+/// latency histogram holds, and what the rank statistics need (ties are runs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Counted {
+    values: Vec<f64>,
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl Counted {
+    /// From values sorted ascending (no NaN).
+    pub fn from_sorted(sorted: &[f64]) -> Counted {
+        let mut c = Counted::default();
+        for &v in sorted {
+            c.push(v, 1);
+        }
+        c
+    }
+
+    /// Add `count` observations of `value`, which must not be below the last value added.
+    pub fn push(&mut self, value: f64, count: u64) {
+        if count == 0 {
+            return;
+        }
+        debug_assert!(self.values.last().is_none_or(|&l| l <= value));
+        if self.values.last() == Some(&value) {
+            *self.counts.last_mut().expect("a value has a count") += count;
+        } else {
+            self.values.push(value);
+            self.counts.push(count);
+        }
+        self.total += count;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// The `rank`-th smallest observation (from 1).
+    pub fn at_rank(&self, rank: u64) -> Option<f64> {
+        if rank == 0 || rank > self.total {
+            return None;
+        }
+        let mut seen = 0;
+        for (&v, &c) in self.values.iter().zip(&self.counts) {
+            seen += c;
+            if seen >= rank {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// The `p`-quantile as the order statistic of rank `ceil(p·n)` (nearest rank, as the
+    /// latency percentiles of a run are).
+    pub fn quantile(&self, p: f64) -> Option<f64> {
+        let rank = ((p * self.total as f64).ceil() as u64).clamp(1, self.total.max(1));
+        self.at_rank(rank)
+    }
+
+    /// The mean of the observations.
+    pub fn mean(&self) -> Option<f64> {
+        (self.total > 0).then(|| {
+            self.values
+                .iter()
+                .zip(&self.counts)
+                .map(|(v, &c)| v * c as f64)
+                .sum::<f64>()
+                / self.total as f64
+        })
+    }
+
+    /// (value, count) in ascending order.
+    pub fn runs(&self) -> impl Iterator<Item = (f64, u64)> + '_ {
+        self.values.iter().copied().zip(self.counts.iter().copied())
+    }
+
+    fn first(&self) -> f64 {
+        self.values[0]
+    }
+
+    fn last(&self) -> f64 {
+        self.values[self.values.len() - 1]
+    }
+}
+
+/// The shift test of two samples given as counted values; `None` when either is empty.
+pub fn shift_test_counted(
+    current: &Counted,
+    candidate: &Counted,
+    confidence: f64,
+) -> Option<ShiftTest> {
+    let (n, m) = (current.total, candidate.total);
     if n == 0 || m == 0 {
         return None;
     }
-    current.sort_unstable_by(f64::total_cmp);
-    candidate.sort_unstable_by(f64::total_cmp);
     let (u, tie_term) = u_statistic(current, candidate);
     let (nf, mf) = (n as f64, m as f64);
     let pairs = nf * mf;
@@ -61,9 +164,9 @@ pub fn shift_test(
     // differences is small, and the interval is the standard one).
     let sd = (pairs * (total + 1.0) / 12.0).sqrt();
     let k = (pairs / 2.0 - z(confidence) * sd).floor();
+    let total_pairs = n * m;
     let interval = if k >= 1.0 {
         let k = k as u64;
-        let total_pairs = (n as u64) * (m as u64);
         Interval::new(
             kth_difference(current, candidate, k),
             kth_difference(current, candidate, total_pairs - k + 1),
@@ -71,7 +174,6 @@ pub fn shift_test(
     } else {
         Interval::UNBOUNDED
     };
-    let total_pairs = (n as u64) * (m as u64);
     // The median of the differences: the middle one, or the mean of the middle two.
     let shift = if total_pairs % 2 == 1 {
         kth_difference(current, candidate, total_pairs / 2 + 1)
@@ -86,63 +188,69 @@ pub fn shift_test(
         p_value,
         shift,
         interval,
-        current: n,
-        candidate: m,
+        current: n as usize,
+        candidate: m as usize,
     })
 }
 
-/// U of the candidate over sorted samples, and the ties' Σ(t³ − t) over the pooled sample.
-fn u_statistic(current: &[f64], candidate: &[f64]) -> (f64, f64) {
+/// U of the candidate, and the ties' Σ(t³ − t) over the pooled sample.
+fn u_statistic(current: &Counted, candidate: &Counted) -> (f64, f64) {
     let (mut i, mut j) = (0, 0);
+    let mut below = 0.0;
     let mut u = 0.0;
     let mut ties = 0.0;
-    // Walk the pooled values in order, a run of equal values at a time.
-    while i < current.len() || j < candidate.len() {
-        let v = match (current.get(i), candidate.get(j)) {
+    // Walk the pooled distinct values in order.
+    while i < current.values.len() || j < candidate.values.len() {
+        let v = match (current.values.get(i), candidate.values.get(j)) {
             (Some(&a), Some(&b)) => a.min(b),
             (Some(&a), None) => a,
             (None, Some(&b)) => b,
             (None, None) => unreachable!(),
         };
-        let mut a = 0usize;
-        while current.get(i + a).is_some_and(|&x| x == v) {
-            a += 1;
-        }
-        let mut b = 0usize;
-        while candidate.get(j + b).is_some_and(|&x| x == v) {
-            b += 1;
-        }
+        let a = if current.values.get(i) == Some(&v) {
+            i += 1;
+            current.counts[i - 1] as f64
+        } else {
+            0.0
+        };
+        let b = if candidate.values.get(j) == Some(&v) {
+            j += 1;
+            candidate.counts[j - 1] as f64
+        } else {
+            0.0
+        };
         // Each candidate value here beats every current value below it and ties with `a`.
-        u += b as f64 * (i as f64 + a as f64 / 2.0);
-        let t = (a + b) as f64;
+        u += b * (below + a / 2.0);
+        let t = a + b;
         ties += t * t * t - t;
-        i += a;
-        j += b;
+        below += a;
     }
     (u, ties)
 }
 
-/// How many differences `candidate[j] − current[i]` are at most `d`, over sorted samples: one
-/// pass with two pointers.
-fn count_at_most(current: &[f64], candidate: &[f64], d: f64) -> u64 {
+/// How many differences `y − x` (y a candidate value, x a current one) are at most `d`: one pass
+/// with two pointers over the distinct values.
+fn count_at_most(current: &Counted, candidate: &Counted, d: f64) -> u64 {
     // For each candidate value y, the current values x with y − x <= d are those x >= y − d;
     // as y grows, the first such x moves right.
     let mut first = 0usize;
+    let mut passed = 0u64;
     let mut count = 0u64;
-    for &y in candidate {
-        while first < current.len() && y - current[first] > d {
+    for (y, w) in candidate.runs() {
+        while first < current.values.len() && y - current.values[first] > d {
+            passed += current.counts[first];
             first += 1;
         }
-        count += (current.len() - first) as u64;
+        count += w * (current.total - passed);
     }
     count
 }
 
-/// The k-th smallest (from 1) of the n·m differences `candidate[j] − current[i]`, by bisection
-/// on the value: each step one pass of [`count_at_most`].
-fn kth_difference(current: &[f64], candidate: &[f64], k: u64) -> f64 {
-    let mut low = candidate[0] - current[current.len() - 1];
-    let mut high = candidate[candidate.len() - 1] - current[0];
+/// The k-th smallest (from 1) of the n·m differences `y − x`, by bisection on the value: each
+/// step one pass of [`count_at_most`].
+fn kth_difference(current: &Counted, candidate: &Counted, k: u64) -> f64 {
+    let mut low = candidate.first() - current.last();
+    let mut high = candidate.last() - current.first();
     if count_at_most(current, candidate, low) >= k {
         return low;
     }
@@ -164,15 +272,15 @@ fn kth_difference(current: &[f64], candidate: &[f64], k: u64) -> f64 {
 
 /// The largest actual difference at most `d`: after the bisection every difference in
 /// (low, high] is the k-th one, so this is it, exactly, rather than a bound a rounding step away.
-fn snap(current: &[f64], candidate: &[f64], d: f64) -> f64 {
+fn snap(current: &Counted, candidate: &Counted, d: f64) -> f64 {
     let mut best = f64::NEG_INFINITY;
     let mut first = 0usize;
-    for &y in candidate {
+    for (y, _) in candidate.runs() {
         // The first current value x with y − x <= d gives y's largest difference at most d.
-        while first < current.len() && y - current[first] > d {
+        while first < current.values.len() && y - current.values[first] > d {
             first += 1;
         }
-        if let Some(&x) = current.get(first) {
+        if let Some(&x) = current.values.get(first) {
             best = best.max(y - x);
         }
     }
@@ -202,11 +310,24 @@ pub fn arm_difference(
 ) -> Option<ArmDifference> {
     let a = clustered_mean(current.0, current.1)?;
     let b = clustered_mean(candidate.0, candidate.1)?;
+    scaled_difference(a, b, 1.0, confidence)
+}
+
+/// `candidate − ratio × current` of two independent arms' clustered means (a ratio gate
+/// "candidate ≥ 0.95 × current" holds when it is positive), with its normal interval and the
+/// two-sided p-value of 0. `None` when an arm's standard error is unknown (under two clusters).
+pub fn scaled_difference(
+    current: MeanEstimate,
+    candidate: MeanEstimate,
+    ratio: f64,
+    confidence: f64,
+) -> Option<ArmDifference> {
+    let (a, b) = (current, candidate);
     if !(a.se.is_finite() && b.se.is_finite()) {
         return None;
     }
-    let difference = b.mean - a.mean;
-    let se = (a.se * a.se + b.se * b.se).sqrt();
+    let difference = b.mean - ratio * a.mean;
+    let se = (b.se * b.se + ratio * ratio * a.se * a.se).sqrt();
     let (interval, p_value) = if se > 0.0 {
         let half = z(confidence) * se;
         (
@@ -226,6 +347,145 @@ pub fn arm_difference(
         se,
         interval,
         p_value,
+    })
+}
+
+/// A clustered mean folded one cluster at a time, in constant memory: the sums that
+/// [`clustered_mean`]'s `Σ_c (s_c − mean·n_c)²` expands to (`Σs², Σs·n, Σn²`), so ten million
+/// requests of a million users need no list of either.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ClusterMoments {
+    clusters: usize,
+    sum: f64,
+    n: f64,
+    sum_sq: f64,
+    sum_n: f64,
+    n_sq: f64,
+}
+
+impl ClusterMoments {
+    /// One cluster: the sum of its values and how many there are.
+    pub fn add(&mut self, sum: f64, n: f64) {
+        if n > 0.0 && sum.is_finite() {
+            self.clusters += 1;
+            self.sum += sum;
+            self.n += n;
+            self.sum_sq += sum * sum;
+            self.sum_n += sum * n;
+            self.n_sq += n * n;
+        }
+    }
+
+    pub fn observations(&self) -> f64 {
+        self.n
+    }
+
+    pub fn estimate(&self) -> Option<MeanEstimate> {
+        if self.n <= 0.0 {
+            return None;
+        }
+        let mean = self.sum / self.n;
+        let se = if self.clusters >= 2 {
+            let c = self.clusters as f64;
+            let ss = (self.sum_sq - 2.0 * mean * self.sum_n + mean * mean * self.n_sq).max(0.0);
+            (c / (c - 1.0) * ss).sqrt() / self.n
+        } else {
+            f64::NAN
+        };
+        Some(MeanEstimate {
+            mean,
+            se,
+            n: self.n,
+            clusters: self.clusters,
+        })
+    }
+}
+
+/// The ratio of two arms' `p`-quantiles, candidate / current, with a Poisson bootstrap interval:
+/// each resample gives every distinct value a Poisson(count) weight (Chamandy et al. 2012,
+/// "Estimating uncertainty for massive data streams": the streaming form of the bootstrap, which
+/// needs only the counted values, not the requests), the arms resampled independently. `None`
+/// when an arm is empty or the current quantile is 0.
+pub fn quantile_ratio(
+    current: &Counted,
+    candidate: &Counted,
+    p: f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> Option<(f64, Interval)> {
+    let (b, c) = (current.quantile(p)?, candidate.quantile(p)?);
+    if b <= 0.0 {
+        return None;
+    }
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut weights = Vec::new();
+    let mut replicates: Vec<f64> = (0..resamples)
+        .filter_map(|_| {
+            let qb = poisson_quantile(current, p, &mut rng, &mut weights)?;
+            let qc = poisson_quantile(candidate, p, &mut rng, &mut weights)?;
+            (qb > 0.0).then(|| qc / qb)
+        })
+        .collect();
+    if replicates.len() < resamples / 2 {
+        return Some((c / b, Interval::UNBOUNDED));
+    }
+    Some((
+        c / b,
+        super::percentile_interval(&mut replicates, confidence),
+    ))
+}
+
+/// The `p`-quantile of one Poisson-weighted resample of `sample`.
+fn poisson_quantile(
+    sample: &Counted,
+    p: f64,
+    rng: &mut fastrand::Rng,
+    weights: &mut Vec<u64>,
+) -> Option<f64> {
+    weights.clear();
+    weights.extend(sample.counts.iter().map(|&c| poisson(rng, c as f64)));
+    let total: u64 = weights.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((p * total as f64).ceil() as u64).clamp(1, total);
+    let mut seen = 0;
+    for (&v, &w) in sample.values.iter().zip(weights.iter()) {
+        seen += w;
+        if seen >= rank {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// A Poisson draw: by multiplication of uniforms for a small mean, by the normal approximation
+/// (rounded, at least 0) from a mean of 30, where it is within a fraction of a percent in the
+/// quantities a bootstrap uses.
+fn poisson(rng: &mut fastrand::Rng, mean: f64) -> u64 {
+    if mean < 30.0 {
+        let limit = (-mean).exp();
+        let mut k = 0;
+        let mut prod = rng.f64();
+        while prod > limit {
+            k += 1;
+            prod *= rng.f64();
+        }
+        k
+    } else {
+        let u1 = 1.0 - rng.f64();
+        let u2 = rng.f64();
+        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+        (mean + mean.sqrt() * z).round().max(0.0) as u64
+    }
+}
+
+/// The always-valid interval of the `p`-quantile of the distribution a counted sample comes
+/// from ([`super::sequential::quantile_sequence`]).
+pub fn quantile_sequence(sample: &Counted, p: f64, confidence: f64) -> Interval {
+    super::sequential::quantile_sequence_by_rank(sample.total, p, confidence, |rank| {
+        sample.at_rank(rank).unwrap_or(f64::NAN)
     })
 }
 
@@ -352,7 +612,11 @@ mod tests {
             let d = brute_differences(&a, &b);
             for k in [1, d.len() / 3 + 1, d.len() / 2 + 1, d.len()] {
                 assert_eq!(
-                    kth_difference(&a, &b, k as u64),
+                    kth_difference(
+                        &Counted::from_sorted(&a),
+                        &Counted::from_sorted(&b),
+                        k as u64
+                    ),
                     d[k - 1],
                     "n {n} m {m} k {k}"
                 );

@@ -213,7 +213,19 @@ fn stitched_boundary(v: f64, m: f64, c: f64, alpha: f64) -> f64 {
 /// stitched boundary (module docs). A side whose order statistic falls outside the data is
 /// infinite: at 95% the p99's upper bound needs 1,687 observations. Unbounded with no data.
 pub fn quantile_sequence(sorted: &[f64], p: f64, confidence: f64) -> Interval {
-    let n = sorted.len();
+    quantile_sequence_by_rank(sorted.len() as u64, p, confidence, |rank| {
+        sorted[rank as usize - 1]
+    })
+}
+
+/// [`quantile_sequence`] over observations reached by rank (from 1, ascending): a sorted slice,
+/// or a histogram's counted values.
+pub fn quantile_sequence_by_rank(
+    n: u64,
+    p: f64,
+    confidence: f64,
+    at_rank: impl Fn(u64) -> f64,
+) -> Interval {
     let alpha = (1.0 - confidence) / 2.0;
     if n == 0 || p.is_nan() || p <= 0.0 || p >= 1.0 || alpha.is_nan() || alpha <= 0.0 {
         return Interval::UNBOUNDED;
@@ -229,12 +241,12 @@ pub fn quantile_sequence(sorted: &[f64], p: f64, confidence: f64) -> Interval {
     let k = (t * p + above).ceil();
     Interval::new(
         if j >= 1.0 {
-            sorted[j as usize - 1]
+            at_rank(j as u64)
         } else {
             f64::NEG_INFINITY
         },
         if k <= t {
-            sorted[(k as usize).max(1) - 1]
+            at_rank((k as u64).max(1))
         } else {
             f64::INFINITY
         },

@@ -24,7 +24,7 @@ const LAYERS: &[&[&str]] = &[
     /* 13 */ &["rundir"],
     /* 14 */ &["evaluation"],
     /* 15 */ &["runner"],
-    /* 16 */ &["shadow"],
+    /* 16 */ &["shadow", "canary"],
     /* 17 */ &["report"],
     /* 18 */ &["history"],
     /* 19 */ &["cli"],

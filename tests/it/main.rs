@@ -4,8 +4,11 @@
 mod action;
 mod architecture;
 mod browser;
+mod canary;
+mod canary_reports;
 mod cli;
 mod faults;
+mod flagd;
 mod gguf;
 mod golden_from_log;
 mod history;

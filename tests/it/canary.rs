@@ -1,0 +1,1 @@
+//! goldgate canary: the real binary on simulated canary logs with a known truth.
