@@ -18,8 +18,23 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
     let config = load_config(&args.config)?;
     let settings = config.statistics;
     let c = &config.canary;
-    check_config(&config, &args.config)?;
-    let gates = gates(&config, &args.config)?;
+    // Every problem of the file at once: the checks of [canary] and of its gates.
+    let gates = match (
+        check_config(&config, &args.config),
+        gates(&config, &args.config),
+    ) {
+        (Ok(()), Ok(gates)) => gates,
+        (a, b) => {
+            let mut problems = Vec::new();
+            for e in [a.err(), b.err()].into_iter().flatten() {
+                match e {
+                    Error::Input(p) => problems.extend(p),
+                    other => return Err(other.into()),
+                }
+            }
+            return Err(Error::Input(problems).into());
+        }
+    };
 
     let flag_plan = args.flag_key.as_deref().map(|key| FlagPlan {
         key,

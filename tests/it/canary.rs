@@ -1,1 +1,333 @@
 //! goldgate canary: the real binary on simulated canary logs with a known truth.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use goldgate::canary::simulate::Scenario;
+use serde_json::{Value, json};
+
+use crate::support::assert_exit;
+
+struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn log(&self, name: &str, s: &Scenario) -> PathBuf {
+        let path = self.path().join(name);
+        let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+        if name.ends_with(".csv") {
+            s.write_csv(file).unwrap();
+        } else if name.ends_with(".gz") {
+            let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+            s.write_jsonl(gz).unwrap();
+        } else {
+            s.write_jsonl(file).unwrap();
+        }
+        path
+    }
+
+    fn canary(&self, args: &[&str]) -> std::process::Output {
+        Command::cargo_bin("goldgate")
+            .unwrap()
+            .current_dir(self.path())
+            .env_remove("CI")
+            .env("NO_COLOR", "1")
+            .arg("canary")
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// The decision.json of the newest analysis directory.
+    fn decision(&self) -> Value {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.path().join("reports"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+        let last = dirs.last().expect("an analysis directory");
+        serde_json::from_slice(&std::fs::read(last.join("decision.json")).unwrap()).unwrap()
+    }
+}
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn promote_rollback_and_continue_by_exit_code() {
+    let d = Dir::new();
+    d.log("none.jsonl", &Scenario::no_effect(20_000, 1));
+    let o = d.canary(&["--log", "none.jsonl", "--candidate-percent", "50"]);
+    assert_exit(&o, 0);
+    let v = d.decision();
+    assert_eq!(v["decision"], "promote");
+    assert_eq!(v["counts"]["records"], 20_000);
+    assert_eq!(v["split"]["mismatch"], false);
+
+    for (name, s, metric) in [
+        (
+            "latency.csv",
+            Scenario::no_effect(20_000, 2).latency_shift(1.3),
+            "latency_p95_ms",
+        ),
+        (
+            "errors.jsonl.gz",
+            Scenario::no_effect(20_000, 3).error_spike(0.05),
+            "error_rate",
+        ),
+        (
+            "csat.jsonl",
+            Scenario::no_effect(40_000, 4).csat_drop(0.4),
+            "csat",
+        ),
+    ] {
+        d.log(name, &s);
+        let o = d.canary(&["--log", name, "--candidate-percent", "50"]);
+        assert_exit(&o, 1);
+        let v = d.decision();
+        assert_eq!(v["decision"], "rollback", "{name}");
+        let failed: Vec<&str> = v["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["outcome"] == "fail")
+            .map(|g| g["metric"].as_str().unwrap())
+            .collect();
+        assert!(failed.contains(&metric), "{name}: {failed:?}");
+        assert!(stdout(&o).contains("decision: rollback"), "{}", stdout(&o));
+    }
+
+    // Too little traffic on the candidate: continue, with the reason.
+    d.log("early.jsonl", &Scenario::no_effect(1_000, 5).split(0.05));
+    let o = d.canary(&["--log", "early.jsonl", "--candidate-percent", "5"]);
+    assert_exit(&o, 4);
+    let v = d.decision();
+    assert_eq!(v["decision"], "continue");
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("candidate arm has"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_sample_ratio_mismatch_is_untrustworthy_and_leaves_the_flag() {
+    let d = Dir::new();
+    d.log(
+        "lossy.jsonl",
+        &Scenario::no_effect(40_000, 6).split(0.1).srm(0.15),
+    );
+    let flags = d.path().join("flags.json");
+    let before = json!({"flags": {"model-route": {"state": "ENABLED",
+        "variants": {"current": "gpt-4o", "candidate": "gpt-4.1"}, "defaultVariant": "current",
+        "targeting": {"fractional": [["current", 90], ["candidate", 10]]}}}});
+    std::fs::write(&flags, before.to_string()).unwrap();
+    let o = d.canary(&[
+        "--log",
+        "lossy.jsonl",
+        "--flag-file",
+        "flags.json",
+        "--flag-key",
+        "model-route",
+    ]);
+    assert_exit(&o, 3);
+    let v = d.decision();
+    assert_eq!(v["trustworthy"], false);
+    assert_eq!(
+        v["split"]["expected_candidate_percent"], 10.0,
+        "read from the flag"
+    );
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("sample-ratio mismatch")
+    );
+    let after: Value = serde_json::from_slice(&std::fs::read(&flags).unwrap()).unwrap();
+    assert_eq!(
+        after, before,
+        "the flag is not moved on an untrustworthy split"
+    );
+}
+
+#[test]
+fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
+    if !crate::flagd::evaluator_present() {
+        return;
+    }
+    let d = Dir::new();
+    let flags = d.path().join("flags.json");
+    std::fs::write(
+        &flags,
+        json!({"$schema": "https://flagd.dev/schema/v0/flags.json", "flags": {"model-route": {"state": "ENABLED",
+        "variants": {"current": "gpt-4o", "candidate": "gpt-4.1"}, "defaultVariant": "current",
+        "targeting": {"fractional": [{"var": "targetingKey"}, ["current", 95], ["candidate", 5]]}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let args = |log: &'static str| {
+        vec![
+            "--log",
+            log,
+            "--flag-file",
+            "flags.json",
+            "--flag-key",
+            "model-route",
+        ]
+    };
+    // Continue: too little data yet at 5%; the candidate's share steps to 25%.
+    d.log("early.jsonl", &Scenario::no_effect(1_000, 7).split(0.05));
+    assert_exit(&d.canary(&args("early.jsonl")), 4);
+    let r = crate::flagd::resolve(&flags, "model-route");
+    let candidate = crate::flagd::served(&r, "candidate");
+    assert!((350..650).contains(&candidate), "about 25% of 2,000: {r}");
+    assert!(d.path().join("flags.json.previous").exists());
+
+    // Promote: everyone on the candidate.
+    d.log("good.jsonl", &Scenario::no_effect(20_000, 8).split(0.25));
+    assert_exit(&d.canary(&args("good.jsonl")), 0);
+    let r = crate::flagd::resolve(&flags, "model-route");
+    assert_eq!(crate::flagd::served(&r, "candidate"), 2_000, "{r}");
+
+    // Rollback: everyone back on the current model.
+    d.log(
+        "bad.jsonl",
+        &Scenario::no_effect(20_000, 9).split(0.25).error_spike(0.06),
+    );
+    assert_exit(&d.canary(&args("bad.jsonl")), 1);
+    let r = crate::flagd::resolve(&flags, "model-route");
+    assert_eq!(crate::flagd::served(&r, "current"), 2_000, "{r}");
+    assert_eq!(d.decision()["flag"]["share_after"], 0);
+}
+
+#[test]
+fn sequential_looks_keep_their_state_and_refuse_a_shrunk_log() {
+    let d = Dir::new();
+    let s = Scenario::no_effect(12_000, 10).error_spike(0.06);
+    let records: Vec<_> = s.records().collect();
+    let state = d.path().join("state.json");
+    let mut decided_at = None;
+    for look in 1..=6 {
+        let path = d.path().join("growing.jsonl");
+        let file = std::fs::File::create(&path).unwrap();
+        s.write_jsonl_from(records[..look * 2_000].iter().cloned(), file)
+            .unwrap();
+        let o = d.canary(&[
+            "--log",
+            "growing.jsonl",
+            "--sequential",
+            "--state",
+            "state.json",
+            "--candidate-percent",
+            "50",
+        ]);
+        let v = d.decision();
+        assert_eq!(v["mode"], "sequential");
+        assert_eq!(v["sequential"]["looks"].as_array().unwrap().len(), look);
+        if v["decision"] == "rollback" {
+            assert_exit(&o, 1);
+            decided_at = Some(look);
+            break;
+        }
+        assert_exit(&o, 4);
+    }
+    assert!(
+        decided_at.is_some(),
+        "a 6-fold error rate is caught within 12,000 requests"
+    );
+    let saved: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert!(
+        saved["running"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| !r.is_null())
+    );
+
+    // A log smaller than at the last look is another log: refused, nothing decided.
+    let path = d.path().join("growing.jsonl");
+    s.write_jsonl_from(
+        records[..500].iter().cloned(),
+        std::fs::File::create(&path).unwrap(),
+    )
+    .unwrap();
+    let o = d.canary(&[
+        "--log",
+        "growing.jsonl",
+        "--sequential",
+        "--state",
+        "state.json",
+    ]);
+    assert_exit(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("fewer requests than at the last look"));
+}
+
+#[test]
+fn bad_lines_are_counted_or_refused_and_unknown_variants_shown() {
+    let d = Dir::new();
+    let good = Scenario::no_effect(400, 11);
+    let mut text = Vec::new();
+    good.write_jsonl(&mut text).unwrap();
+    let mut text = String::from_utf8(text).unwrap();
+    text.push_str(
+        "{\"timestamp\":\"2026-11-30T13:00:00Z\",\"variant\":\"shadow-b\",\"latency_ms\":3}\n",
+    );
+    text.push_str("this is not json\n");
+    std::fs::write(d.path().join("mixed.jsonl"), &text).unwrap();
+    let o = d.canary(&["--log", "mixed.jsonl"]);
+    assert!(matches!(o.status.code(), Some(0 | 4)), "{o:?}");
+    let v = d.decision();
+    assert_eq!(v["counts"]["malformed"], 1);
+    assert!(
+        v["counts"]["examples"][0]
+            .as_str()
+            .unwrap()
+            .contains("mixed.jsonl:402"),
+        "{v}"
+    );
+    assert_eq!(v["counts"]["unknown_variants"]["shadow-b"], 1);
+
+    let o = d.canary(&["--log", "mixed.jsonl", "--strict"]);
+    assert_exit(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("mixed.jsonl:402") && err.contains("--strict"),
+        "{err}"
+    );
+
+    // A configuration error names the file, the field and the fix.
+    std::fs::write(
+        d.path().join("goldgate.toml"),
+        "[canary]\nsteps = [5, 1]\n[[canary.gate]]\nmetric = \"faithfulness\"\nmin = 4\n",
+    )
+    .unwrap();
+    let o = d.canary(&["--log", "mixed.jsonl"]);
+    assert_exit(&o, 2);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("canary.steps") && err.contains("canary.gate[0]"),
+        "{err}"
+    );
+
+    // A file that is no log at all.
+    std::fs::write(d.path().join("goldgate.toml"), "").unwrap();
+    std::fs::write(d.path().join("notes.txt"), "hello,world\n1,2\n").unwrap();
+    let o = d.canary(&["--log", "notes.txt"]);
+    assert_exit(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("variant"));
+}

@@ -28,7 +28,7 @@ fn flagd_dir() -> PathBuf {
 }
 
 /// Whether node and the evaluator are installed; if not, skipped here and a failure under CI.
-fn evaluator_present() -> bool {
+pub(crate) fn evaluator_present() -> bool {
     let node = Command::new("node")
         .arg("--version")
         .output()
@@ -71,12 +71,12 @@ fn resolve_by_user(file: &Path, key: &str) -> (Value, Vec<bool>) {
     (tally, by_user)
 }
 
-fn resolve(file: &Path, key: &str) -> Value {
+pub(crate) fn resolve(file: &Path, key: &str) -> Value {
     resolve_by_user(file, key).0
 }
 
 /// How many of the users the evaluator served `variant`, asserting nothing failed to resolve.
-fn served(resolved: &Value, variant: &str) -> u64 {
+pub(crate) fn served(resolved: &Value, variant: &str) -> u64 {
     assert_eq!(resolved["errors"], json!({}), "{resolved}");
     resolved["variants"][variant].as_u64().unwrap_or(0)
 }
