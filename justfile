@@ -50,6 +50,10 @@ bench-sequential:
 bench-shadow:
     bash scripts/shadow_bench.sh
 
+# The canary analysis of 10 million log records: wall time and peak memory (docs/canary.md).
+bench-canary:
+    bash scripts/canary_bench.sh
+
 # Fetch and verify the local models' weights.
 models:
     bash scripts/fetch-models.sh

@@ -54,6 +54,9 @@ pub struct Analysis {
     pub trustworthy: bool,
     pub exit_code: i32,
     pub reasons: Vec<String>,
+    /// Every arm had `min_requests`: a `continue` then means the gates need more traffic, and
+    /// the flag steps on; without it, the flag holds where it is.
+    pub enough_data: bool,
     pub mode: Mode,
     pub confidence: f64,
     /// Each gate's interval level: `confidence`, or in sequential mode `1 − (1 − confidence)/G`.
@@ -462,6 +465,7 @@ pub fn analyse(tally: &Tally, read: &ReadReport, plan: &Plan) -> Analysis {
         trustworthy,
         exit_code,
         reasons,
+        enough_data: !short,
         mode: if plan.sequential.is_some() {
             Mode::Sequential
         } else {
@@ -574,6 +578,24 @@ fn judge_gate(
     let test: Option<GateTest> = if let Some(m) = mean_of(kind) {
         let est = [0, 1].map(|a| data[a].moments[m as usize].estimate());
         n = [0, 1].map(|a| data[a].moments[m as usize].observations() as u64);
+        if n == [0, 0] {
+            return skipped(
+                gate,
+                format!(
+                    "no record has a value for {} (for cost: `cost_usd`, or tokens with [canary.price])",
+                    kind.name()
+                ),
+            );
+        }
+        if sequential && m.range().is_none() {
+            return skipped(
+                gate,
+                format!(
+                    "{} is unbounded, so it has no always-valid interval: gate it in a fixed analysis (without --sequential)",
+                    kind.name()
+                ),
+            );
+        }
         let k = scale(m);
         result.current = est[0].map(|e| e.mean * k);
         result.candidate = est[1].map(|e| e.mean * k);

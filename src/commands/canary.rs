@@ -134,8 +134,12 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
     }
     // The flag moves only on a trustworthy analysis: with the split broken, nothing measured
     // says which way to go.
+    // A `continue` for want of data holds the flag: stepping up without evidence would take the
+    // candidate to 100% on looks that judged nothing.
+    let holds = analysis.decision == crate::canary::Decision::Continue && !analysis.enough_data;
     if let (Some(path), Some(plan)) = (&args.flag_file, &flag_plan)
         && analysis.trustworthy
+        && !holds
     {
         match flag::apply(path, plan, analysis.decision) {
             Ok(change) => analysis.flag = serde_json::to_value(&change).ok(),

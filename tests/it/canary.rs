@@ -190,9 +190,15 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
             "model-route",
         ]
     };
-    // Continue: too little data yet at 5%; the candidate's share steps to 25%.
-    d.log("early.jsonl", &Scenario::no_effect(1_000, 7).split(0.05));
+    // Continue for want of data (under min_requests): the flag holds at 5%.
+    d.log("tiny.jsonl", &Scenario::no_effect(1_000, 7).split(0.05));
+    assert_exit(&d.canary(&args("tiny.jsonl")), 4);
+    assert!(d.decision()["flag"].is_null());
+    assert!(!d.path().join("flags.json.previous").exists());
+    // Continue with data but undecided gates: the candidate's share steps to 25%.
+    d.log("early.jsonl", &Scenario::no_effect(4_000, 7).split(0.05));
     assert_exit(&d.canary(&args("early.jsonl")), 4);
+    assert_eq!(d.decision()["enough_data"], true);
     let r = crate::flagd::resolve(&flags, "model-route");
     let candidate = crate::flagd::served(&r, "candidate");
     assert!((350..650).contains(&candidate), "about 25% of 2,000: {r}");
