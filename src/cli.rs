@@ -93,7 +93,7 @@ pub struct CanaryArgs {
     /// The flag in --flag-file that routes requests between the two models.
     #[arg(long, value_name = "KEY", requires = "flag_file")]
     pub flag_key: Option<String>,
-    /// No terminal summary.
+    /// No terminal summary; the analysis directory is still printed last.
     #[arg(long, short)]
     pub quiet: bool,
 }

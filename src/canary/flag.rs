@@ -78,11 +78,46 @@ pub fn validate(path: &Path, plan: &FlagPlan) -> Result<(), Error> {
     Ok(())
 }
 
-/// The candidate's present share in percent (rounded), if the flag routes by a fractional split:
-/// what the traffic's observed split is tested against. `None` when the flag has no targeting
-/// (everyone gets `defaultVariant`).
-pub fn read_share(path: &Path, plan: &FlagPlan) -> Result<Option<u32>, Error> {
-    Ok(load(path, plan)?.split.map(|s| s.percent()))
+/// The flag's metadata keys goldgate writes when it moves traffic: the candidate's share it set,
+/// and when (RFC 3339, UTC). flagd carries flag metadata through to evaluations untouched.
+pub const META_SHARE: &str = "goldgate.share";
+pub const META_CHANGED_AT: &str = "goldgate.changed_at";
+
+/// How long after goldgate moved the traffic the log still carries the old split: flagd reloads
+/// a watched file within seconds, and providers sync soon after. Records of that minute are left
+/// out of the next look.
+pub const SETTLE_MS: i64 = 60_000;
+
+/// What the flag says of the rollout now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rollout {
+    /// The candidate's share in percent (rounded), if the flag routes by a fractional split:
+    /// what the traffic's observed split is tested against. `None` when the flag has no
+    /// targeting (everyone gets `defaultVariant`).
+    pub share: Option<u32>,
+    /// When goldgate set that share (ms since the epoch), if it did and nobody changed the share
+    /// since: the records before it were served at the old split.
+    pub changed_at_ms: Option<i64>,
+}
+
+pub fn read_rollout(path: &Path, plan: &FlagPlan) -> Result<Rollout, Error> {
+    let flag = load(path, plan)?;
+    let share = flag.split.map(|s| s.percent());
+    let meta = flag.doc["flags"][plan.key].get("metadata");
+    let written_share = meta.and_then(|m| m.get(META_SHARE)).and_then(Value::as_u64);
+    let changed_at_ms = meta
+        .and_then(|m| m.get(META_CHANGED_AT))
+        .and_then(Value::as_str)
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        // A share changed by hand since: when is unknown.
+        .filter(|_| written_share.is_some() && written_share == share.map(u64::from));
+    Ok(Rollout {
+        share,
+        changed_at_ms,
+    })
 }
 
 /// Write the decision into the flag:
@@ -97,7 +132,16 @@ pub fn read_share(path: &Path, plan: &FlagPlan) -> Result<Option<u32>, Error> {
 /// re-serialized: keys come out sorted and indented. The file is replaced atomically (a temporary
 /// file in the same directory, synced, renamed over it), and its previous content kept beside it
 /// in `<name>.previous`.
-pub fn apply(path: &Path, plan: &FlagPlan, decision: Decision) -> Result<FlagChange, Error> {
+///
+/// When the routing changes, the flag's `metadata` records the new share and `now_ms`
+/// ([`META_SHARE`], [`META_CHANGED_AT`]), so the next look can leave out the records served
+/// at the old split ([`read_rollout`]).
+pub fn apply(
+    path: &Path,
+    plan: &FlagPlan,
+    decision: Decision,
+    now_ms: i64,
+) -> Result<FlagChange, Error> {
     let mut flag = load(path, plan)?;
     let share_before = flag.split.map(|s| s.percent());
     let default_before = flag.default_variant.clone();
@@ -140,6 +184,18 @@ pub fn apply(path: &Path, plan: &FlagPlan, decision: Decision) -> Result<FlagCha
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
+    if Some(share_after) != share_before || default_after != default_before {
+        let meta = entry
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert(META_SHARE.to_owned(), json!(share_after));
+            meta.insert(
+                META_CHANGED_AT.to_owned(),
+                json!(super::analysis::rfc3339(now_ms)),
+            );
+        }
+    }
 
     let mut bytes = serde_json::to_vec_pretty(&flag.doc).map_err(|e| {
         Error::RunFailed(format!(
@@ -611,6 +667,9 @@ mod tests {
 
     const STEPS: &[u32] = &[1, 5, 25, 50, 100];
 
+    /// 2026-11-30T12:00:00Z.
+    const NOW_MS: i64 = 1_796_040_000_000;
+
     fn plan() -> FlagPlan<'static> {
         FlagPlan {
             key: "model-route",
@@ -696,7 +755,7 @@ mod tests {
         for (current, candidate, percent) in cases {
             let (_dir, path) = flag_file(split_flag(None, current, candidate));
             assert_eq!(
-                read_share(&path, &plan()).unwrap(),
+                read_rollout(&path, &plan()).unwrap().share,
                 Some(percent),
                 "{current}:{candidate}"
             );
@@ -706,7 +765,7 @@ mod tests {
             "variants": {"current": "a", "candidate": "b"},
             "defaultVariant": "current",
         }));
-        assert_eq!(read_share(&path, &plan()).unwrap(), None);
+        assert_eq!(read_rollout(&path, &plan()).unwrap().share, None);
     }
 
     #[test]
@@ -714,7 +773,7 @@ mod tests {
         let bucketing = json!({"cat": [{"var": "$flagd.flagKey"}, {"var": "email"}]});
         let (_dir, path) = flag_file(split_flag(Some(bucketing.clone()), 95, 5));
         let before = read(&path);
-        let change = apply(&path, &plan(), Decision::Continue).unwrap();
+        let change = apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (Some(5), 25));
         assert_eq!(
             (
@@ -730,7 +789,14 @@ mod tests {
             json!([bucketing, ["current", 75], ["candidate", 25]])
         );
         assert_eq!(flag["defaultVariant"], "current");
-        assert_eq!(flag["metadata"], before["flags"]["model-route"]["metadata"]);
+        // The operator's metadata kept; the step recorded beside it, and read back.
+        assert_eq!(
+            flag["metadata"],
+            json!({"owner": "ml-platform", "goldgate.share": 25, "goldgate.changed_at": "2026-11-30T12:00:00Z"})
+        );
+        let rollout = read_rollout(&path, &plan()).unwrap();
+        assert_eq!(rollout.share, Some(25));
+        assert_eq!(rollout.changed_at_ms, Some(NOW_MS));
         assert_eq!(after["flags"]["other"], before["flags"]["other"]);
         assert_eq!(after["$schema"], before["$schema"]);
     }
@@ -742,7 +808,7 @@ mod tests {
             "variants": {"current": "a", "candidate": "b"},
             "defaultVariant": "current",
         }));
-        let change = apply(&path, &plan(), Decision::Continue).unwrap();
+        let change = apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (None, 1));
         assert_eq!(
             read(&path)["flags"]["model-route"]["targeting"],
@@ -754,7 +820,7 @@ mod tests {
     fn continue_at_the_last_step_stays() {
         let (_dir, path) = flag_file(split_flag(None, 0, 100));
         let before = read(&path);
-        let change = apply(&path, &plan(), Decision::Continue).unwrap();
+        let change = apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (Some(100), 100));
         assert_eq!(read(&path), before);
     }
@@ -762,7 +828,7 @@ mod tests {
     #[test]
     fn rollback_and_promote_set_the_default_and_the_weights() {
         let (_dir, path) = flag_file(split_flag(Some(json!({"var": "targetingKey"})), 75, 25));
-        let change = apply(&path, &plan(), Decision::Promote).unwrap();
+        let change = apply(&path, &plan(), Decision::Promote, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (Some(25), 100));
         assert_eq!(change.default_after, "candidate");
         let flag = read(&path)["flags"]["model-route"].clone();
@@ -772,7 +838,7 @@ mod tests {
             json!([{"var": "targetingKey"}, ["current", 0], ["candidate", 100]])
         );
 
-        let change = apply(&path, &plan(), Decision::Rollback).unwrap();
+        let change = apply(&path, &plan(), Decision::Rollback, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (Some(100), 0));
         assert_eq!(
             (
@@ -787,7 +853,7 @@ mod tests {
             json!([{"var": "targetingKey"}, ["current", 100], ["candidate", 0]])
         );
         // After a rollback a new rollout starts again at the first step.
-        let change = apply(&path, &plan(), Decision::Continue).unwrap();
+        let change = apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (Some(0), 1));
     }
 
@@ -798,7 +864,7 @@ mod tests {
             "variants": {"current": "a", "candidate": "b"},
             "defaultVariant": "candidate",
         }));
-        let change = apply(&path, &plan(), Decision::Rollback).unwrap();
+        let change = apply(&path, &plan(), Decision::Rollback, NOW_MS).unwrap();
         assert_eq!((change.share_before, change.share_after), (None, 0));
         let flag = read(&path)["flags"]["model-route"].clone();
         assert_eq!(flag["defaultVariant"], "current");
@@ -813,8 +879,8 @@ mod tests {
             "defaultVariant": "current",
             "targeting": {"fractional": [["candidate"], ["current"]]},
         }));
-        assert_eq!(read_share(&path, &plan()).unwrap(), Some(50));
-        apply(&path, &plan(), Decision::Continue).unwrap();
+        assert_eq!(read_rollout(&path, &plan()).unwrap().share, Some(50));
+        apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!(
             read(&path)["flags"]["model-route"]["targeting"]["fractional"],
             json!([["candidate", 100], ["current", 0]])
@@ -825,7 +891,7 @@ mod tests {
     fn the_write_is_atomic_and_keeps_the_previous_content() {
         let (dir, path) = flag_file(split_flag(None, 95, 5));
         let old = std::fs::read_to_string(&path).unwrap();
-        let change = apply(&path, &plan(), Decision::Continue).unwrap();
+        let change = apply(&path, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert_eq!(change.previous, dir.path().join("flags.json.previous"));
         assert_eq!(std::fs::read_to_string(&change.previous).unwrap(), old);
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
@@ -837,7 +903,7 @@ mod tests {
 
         // The next write overwrites the previous content with the one just replaced.
         let middle = std::fs::read_to_string(&path).unwrap();
-        apply(&path, &plan(), Decision::Rollback).unwrap();
+        apply(&path, &plan(), Decision::Rollback, NOW_MS).unwrap();
         assert_eq!(std::fs::read_to_string(&change.previous).unwrap(), middle);
         assert!(std::fs::read_to_string(&path).unwrap().ends_with("}\n"));
     }
@@ -848,14 +914,14 @@ mod tests {
         let (dir, path) = flag_file(split_flag(None, 95, 5));
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&path, &link).unwrap();
-        apply(&link, &plan(), Decision::Continue).unwrap();
+        apply(&link, &plan(), Decision::Continue, NOW_MS).unwrap();
         assert!(
             std::fs::symlink_metadata(&link)
                 .unwrap()
                 .file_type()
                 .is_symlink()
         );
-        assert_eq!(read_share(&path, &plan()).unwrap(), Some(25));
+        assert_eq!(read_rollout(&path, &plan()).unwrap().share, Some(25));
         assert!(dir.path().join("link.json.previous").exists());
     }
 
@@ -934,7 +1000,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let yaml = dir.path().join("flags.yaml");
         std::fs::write(&yaml, "flags:\n  model-route:\n    state: ENABLED\n").unwrap();
-        let msg = problem(apply(&yaml, &plan(), Decision::Rollback).unwrap_err());
+        let msg = problem(apply(&yaml, &plan(), Decision::Rollback, NOW_MS).unwrap_err());
         assert!(
             msg.contains("flags.yaml") && msg.contains("JSON only"),
             "{msg}"
@@ -943,7 +1009,7 @@ mod tests {
 
         let broken = dir.path().join("flags.json");
         std::fs::write(&broken, "{\n  \"flags\": {\n    \"model-route\": \n}").unwrap();
-        let msg = problem(apply(&broken, &plan(), Decision::Rollback).unwrap_err());
+        let msg = problem(apply(&broken, &plan(), Decision::Rollback, NOW_MS).unwrap_err());
         assert!(msg.contains("flags.json:4: not valid JSON"), "{msg}");
 
         let missing = dir.path().join("absent.json");
@@ -967,7 +1033,7 @@ mod tests {
         flag["targeting"] = json!({"if": [true, "candidate", "current"]});
         let (dir, path) = flag_file(flag);
         let old = std::fs::read_to_string(&path).unwrap();
-        assert!(apply(&path, &plan(), Decision::Promote).is_err());
+        assert!(apply(&path, &plan(), Decision::Promote, NOW_MS).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), old);
         assert!(!previous_path(&path).exists());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);

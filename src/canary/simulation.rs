@@ -85,6 +85,13 @@ fn fixed(s: &Scenario, gates: &[Gate], keep_user: bool) -> Analysis {
     )
 }
 
+/// How many logs a check draws: all of them in an optimised build (`cargo test --release`, which
+/// prints the figures docs/canary.md quotes), half in a debug build (the plain `cargo test`,
+/// where they would take minutes); the checks hold at both sizes.
+fn replications(n: u64) -> u64 {
+    if cfg!(debug_assertions) { n / 2 } else { n }
+}
+
 fn rate(decisions: &[Analysis], what: impl Fn(&Analysis) -> bool) -> f64 {
     decisions.iter().filter(|a| what(a)).count() as f64 / decisions.len() as f64
 }
@@ -96,7 +103,7 @@ fn rolled_back(a: &Analysis) -> bool {
 #[test]
 fn no_false_rollback_when_nothing_changed_and_a_rollback_on_each_harm() {
     let gates = default_canary_gates();
-    let reps = 100usize;
+    let reps = replications(100) as usize;
     let none: Vec<Analysis> = (0..reps as u64)
         .map(|seed| fixed(&Scenario::no_effect(6_000, seed), &gates, true))
         .collect();
@@ -125,7 +132,7 @@ fn no_false_rollback_when_nothing_changed_and_a_rollback_on_each_harm() {
         ("accuracy -15 points", |s| s.accuracy_drop(0.15), "accuracy"),
     ];
     for (name, harm, metric) in harms {
-        let reps = 30u64;
+        let reps = replications(30);
         let runs: Vec<Analysis> = (0..reps)
             .map(|seed| {
                 fixed(
@@ -150,7 +157,7 @@ fn no_false_rollback_when_nothing_changed_and_a_rollback_on_each_harm() {
 #[test]
 fn a_lost_share_of_the_candidate_is_a_sample_ratio_mismatch() {
     let gates = default_canary_gates();
-    let reps = 40;
+    let reps = replications(40);
     let (mut found, mut false_alarm) = (0, 0);
     for seed in 0..reps {
         let lossy = fixed(
@@ -201,14 +208,10 @@ fn a_lost_share_of_the_candidate_is_a_sample_ratio_mismatch() {
 
 #[test]
 fn users_repeating_requests_need_clustered_intervals() {
-    // Sticky users with strong effects of their own: the arms differ by who landed in them.
-    // The gates on means only: latency percentiles are bootstrapped over requests, not users
-    // (docs/canary.md says so), and with users this strong they err too.
-    let gates: Vec<Gate> = default_canary_gates()
-        .into_iter()
-        .filter(|g| g.metric.kind != crate::metrics::MetricKind::LatencyP95)
-        .collect();
-    let reps = 100;
+    // Sticky users with strong effects of their own (on latency too): the arms differ by who
+    // landed in them. Every default gate, the latency p95's bootstrap included.
+    let gates = default_canary_gates();
+    let reps = replications(100);
     let (mut clustered, mut unclustered) = (0, 0);
     for seed in 0..reps {
         let s = Scenario::no_effect(8_000, 500 + seed).per_user(100, 1.5);
@@ -233,7 +236,13 @@ fn users_repeating_requests_need_clustered_intervals() {
 /// A growing log looked at `looks` times: the sequential analysis carries its running intervals
 /// between looks; the fixed one (the witness) is recomputed each time. Returns the first look
 /// that rolled back, if any.
-fn looks(s: &Scenario, gates: &[Gate], sequential: bool, looks: usize) -> Option<usize> {
+fn looks(
+    s: &Scenario,
+    gates: &[Gate],
+    sequential: bool,
+    looks: usize,
+    keep_user: bool,
+) -> Option<usize> {
     let records: Vec<SimRecord> = s.records().collect();
     let per_look = records.len() / looks;
     let g = gates.len() as f64;
@@ -243,7 +252,7 @@ fn looks(s: &Scenario, gates: &[Gate], sequential: bool, looks: usize) -> Option
     let mut running: Vec<Option<Interval>> = vec![None; gates.len()];
     for look in 0..looks {
         for r in &records[look * per_look..(look + 1) * per_look] {
-            tally.add(&record(r, true));
+            tally.add(&record(r, keep_user));
         }
         let a = analyse(
             &tally,
@@ -278,12 +287,12 @@ fn twenty_looks_keep_the_false_rollback_rate_within_alpha() {
         .into_iter()
         .filter(|g| g.metric.kind != crate::metrics::MetricKind::LatencyP95)
         .collect();
-    let reps = 100;
+    let reps = replications(100);
     let (mut seq_false, mut fixed_false) = (0, 0);
     for seed in 0..reps {
         let s = Scenario::no_effect(10_000, 7_000 + seed);
-        seq_false += usize::from(looks(&s, &gates, true, 20).is_some());
-        fixed_false += usize::from(looks(&s, &gates, false, 20).is_some());
+        seq_false += usize::from(looks(&s, &gates, true, 20, true).is_some());
+        fixed_false += usize::from(looks(&s, &gates, false, 20, true).is_some());
     }
     let (sq, fx) = (
         seq_false as f64 / reps as f64,
@@ -299,7 +308,7 @@ fn twenty_looks_keep_the_false_rollback_rate_within_alpha() {
     );
 
     // Detection: errors 1% -> 5% from the start; which look rolls back.
-    let reps = 40;
+    let reps = replications(40);
     let mut delays: Vec<usize> = (0..reps)
         .filter_map(|seed| {
             looks(
@@ -307,6 +316,7 @@ fn twenty_looks_keep_the_false_rollback_rate_within_alpha() {
                 &gates,
                 true,
                 20,
+                true,
             )
         })
         .collect();
@@ -345,4 +355,47 @@ fn an_arm_without_data_continues_and_never_promotes() {
             .iter()
             .any(|r| r.contains("candidate arm has no requests"))
     );
+}
+
+#[test]
+fn twenty_looks_at_users_who_repeat_need_the_clustered_sequence() {
+    // Few, heavy users with strong effects of their own: a user's requests hang together, so
+    // a per-request sequence (the witness: the same log without its user ids) is too sure.
+    let gates: Vec<Gate> = default_canary_gates()
+        .into_iter()
+        .filter(|g| g.metric.kind != crate::metrics::MetricKind::LatencyP95)
+        .collect();
+    let reps = replications(60);
+    let (mut clustered, mut per_request) = (0, 0);
+    for seed in 0..reps {
+        let s = Scenario::no_effect(10_000, 11_000 + seed).per_user(100, 1.5);
+        clustered += usize::from(looks(&s, &gates, true, 20, true).is_some());
+        per_request += usize::from(looks(&s, &gates, true, 20, false).is_some());
+    }
+    let (c, w) = (
+        clustered as f64 / reps as f64,
+        per_request as f64 / reps as f64,
+    );
+    println!(
+        "20 looks, 100 repeating users, no effect: false rollback clustered sequence {c:.3}, per-request sequence (witness) {w:.3}"
+    );
+    assert!(within(c, 0.05, reps as usize), "clustered {c}");
+    assert!(
+        w > 0.05 && w > c + 0.05,
+        "the witness must err visibly more: {w} vs {c}"
+    );
+
+    // It still finds a harm: errors 1% -> 5% among 2,000 users.
+    let reps = replications(30);
+    let caught = (0..reps)
+        .filter(|&seed| {
+            let s = Scenario::no_effect(10_000, 13_000 + seed)
+                .per_user(2_000, 0.5)
+                .error_spike(0.05);
+            looks(&s, &gates, true, 20, true).is_some()
+        })
+        .count() as f64
+        / reps as f64;
+    println!("errors 1% -> 5% among 2,000 users: rolled back in {caught:.3} of {reps}");
+    assert!(caught >= 0.9, "{caught}");
 }

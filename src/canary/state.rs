@@ -21,6 +21,10 @@ pub struct State {
     pub gates: Vec<String>,
     pub confidence: f64,
     pub running: Vec<Option<Interval>>,
+    /// Where the running sequence's records start (ms since the epoch): the flag's last step or
+    /// `--since`. A new start is a new sequence (the looks before it stay listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
     pub looks: Vec<Look>,
 }
 
@@ -31,6 +35,9 @@ pub struct Look {
     pub decision: Decision,
     /// The analysis directory of this look.
     pub dir: String,
+    /// The sequence this look belongs to ([`State::since_ms`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_ms: Option<i64>,
 }
 
 fn gate_names(gates: &[Gate]) -> Vec<String> {
@@ -41,23 +48,31 @@ fn gate_names(gates: &[Gate]) -> Vec<String> {
 }
 
 impl State {
-    pub fn new(gates: &[Gate], confidence: f64) -> State {
+    pub fn new(gates: &[Gate], confidence: f64, since_ms: Option<i64>) -> State {
         State {
             schema: SCHEMA.to_owned(),
             gates: gate_names(gates),
             confidence,
             running: vec![None; gates.len()],
+            since_ms,
             looks: Vec::new(),
         }
     }
 
     /// The state at `path`, or a new one when there is none; refused (exit 2) when it was made
-    /// for other gates or another confidence.
-    pub fn load(path: &Path, gates: &[Gate], confidence: f64) -> Result<State, Error> {
+    /// for other gates or another confidence. When the records judged now start elsewhere
+    /// (`since_ms`: the flag was stepped), the running intervals start over: they were of the
+    /// old split's stream.
+    pub fn load(
+        path: &Path,
+        gates: &[Gate],
+        confidence: f64,
+        since_ms: Option<i64>,
+    ) -> Result<State, Error> {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(State::new(gates, confidence));
+                return Ok(State::new(gates, confidence, since_ms));
             }
             Err(e) => {
                 return Err(Error::input(
@@ -88,13 +103,24 @@ impl State {
                 "keep the gates while a canary runs, or start a new sequence with a new --state path",
             ));
         }
+        if state.since_ms != since_ms {
+            return Ok(State {
+                looks: state.looks,
+                ..State::new(gates, confidence, since_ms)
+            });
+        }
         Ok(state)
     }
 
     /// Check that the log only grew since the last look: a sequence is valid over one stream of
     /// observations, not a rotated or replaced log.
     pub fn check_growth(&self, path: &Path, requests: [u64; 2]) -> Result<(), Error> {
-        if let Some(last) = self.looks.last()
+        let last = self
+            .looks
+            .iter()
+            .rev()
+            .find(|l| l.since_ms == self.since_ms);
+        if let Some(last) = last
             && (requests[0] < last.requests[0] || requests[1] < last.requests[1])
         {
             return Err(Error::input(
@@ -121,6 +147,7 @@ impl State {
             requests: [analysis.counts.current, analysis.counts.candidate],
             decision: analysis.decision,
             dir,
+            since_ms: self.since_ms,
         });
     }
 

@@ -1,8 +1,13 @@
 //! Everything the analysis needs of the records, folded one record at a time in memory that does
 //! not grow with the log: latencies as histograms (three significant digits: a value is known to
-//! 0.1%), means as sums per user (a user's requests are one cluster: they are not independent),
-//! and a timeline of at most [`MAX_BUCKETS`] time buckets. With `--sequential`, each mean also
-//! feeds an always-valid confidence sequence, in the order the records were logged.
+//! 0.1%), and a timeline of at most [`MAX_BUCKETS`] time buckets. A user's requests are not
+//! independent, so intervals treat users as the unit; to keep the memory constant however many
+//! users there are, users are hashed into groups ([`MEAN_GROUPS`] for the means,
+//! [`LATENCY_GROUPS`] latency histograms for the percentiles): a group of independent users is
+//! as independent of the other groups as the users are, and a few hundred groups estimate a
+//! spread well. The users themselves are only counted, from a sample of at most [`USER_SAMPLE`]
+//! when there are more. With `--sequential`, each mean also feeds an always-valid confidence
+//! sequence, in the order the records were logged.
 
 use std::collections::HashMap;
 
@@ -13,7 +18,7 @@ use super::Arm;
 use super::log::Record;
 use crate::config::CanaryPrices;
 use crate::stats::Interval;
-use crate::stats::canary::{ClusterMoments, Counted};
+use crate::stats::canary::{ClusterMoments, Counted, GroupedSample};
 use crate::stats::sequential::MeanSequence;
 
 /// The timeline's buckets are merged two by two above this many, so a week of traffic takes the
@@ -54,11 +59,19 @@ impl Mean {
     }
 }
 
-/// One user's (or one request's) sums, per mean metric: value sum and count.
+/// The groups users are hashed into for the means' clustered intervals.
+pub const MEAN_GROUPS: usize = 512;
+/// The groups users are hashed into for the latency percentiles' bootstrap, each a histogram.
+pub const LATENCY_GROUPS: usize = 128;
+/// The users counted exactly; above this many, a hash-chosen sample of them (the sample halves
+/// each time it fills), which the split's test on users is as valid on as on all of them.
+pub const USER_SAMPLE: usize = 1 << 20;
+
+/// One group's sums, per mean metric: value sum and count.
 #[derive(Debug, Clone, Copy, Default)]
 struct Sums {
     sum: [f64; 5],
-    n: [u32; 5],
+    n: [u64; 5],
 }
 
 impl Sums {
@@ -80,6 +93,12 @@ pub struct ArmTally {
     ttft_us: Histogram<u64>,
     /// Requests without a user: each its own cluster.
     singles: [ClusterMoments; 5],
+    /// Requests with a user, summed per group of users.
+    groups: Box<[Sums; MEAN_GROUPS]>,
+    /// Latencies per group (users hashed into groups; requests without a user spread over them).
+    latency_groups: Vec<Histogram<u32>>,
+    /// Requests that carried a user.
+    pub with_user: u64,
     /// Display counts.
     pub csat_counts: [u64; 5],
     pub thumbs: [u64; 2],
@@ -87,8 +106,61 @@ pub struct ArmTally {
 }
 
 fn histogram() -> Histogram<u64> {
-    // 1 µs to an hour, three significant digits.
-    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+    // 1 µs up, three significant digits; grown as larger values come (an hour's range costs
+    // three times a ten-second one).
+    let mut h = Histogram::new(3).expect("valid histogram precision");
+    h.auto(true);
+    h
+}
+
+fn group_histogram() -> Histogram<u32> {
+    // Two significant digits: the bootstrap's grid; the estimate itself comes from the
+    // three-digit histogram.
+    let mut h = Histogram::new(2).expect("valid histogram precision");
+    h.auto(true);
+    h
+}
+
+/// A latency in ms as whole µs, from 1 µs to an hour (a longer one is an hour: the histograms
+/// grow to the largest value, and a wild one should not make them huge).
+fn micros(ms: f64) -> u64 {
+    (ms * 1000.0).round().clamp(1.0, 3_600_000_000.0) as u64
+}
+
+/// Where a record falls among the groups.
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    /// Its user's group for the means; `None` without a user.
+    mean: Option<usize>,
+    latency: usize,
+}
+
+impl Group {
+    /// `user`: the user's hash; `spread`: a number unique to the record, to spread requests
+    /// without a user over the latency groups.
+    fn of(user: Option<u64>, spread: u64) -> Group {
+        match user {
+            Some(u) => {
+                let h = mix(u ^ 0x6772_6f75_7073_0001);
+                Group {
+                    mean: Some((h >> 32) as usize % MEAN_GROUPS),
+                    latency: (h as u32) as usize % LATENCY_GROUPS,
+                }
+            }
+            None => Group {
+                mean: None,
+                latency: (mix(spread) as u32) as usize % LATENCY_GROUPS,
+            },
+        }
+    }
+}
+
+/// SplitMix64's finaliser: a cheap bijective mix of 64 bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl ArmTally {
@@ -98,6 +170,9 @@ impl ArmTally {
             latency_us: histogram(),
             ttft_us: histogram(),
             singles: [ClusterMoments::default(); 5],
+            groups: Box::new([Sums::default(); MEAN_GROUPS]),
+            latency_groups: (0..LATENCY_GROUPS).map(|_| group_histogram()).collect(),
+            with_user: 0,
             csat_counts: [0; 5],
             thumbs: [0; 2],
             sequences: sequence_confidence.map(|c| {
@@ -109,15 +184,17 @@ impl ArmTally {
         }
     }
 
-    fn add(&mut self, r: &Record, values: &[Option<f64>; 5], clustered: bool) {
+    fn add(&mut self, r: &Record, values: &[Option<f64>; 5], group: Group) {
         self.requests += 1;
         if let Some(l) = r.latency_ms {
-            self.latency_us
-                .saturating_record((l * 1000.0).round().max(1.0) as u64);
+            let us = micros(l);
+            // Growing histograms: `record` resizes them (`saturating_record` would clamp the
+            // value to the present range instead).
+            let _ = self.latency_us.record(us);
+            let _ = self.latency_groups[group.latency].record(us);
         }
         if let Some(t) = r.ttft_ms {
-            self.ttft_us
-                .saturating_record((t * 1000.0).round().max(1.0) as u64);
+            self.ttft_us.record(micros(t)).ok();
         }
         if let Some(c) = r.csat {
             self.csat_counts[(c.round() as usize).clamp(1, 5) - 1] += 1;
@@ -125,10 +202,16 @@ impl ArmTally {
         if let Some(up) = r.thumbs_up {
             self.thumbs[usize::from(up)] += 1;
         }
-        if !clustered {
-            for (i, v) in values.iter().enumerate() {
-                if let Some(v) = v {
-                    self.singles[i].add(*v, 1.0);
+        match group.mean {
+            Some(g) => {
+                self.with_user += 1;
+                self.groups[g].add(values);
+            }
+            None => {
+                for (i, v) in values.iter().enumerate() {
+                    if let Some(v) = v {
+                        self.singles[i].add(*v, 1.0);
+                    }
                 }
             }
         }
@@ -148,6 +231,41 @@ impl ArmTally {
 
     pub fn ttft(&self) -> Counted {
         counted(&self.ttft_us)
+    }
+
+    /// The latencies in their groups of users, for a bootstrap over users; `None` when no
+    /// request of this arm carried a user (requests are then the independent units).
+    pub fn latency_groups(&self) -> Option<GroupedSample> {
+        if self.with_user == 0 {
+            return None;
+        }
+        let groups: Vec<Vec<(f64, u64)>> = self
+            .latency_groups
+            .iter()
+            .map(|h| {
+                h.iter_recorded()
+                    .map(|v| {
+                        let us = h.median_equivalent(v.value_iterated_to());
+                        (us as f64 / 1000.0, u64::from(v.count_at_value()))
+                    })
+                    .collect()
+            })
+            .collect();
+        Some(GroupedSample::new(&groups))
+    }
+
+    /// Each mean's clustered moments: groups of users as clusters, requests without a user
+    /// each alone.
+    fn moments(&self) -> [ClusterMoments; 5] {
+        let mut m = self.singles;
+        for sums in self.groups.iter() {
+            for ((m, &sum), &n) in m.iter_mut().zip(&sums.sum).zip(&sums.n) {
+                if n > 0 {
+                    m.add(sum, n as f64);
+                }
+            }
+        }
+        m
     }
 
     /// The always-valid interval of a mean, in its own unit (`--sequential`).
@@ -256,14 +374,43 @@ impl Timeline {
     }
 }
 
+/// The users seen and the arms each was in: every user up to [`USER_SAMPLE`], then the users
+/// whose hash falls in a shrinking share (a half, a quarter, ...), a sample chosen by the hash
+/// alone, so independent of the arms.
+#[derive(Debug, Clone, Default)]
+struct UserSample {
+    /// User hash → the arms it was seen in (bit 0 current, bit 1 candidate).
+    arms: HashMap<u64, u8>,
+    /// The sample keeps the users whose mixed hash has its top `level` bits zero.
+    level: u32,
+}
+
+impl UserSample {
+    fn kept(&self, h: u64) -> bool {
+        self.level == 0 || h >> (64 - self.level) == 0
+    }
+
+    fn add(&mut self, user: u64, arm: Arm) {
+        let h = mix(user ^ 0x7573_6572_7361_6d70);
+        if !self.kept(h) {
+            return;
+        }
+        *self.arms.entry(h).or_default() |= 1 << arm.index();
+        while self.arms.len() > USER_SAMPLE {
+            self.level += 1;
+            let level = self.level;
+            self.arms.retain(|&h, _| h >> (64 - level) == 0);
+        }
+    }
+}
+
 /// The fold of a whole log.
 #[derive(Debug, Clone)]
 pub struct Tally {
     pub arms: [ArmTally; 2],
     /// Per tag (indexed as [`super::log::ReadReport::tags`]).
     pub tags: Vec<[ArmTally; 2]>,
-    /// Per (arm, tag + 1 or 0 for all, user): that user's sums.
-    users: HashMap<(u8, u16, u64), Sums>,
+    users: UserSample,
     pub timeline: Timeline,
     prices: Option<CanaryPrices>,
     sequence_confidence: Option<f64>,
@@ -282,7 +429,7 @@ impl Tally {
                 ArmTally::new(sequence_confidence),
             ],
             tags: Vec::new(),
-            users: HashMap::new(),
+            users: UserSample::default(),
             timeline: Timeline::new(interval_ms),
             prices,
             sequence_confidence,
@@ -314,95 +461,81 @@ impl Tally {
     pub fn add(&mut self, r: &Record) {
         let Some(arm) = r.arm else { return };
         let values = self.values(r, arm);
-        let clustered = r.user.is_some();
-        self.arms[arm.index()].add(r, &values, clustered);
+        let seen = self.arms[0].requests + self.arms[1].requests;
+        let group = Group::of(r.user, seen);
+        self.arms[arm.index()].add(r, &values, group);
         for &t in &r.tags {
             let t = usize::from(t);
             while self.tags.len() <= t {
                 let c = self.sequence_confidence;
                 self.tags.push([ArmTally::new(c), ArmTally::new(c)]);
             }
-            self.tags[t][arm.index()].add(r, &values, clustered);
+            self.tags[t][arm.index()].add(r, &values, group);
         }
         if let Some(user) = r.user {
-            let a = arm.index() as u8;
-            self.users.entry((a, 0, user)).or_default().add(&values);
-            for &t in &r.tags {
-                self.users.entry((a, t + 1, user)).or_default().add(&values);
-            }
+            self.users.add(user, arm);
         }
         self.timeline.add(r, arm);
     }
 
-    /// Each arm's clustered mean of `m`, overall (`tag` None) or within a tag: users' sums as
-    /// clusters, requests without a user each alone.
+    /// Each arm's clustered mean of each metric, overall and within each tag.
     pub fn moments(&self) -> Moments {
-        let mut overall = [[ClusterMoments::default(); 5]; 2];
-        let mut tags = vec![[[ClusterMoments::default(); 5]; 2]; self.tags.len()];
-        for (a, arm) in self.arms.iter().enumerate() {
-            overall[a] = arm.singles;
+        Moments {
+            overall: [self.arms[0].moments(), self.arms[1].moments()],
+            tags: self
+                .tags
+                .iter()
+                .map(|arms| [arms[0].moments(), arms[1].moments()])
+                .collect(),
         }
-        for (t, arms) in self.tags.iter().enumerate() {
-            for (a, arm) in arms.iter().enumerate() {
-                tags[t][a] = arm.singles;
-            }
-        }
-        for (&(a, t, _), sums) in &self.users {
-            let target = if t == 0 {
-                &mut overall[usize::from(a)]
-            } else {
-                &mut tags[usize::from(t - 1)][usize::from(a)]
-            };
-            for ((m, &sum), &n) in target.iter_mut().zip(&sums.sum).zip(&sums.n) {
-                if n > 0 {
-                    m.add(sum, f64::from(n));
-                }
-            }
-        }
-        Moments { overall, tags }
     }
 
-    /// Users seen (per arm, overall).
+    /// Users seen per arm, overall: exact up to [`USER_SAMPLE`] users, estimated from the
+    /// sample above.
     pub fn users(&self) -> [u64; 2] {
+        let scale = 1u64 << self.users.level;
+        self.sampled_users().map(|n| n * scale)
+    }
+
+    /// Users per arm in the sample (all of them up to [`USER_SAMPLE`]): what a test on users
+    /// counts.
+    pub fn sampled_users(&self) -> [u64; 2] {
         let mut n = [0; 2];
-        for &(a, t, _) in self.users.keys() {
-            if t == 0 {
-                n[usize::from(a)] += 1;
+        for &arms in self.users.arms.values() {
+            for (a, n) in n.iter_mut().enumerate() {
+                *n += u64::from(arms >> a & 1);
             }
         }
         n
     }
 
-    /// The candidate's share of requests with users as clusters: each user's requests all land
-    /// in one arm when traffic is split by user, so the share varies by who the heavy users are
-    /// far more than by chance; requests without a user are each their own cluster.
+    /// One in how many users the counts come from (1: every user).
+    pub fn users_sampled_one_in(&self) -> u64 {
+        1 << self.users.level
+    }
+
+    /// The candidate's share of requests with users as clusters (in their groups): each
+    /// user's requests all land in one arm when traffic is split by user, so the share varies
+    /// by who the heavy users are far more than by chance; requests without a user are each
+    /// their own cluster.
     pub fn share_moments(&self) -> ClusterMoments {
         let mut m = ClusterMoments::default();
-        let mut with_user = [0u64; 2];
-        for (&(a, t, _), sums) in &self.users {
-            if t == 0 {
-                let n = sums.n[Mean::Error as usize];
-                with_user[usize::from(a)] += u64::from(n);
-                let cand = if a == 1 { f64::from(n) } else { 0.0 };
-                m.add(cand, f64::from(n));
-            }
+        let error = Mean::Error as usize;
+        for (current, candidate) in self.arms[0].groups.iter().zip(self.arms[1].groups.iter()) {
+            let (b, c) = (current.n[error], candidate.n[error]);
+            m.add(c as f64, (b + c) as f64);
         }
-        for (a, (arm, users)) in self.arms.iter().zip(with_user).enumerate() {
+        for (a, arm) in self.arms.iter().enumerate() {
             let value = if a == 1 { 1.0 } else { 0.0 };
-            for _ in users..arm.requests {
-                m.add(value, 1.0);
-            }
+            m.add_each(value, arm.requests - arm.with_user);
         }
         m
     }
 
-    /// Users seen in both arms: none (or nearly) when traffic is split by user, as A/B tests
-    /// and sticky canaries do; many when it is split request by request.
+    /// Users seen in both arms (in the sample): none (or nearly) when traffic is split by user,
+    /// as A/B tests and sticky canaries do; many when it is split request by request.
     pub fn users_in_both(&self) -> u64 {
-        self.users
-            .keys()
-            .filter(|&&(a, t, u)| a == 0 && t == 0 && self.users.contains_key(&(1, 0, u)))
-            .count() as u64
+        self.users.arms.values().filter(|&&a| a == 3).count() as u64
     }
 }
 

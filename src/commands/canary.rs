@@ -45,24 +45,41 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
     if let (Some(path), Some(plan)) = (&args.flag_file, &flag_plan) {
         flag::validate(path, plan)?;
     }
+    let rollout = match (&args.flag_file, &flag_plan) {
+        (Some(path), Some(plan)) => Some(flag::read_rollout(path, plan)?),
+        _ => None,
+    };
     let candidate_percent = match (args.candidate_percent, c.candidate_percent) {
         (Some(p), _) | (None, Some(p)) => Some(check_percent(p)?),
-        (None, None) => match (&args.flag_file, &flag_plan) {
-            (Some(path), Some(plan)) => flag::read_share(path, plan)?
-                .filter(|&s| s > 0 && s < 100)
-                .map(f64::from),
-            _ => None,
-        },
+        (None, None) => rollout
+            .and_then(|r| r.share)
+            .filter(|&s| s > 0 && s < 100)
+            .map(f64::from),
     };
 
-    let since_ms = instant_ms("since", args.since.as_deref())?;
     let until_ms = instant_ms("until", args.until.as_deref())?;
+    // After goldgate moved the traffic, the records served at the old split say nothing of
+    // the new one's split (and their mix of arms differs): the look starts at the step, a
+    // minute on, unless --since starts it later.
+    let since_ms = instant_ms("since", args.since.as_deref())?;
+    let step_ms = rollout
+        .and_then(|r| r.changed_at_ms)
+        .map(|t| t + flag::SETTLE_MS);
+    let since_ms = match (since_ms, step_ms) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
     let state_path = args
         .state
         .clone()
         .unwrap_or_else(|| args.out.join("canary-state.json"));
     let mut state = if args.sequential {
-        Some(State::load(&state_path, &gates, settings.confidence)?)
+        Some(State::load(
+            &state_path,
+            &gates,
+            settings.confidence,
+            since_ms,
+        )?)
     } else {
         None
     };
@@ -118,6 +135,8 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
             sequential: running.as_deref(),
         },
     );
+    analysis.since = since_ms.map(crate::canary::analysis::rfc3339);
+    analysis.since_step = step_ms.is_some() && since_ms == step_ms;
     drop(tally);
 
     let (_, dir) = crate::rundir::create(&args.out, "-canary")?;
@@ -141,7 +160,10 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
         && analysis.trustworthy
         && !holds
     {
-        match flag::apply(path, plan, analysis.decision) {
+        let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        // A log replayed ahead of the clock (a backfill, a test) steps at its own end.
+        let at_ms = read.last_ms.map_or(now_ms, |last| last.max(now_ms));
+        match flag::apply(path, plan, analysis.decision, at_ms) {
             Ok(change) => analysis.flag = serde_json::to_value(&change).ok(),
             Err(e) => {
                 write(&dir, &analysis)?;
@@ -155,8 +177,9 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
     }
     if !args.quiet {
         print!("{}", crate::report::canary::terminal(&analysis));
-        println!("{}", dir.display());
     }
+    // The directory is the last line, --quiet or not, as `run` prints it: scripts read it.
+    println!("{}", dir.display());
     Ok(match analysis.exit_code {
         0 => Exit::Pass,
         1 => Exit::GateFailed,
@@ -189,7 +212,7 @@ fn load_config(path: &PathBuf) -> Result<CanaryFile, Error> {
     }
 }
 
-fn check_config(config: &CanaryFile, path: &Path) -> Result<(), Error> {
+pub(crate) fn check_config(config: &CanaryFile, path: &Path) -> Result<(), Error> {
     let c = &config.canary;
     let at = |f: &str| Location::file(path).field(format!("canary.{f}"));
     let mut problems = Vec::new();
@@ -269,7 +292,7 @@ fn check_config(config: &CanaryFile, path: &Path) -> Result<(), Error> {
     }
 }
 
-fn gates(config: &CanaryFile, path: &Path) -> Result<Vec<Gate>, Error> {
+pub(crate) fn gates(config: &CanaryFile, path: &Path) -> Result<Vec<Gate>, Error> {
     let c = &config.canary;
     if c.gates.is_empty() {
         return Ok(default_canary_gates());

@@ -1,7 +1,9 @@
 //! `goldgate validate`: load and check everything an evaluation needs, without calling a model
-//! — or, with `--check-reachable`, with one cheap call per model.
+//! — or, with `--check-reachable`, with one cheap call per model. A file with a `[canary]` table
+//! also has that table and its `[[canary.gate]]` gates checked as `goldgate canary` checks them.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Context as _;
 
@@ -11,10 +13,30 @@ use crate::evaluation::{Evaluation, Overrides};
 use crate::{config, golden, provider, text};
 
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
-    let eval = Evaluation::load(&args.config, &Overrides::default())?;
-    let g = &eval.golden;
+    let (canary_gates, canary_problems) = match check_canary(&args.config) {
+        Ok(gates) => (gates, Vec::new()),
+        Err(problems) => (None, problems),
+    };
     // `run` would refuse a set that is not locked: validate must not say all is well.
-    g.require_locked()?;
+    let loaded = Evaluation::load(&args.config, &Overrides::default())
+        .and_then(|eval| eval.golden.require_locked().map(|()| eval));
+    // Every problem of the file at once: the evaluation's, then those of [canary].
+    let eval = match loaded {
+        Ok(eval) if canary_problems.is_empty() => eval,
+        Ok(_) => return Err(error::Error::Input(canary_problems).into()),
+        Err(error::Error::Input(mut problems)) => {
+            // A syntax or type error inside [canary] stops both readings of the file: say it once.
+            let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            problems.extend(
+                canary_problems
+                    .into_iter()
+                    .filter(|p| !said.contains(&p.to_string())),
+            );
+            return Err(error::Error::Input(problems).into());
+        }
+        Err(other) => return Err(other.into()),
+    };
+    let g = &eval.golden;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -30,6 +52,17 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         eval.clients.candidate.label,
         eval.gates.len()
     )?;
+    if let Some((gates, defaults)) = canary_gates {
+        writeln!(
+            out,
+            "  [canary]: {gates} gate rule(s){}",
+            if defaults {
+                " (the defaults: no [[canary.gate]])"
+            } else {
+                ""
+            }
+        )?;
+    }
     if args.check_reachable {
         let problems = check_reachable(&eval, &mut out)?;
         if !problems.is_empty() {
@@ -37,6 +70,38 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         }
     }
     Ok(Exit::Pass)
+}
+
+/// `[canary]` and its `[[canary.gate]]` gates, read and checked as `goldgate canary` reads and
+/// checks them (leniently: only `[canary]` and `[statistics]`), when the file has a `[canary]`
+/// table: its number of gate rules and whether they are the defaults, or its problems. `None`
+/// when there is no `[canary]` table, or nothing to read: the evaluation's own reading reports a
+/// file that is missing, unreadable or not TOML.
+fn check_canary(path: &Path) -> Result<Option<(usize, bool)>, Vec<error::Problem>> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(None);
+    };
+    if !toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("canary")) {
+        return Ok(None);
+    }
+    // Only problems of the file come back from these; anything else is still one, placed there.
+    let problems = |e: error::Error| match e {
+        error::Error::Input(problems) => problems,
+        other => vec![error::Problem::new(
+            error::Location::file(path),
+            other.to_string(),
+        )],
+    };
+    let file: config::CanaryFile = config::parse_toml(path, &text).map_err(problems)?;
+    use super::canary::{check_config, gates};
+    match (check_config(&file, path), gates(&file, path)) {
+        (Ok(()), Ok(gates)) => Ok(Some((gates.len(), file.canary.gates.is_empty()))),
+        (a, b) => Err([a.err(), b.err()]
+            .into_iter()
+            .flatten()
+            .flat_map(problems)
+            .collect()),
+    }
 }
 
 /// `validate --check-reachable`: one real, minimal call per model — the first item's prompt, a

@@ -55,17 +55,11 @@ pub struct Gate {
 
 /// The spec's default gate set, used when the evaluation names none.
 pub fn default_gates() -> Vec<Gate> {
-    let g = |name: &str, bound| Gate {
-        metric: MetricRef::parse(name).expect("default gate metrics are valid"),
-        bound,
-        decide: None,
-        critical: false,
-    };
     vec![
-        g("accuracy", Bound::MinRatio(0.95)),
-        g("faithfulness", Bound::Min(4.0)),
-        g("latency_p95_ms", Bound::MaxRatio(1.10)),
-        g("error_rate", Bound::MaxRatio(1.0)),
+        default_gate("accuracy", Bound::MinRatio(0.95), false),
+        default_gate("faithfulness", Bound::Min(4.0), false),
+        default_gate("latency_p95_ms", Bound::MaxRatio(1.10), false),
+        default_gate("error_rate", Bound::MaxRatio(1.0), false),
     ]
 }
 
@@ -73,18 +67,12 @@ pub fn default_gates() -> Vec<Gate> {
 /// current model's replay of the same requests), the candidate agrees with production's answers
 /// about as often, fails, refuses and says nothing no more often, and is about as fast.
 pub fn default_shadow_gates() -> Vec<Gate> {
-    let g = |name: &str, bound| Gate {
-        metric: MetricRef::parse(name).expect("default gate metrics are valid"),
-        bound,
-        decide: None,
-        critical: false,
-    };
     vec![
-        g("accuracy", Bound::MinRatio(0.95)),
-        g("error_rate", Bound::MaxRatio(1.0)),
-        g("refusal_rate", Bound::MaxRatio(1.0)),
-        g("empty_rate", Bound::MaxRatio(1.0)),
-        g("latency_p95_ms", Bound::MaxRatio(1.10)),
+        default_gate("accuracy", Bound::MinRatio(0.95), false),
+        default_gate("error_rate", Bound::MaxRatio(1.0), false),
+        default_gate("refusal_rate", Bound::MaxRatio(1.0), false),
+        default_gate("empty_rate", Bound::MaxRatio(1.0), false),
+        default_gate("latency_p95_ms", Bound::MaxRatio(1.10), false),
     ]
 }
 
@@ -93,19 +81,24 @@ pub fn default_shadow_gates() -> Vec<Gate> {
 /// users are no less satisfied (CSAT, thumbs-up) nor less often right, where the logs say so.
 /// Gates on values the logs do not carry are skipped.
 pub fn default_canary_gates() -> Vec<Gate> {
-    let g = |name: &str, bound, critical| Gate {
+    vec![
+        default_gate("error_rate", Bound::MaxRatio(1.0), true),
+        default_gate("latency_p95_ms", Bound::MaxRatio(1.10), false),
+        default_gate("csat", Bound::MinRatio(1.0), false),
+        default_gate("thumbs_up_rate", Bound::MinRatio(1.0), false),
+        default_gate("accuracy", Bound::MinRatio(0.95), false),
+    ]
+}
+
+/// A gate of the default sets above: a metric named by goldgate itself, decided as the metric's
+/// default is.
+fn default_gate(name: &str, bound: Bound, critical: bool) -> Gate {
+    Gate {
         metric: MetricRef::parse(name).expect("default gate metrics are valid"),
         bound,
         decide: None,
         critical,
-    };
-    vec![
-        g("error_rate", Bound::MaxRatio(1.0), true),
-        g("latency_p95_ms", Bound::MaxRatio(1.10), false),
-        g("csat", Bound::MinRatio(1.0), false),
-        g("thumbs_up_rate", Bound::MinRatio(1.0), false),
-        g("accuracy", Bound::MinRatio(0.95), false),
-    ]
+    }
 }
 
 /// The metrics a canary's logs can measure: what users and servers report of live requests.

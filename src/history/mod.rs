@@ -276,7 +276,12 @@ fn gather(out: &Path, dirs: &[PathBuf]) -> (BTreeMap<String, Vec<Run>>, Vec<Skip
                 .entry(run.manifest.evaluation_name().to_owned())
                 .or_default()
                 .push(run),
-            Err(reason) => skipped.push(Skipped { dir, reason }),
+            Err(Unused::Skipped(reason)) => skipped.push(Skipped { dir, reason }),
+            // Another command's output found under `out` is passed over without a word: an
+            // output directory holds every kind of run. Named on the command line, it is
+            // listed with why it is not used.
+            Err(Unused::Other(_)) if dirs.is_empty() => {}
+            Err(Unused::Other(reason)) => skipped.push(Skipped { dir, reason }),
         }
     }
     for runs in by_evaluation.values_mut() {
@@ -327,36 +332,67 @@ fn list_dirs(out: &Path, skipped: &mut Vec<Skipped>) -> Vec<PathBuf> {
     dirs
 }
 
+/// Why a directory is not a night of any evaluation.
+enum Unused {
+    /// A run directory of the golden set (or what looks like one) that cannot be used, or a part
+    /// or derivative of a night (a diff, a shard, a re-run): listed as skipped, with this reason.
+    Skipped(String),
+    /// Another command's output, never a night of a golden set: a canary analysis
+    /// (`<id>-canary`, `decision.json`) or a shadow replay. Listed only when named.
+    Other(String),
+}
+
+/// What `goldgate canary` names its analysis directories (`<id>-canary`) and writes into them.
+const CANARY_SUFFIX: &str = "-canary";
+const CANARY_DECISION: &str = "decision.json";
+
 /// A run directory's manifest and summary, or why it is not a night of any evaluation.
-fn read_run(dir: &Path) -> Result<Run, String> {
+fn read_run(dir: &Path) -> Result<Run, Unused> {
+    use Unused::{Other, Skipped};
     if !crate::rundir::manifest_path(dir).exists() {
-        return Err("not a run directory (no run.json)".to_owned());
+        let canary = dir.join(CANARY_DECISION).is_file()
+            || dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with(CANARY_SUFFIX));
+        return Err(if canary {
+            Other(
+                "a canary analysis of live traffic (`goldgate canary`), \
+                 not a night of the golden set"
+                    .to_owned(),
+            )
+        } else {
+            Skipped("not a run directory (no run.json)".to_owned())
+        });
     }
-    let manifest = crate::rundir::read_manifest(dir).map_err(|e| format!("{e:#}"))?;
+    let manifest = crate::rundir::read_manifest(dir).map_err(|e| Skipped(format!("{e:#}")))?;
     if let Some(d) = manifest.diff_of() {
-        return Err(format!(
+        return Err(Skipped(format!(
             "a `goldgate diff` of runs {} and {}, not a night",
             d.a, d.b
-        ));
+        )));
     }
     if manifest.shadow.is_some() {
-        return Err("a shadow replay of logged traffic, not a night of the golden set".to_owned());
-    }
-    if let Some(shard) = manifest.shard() {
-        return Err(format!(
-            "shard {shard} of a run; history reads the merged run (`goldgate merge`)"
+        return Err(Other(
+            "a shadow replay of logged traffic, not a night of the golden set".to_owned(),
         ));
     }
+    if let Some(shard) = manifest.shard() {
+        return Err(Skipped(format!(
+            "shard {shard} of a run; history reads the merged run (`goldgate merge`)"
+        )));
+    }
     if let Some(r) = manifest.rerun_of() {
-        return Err(format!(
+        return Err(Skipped(format!(
             "a re-run of {} item(s) of run {}, not a night",
             r.only.as_str(),
             r.run_id
-        ));
+        )));
     }
     let summary = match std::fs::read(crate::rundir::summary_path(dir)) {
         Ok(bytes) => Some(serde_json::from_slice::<Summary>(&bytes).map_err(|e| {
-            format!("summary.json is unreadable ({e}); `goldgate report DIR` rebuilds it")
+            Skipped(format!(
+                "summary.json is unreadable ({e}); `goldgate report DIR` rebuilds it"
+            ))
         })?),
         // A crash before the summary: shown as an interrupted night.
         Err(_) => None,
@@ -364,10 +400,10 @@ fn read_run(dir: &Path) -> Result<Run, String> {
     if let Some(s) = &summary
         && s.run_id != manifest.run_id
     {
-        return Err(format!(
+        return Err(Skipped(format!(
             "summary.json belongs to run {}, run.json to run {}",
             s.run_id, manifest.run_id
-        ));
+        )));
     }
     Ok(Run {
         dir: dir.to_path_buf(),

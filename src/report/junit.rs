@@ -148,7 +148,7 @@ fn item(x: &mut String, row: &ItemRow, items: &crate::golden::Items) {
 }
 
 /// JUnit timestamps carry no zone suffix.
-fn timestamp(rfc3339: &str) -> &str {
+pub(super) fn timestamp(rfc3339: &str) -> &str {
     rfc3339
         .split(['Z', '+'])
         .next()
@@ -161,7 +161,7 @@ fn timestamp(rfc3339: &str) -> &str {
 /// XML 1.0 text: escaped (so no `]]>` either), and without the characters XML cannot carry at
 /// all, which become U+FFFD. A carriage return is a reference: a parser reads a literal one as a
 /// newline, and the text would not be what the model or the server sent.
-fn text(s: &str) -> String {
+pub(super) fn text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -179,7 +179,7 @@ fn text(s: &str) -> String {
 
 /// An attribute value in double quotes: [`text`], and the whitespace a parser would fold to spaces
 /// as references.
-fn attr(s: &str) -> String {
+pub(super) fn attr(s: &str) -> String {
     text(s)
         .replace('"', "&quot;")
         .replace('\n', "&#10;")

@@ -570,7 +570,7 @@ const UNMENTION: &str = "&#8203;";
 /// punctuation is backslash-escaped), no `@mention` ([`UNMENTION`]), line breaks as spaces, and
 /// control and invisible characters shown as `\u{1b}` ([`crate::text::escaped`]). Inline only:
 /// text that starts a line goes through [`esc_line`].
-fn esc(text: &str) -> String {
+pub(super) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {

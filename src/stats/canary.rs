@@ -376,6 +376,20 @@ impl ClusterMoments {
         }
     }
 
+    /// `count` clusters of one observation each, all of value `value`: what `count` calls
+    /// of `add(value, 1)` give, at once.
+    pub fn add_each(&mut self, value: f64, count: u64) {
+        if count > 0 && value.is_finite() {
+            let k = count as f64;
+            self.clusters += count as usize;
+            self.sum += value * k;
+            self.n += k;
+            self.sum_sq += value * value * k;
+            self.sum_n += value * k;
+            self.n_sq += k;
+        }
+    }
+
     pub fn observations(&self) -> f64 {
         self.n
     }
@@ -436,6 +450,180 @@ pub fn quantile_ratio(
     ))
 }
 
+/// A sample in independent groups: requests hashed into groups by their user, so that one
+/// user's requests, which hang together, always fall into one group, and the groups are
+/// independent of each other. Each group is kept as its counted values on a grid shared by every
+/// group (a histogram's bins), cumulated: the quantile of any weighting of the groups is then a
+/// binary search over the grid, at a cost of one pass over the groups per probe.
+#[derive(Debug, Clone, Default)]
+pub struct GroupedSample {
+    /// The grid: every value any group holds, ascending.
+    values: Vec<f64>,
+    /// Per group, its count at or below each grid value.
+    cumulative: Vec<Vec<u64>>,
+}
+
+impl GroupedSample {
+    /// `groups`: each group's (value, count) pairs, in any order; empty groups are dropped.
+    pub fn new(groups: &[Vec<(f64, u64)>]) -> GroupedSample {
+        let mut values: Vec<f64> = groups
+            .iter()
+            .flat_map(|g| g.iter().filter(|(_, c)| *c > 0).map(|&(v, _)| v))
+            .collect();
+        values.sort_unstable_by(f64::total_cmp);
+        values.dedup();
+        let cumulative = groups
+            .iter()
+            .filter(|g| g.iter().any(|(_, c)| *c > 0))
+            .map(|g| {
+                let mut counts = vec![0u64; values.len()];
+                for &(v, c) in g {
+                    if let Ok(i) = values.binary_search_by(|x| x.total_cmp(&v)) {
+                        counts[i] += c;
+                    }
+                }
+                let mut running = 0;
+                for c in &mut counts {
+                    running += *c;
+                    *c = running;
+                }
+                counts
+            })
+            .collect();
+        GroupedSample { values, cumulative }
+    }
+
+    /// The groups that hold any value.
+    pub fn groups(&self) -> usize {
+        self.cumulative.len()
+    }
+
+    /// The `p`-quantile (the value at rank ⌈p·total⌉) of the groups weighted by `weights`,
+    /// given as (group, weight) for the groups with a weight above 0.
+    fn weighted_quantile(&self, p: f64, weights: &[(usize, u64)]) -> Option<f64> {
+        let last = self.values.len().checked_sub(1)?;
+        let at = |k: usize| -> u64 {
+            weights
+                .iter()
+                .map(|&(g, w)| w * self.cumulative[g][k])
+                .sum()
+        };
+        let total = at(last);
+        if total == 0 {
+            return None;
+        }
+        let rank = ((p * total as f64).ceil() as u64).clamp(1, total);
+        // The first grid value whose weighted cumulative count reaches the rank.
+        let (mut lo, mut hi) = (0, last);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if at(mid) >= rank {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        Some(self.values[lo])
+    }
+
+    fn quantile(&self, p: f64) -> Option<f64> {
+        let all: Vec<(usize, u64)> = (0..self.groups()).map(|g| (g, 1)).collect();
+        self.weighted_quantile(p, &all)
+    }
+}
+
+/// The interval of the ratio of two arms' `p`-quantiles, candidate / current, when requests
+/// come in groups ([`GroupedSample`]: users hashed into groups): a Poisson bootstrap over the
+/// groups rather than the requests, so a user's requests are resampled together. This is
+/// Chamandy et al.'s (2012) streaming bootstrap with the user as the unit; hashing users into
+/// a fixed number of groups keeps its memory constant however many users there are (groups of
+/// independent users are independent; a few hundred of them estimate the spread well).
+///
+/// The grid the groups are kept on is coarser than the arms' own histograms, so the interval is
+/// the bootstrap's spread of the ratio around the grid's own ratio, placed around `estimate`
+/// (the ratio from the exact histograms): the grid's rounding cancels. `None` when an arm has
+/// fewer than two groups or a quantile of 0.
+pub fn grouped_quantile_ratio(
+    current: &GroupedSample,
+    candidate: &GroupedSample,
+    p: f64,
+    estimate: f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> Option<Interval> {
+    grouped_bootstrap(
+        &[current, candidate],
+        p,
+        estimate,
+        resamples,
+        seed,
+        confidence,
+        |q| (q[0] > 0.0).then(|| q[1] / q[0]),
+    )
+}
+
+/// The interval of one arm's `p`-quantile when its requests come in groups: the same bootstrap
+/// over groups as [`grouped_quantile_ratio`], around `estimate`.
+pub fn grouped_quantile(
+    sample: &GroupedSample,
+    p: f64,
+    estimate: f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> Option<Interval> {
+    grouped_bootstrap(&[sample], p, estimate, resamples, seed, confidence, |q| {
+        Some(q[0])
+    })
+}
+
+/// A Poisson bootstrap over the groups of each sample (independently), of `statistic` of the
+/// samples' `p`-quantiles; the replicates scaled by `estimate / statistic(grid quantiles)`.
+fn grouped_bootstrap(
+    samples: &[&GroupedSample],
+    p: f64,
+    estimate: f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+    statistic: impl Fn(&[f64]) -> Option<f64>,
+) -> Option<Interval> {
+    if samples.iter().any(|s| s.groups() < 2) {
+        return None;
+    }
+    let on_grid: Vec<f64> = samples
+        .iter()
+        .map(|s| s.quantile(p))
+        .collect::<Option<_>>()?;
+    let grid = statistic(&on_grid).filter(|g| *g != 0.0 && g.is_finite())?;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut weights = Vec::new();
+    let mut quantiles = vec![0.0; samples.len()];
+    let mut replicates: Vec<f64> = Vec::with_capacity(resamples);
+    'resample: for _ in 0..resamples {
+        for (q, sample) in quantiles.iter_mut().zip(samples) {
+            weights.clear();
+            weights.extend(
+                (0..sample.groups())
+                    .map(|g| (g, poisson(&mut rng, 1.0)))
+                    .filter(|&(_, w)| w > 0),
+            );
+            match sample.weighted_quantile(p, &weights) {
+                Some(v) => *q = v,
+                None => continue 'resample,
+            }
+        }
+        if let Some(r) = statistic(&quantiles) {
+            replicates.push(estimate * r / grid);
+        }
+    }
+    if replicates.len() < resamples / 2 {
+        return Some(Interval::UNBOUNDED);
+    }
+    Some(super::percentile_interval(&mut replicates, confidence))
+}
+
 /// The `p`-quantile of one Poisson-weighted resample of `sample`.
 fn poisson_quantile(
     sample: &Counted,
@@ -487,6 +675,26 @@ pub fn quantile_sequence(sample: &Counted, p: f64, confidence: f64) -> Interval 
     super::sequential::quantile_sequence_by_rank(sample.total, p, confidence, |rank| {
         sample.at_rank(rank).unwrap_or(f64::NAN)
     })
+}
+
+/// The half-width at `confidence` of an asymptotic confidence sequence for a mean known at each
+/// look by its estimate and standard error `se` (Waudby-Smith, Arnold, Wu, Howard & Ramdas 2024,
+/// "Time-uniform central limit theory and asymptotic confidence sequences", Ann. Statist.):
+/// Robbins' normal-mixture boundary for a Brownian motion in information time `I = 1/se²`,
+/// `|θ̂ − θ| ≤ sqrt((I + r)·ln((I + r)/(r·α²))) / I`, which with `v = r·se²` is
+/// `se·sqrt((1 + v)·ln((1 + v)/(v·α²)))`. `rho = 1/√r` is the scale of the deviations the
+/// mixture weighs (tightest where `se` is about a third of it, and loose slowly either side).
+///
+/// It needs nothing but the estimate and its standard error, so the error can be the clustered
+/// one: with users, where a per-request sequence treats a user's requests as independent and
+/// errs (the simulation measures by how much).
+pub fn normal_mixture_half_width(se: f64, rho: f64, confidence: f64) -> f64 {
+    if !(se > 0.0 && se.is_finite() && rho > 0.0) {
+        return f64::INFINITY;
+    }
+    let alpha = 1.0 - confidence;
+    let v = (se / rho).powi(2);
+    se * ((1.0 + v) * ((1.0 + v) / (v * alpha * alpha)).ln()).sqrt()
 }
 
 /// The sample-ratio mismatch test: the requests observed per arm against the configured shares
@@ -752,6 +960,64 @@ mod tests {
         );
         assert!((0.92..=0.98).contains(&c), "{c}");
         assert!(u < 0.85, "the unclustered witness should undercover: {u}");
+    }
+
+    /// One arm's latencies from `users` users of skewed activity (a few heavy ones), each with
+    /// a latency factor of their own: the requests in their groups (user → group by hash, as the
+    /// tally does), and as a plain counted sample.
+    fn users_latencies(rng: &mut fastrand::Rng, users: usize) -> (GroupedSample, Counted) {
+        let mut groups: Vec<Vec<(f64, u64)>> = vec![Vec::new(); 128];
+        let mut all = Vec::new();
+        for u in 0..users {
+            let own = 0.5 * normal(rng);
+            let requests = 1 + (40.0 * rng.f64().powi(3)) as usize;
+            let g = (u * 2_654_435_761) % groups.len();
+            for _ in 0..requests {
+                // Whole 10 ms, as coarse logs have: fewer distinct values, a faster witness.
+                let v = (40.0 * (own + 0.3 * normal(rng)).exp()).round() * 10.0;
+                groups[g].push((v, 1));
+                all.push(v);
+            }
+        }
+        all.sort_unstable_by(f64::total_cmp);
+        (GroupedSample::new(&groups), Counted::from_sorted(&all))
+    }
+
+    #[test]
+    fn the_percentile_ratio_bootstrapped_over_users_covers_and_over_requests_does_not() {
+        // Both arms drawn from one population of users: the true p95 ratio is 1. A user's
+        // requests share that user's latency factor, so the requests are not independent.
+        let mut rng = fastrand::Rng::with_seed(41);
+        let reps = 200;
+        let (mut by_user, mut by_request) = (0, 0);
+        for rep in 0..reps {
+            let (ga, ca) = users_latencies(&mut rng, 150);
+            let (gb, cb) = users_latencies(&mut rng, 150);
+            let estimate = cb.quantile(0.95).unwrap() / ca.quantile(0.95).unwrap();
+            let seed = 1000 + rep;
+            let iv = grouped_quantile_ratio(&ga, &gb, 0.95, estimate, 300, seed, 0.95).unwrap();
+            by_user += usize::from(iv.low <= 1.0 && 1.0 <= iv.high);
+            let (_, w) = quantile_ratio(&ca, &cb, 0.95, 300, seed, 0.95).unwrap();
+            by_request += usize::from(w.low <= 1.0 && 1.0 <= w.high);
+        }
+        let (u, r) = (
+            by_user as f64 / reps as f64,
+            by_request as f64 / reps as f64,
+        );
+        println!(
+            "p95 ratio, users with latency factors of their own: coverage bootstrapped over users {u:.3}, over requests (witness) {r:.3}"
+        );
+        assert!((0.91..=0.99).contains(&u), "{u}");
+        assert!(r < 0.85, "the request-level witness should undercover: {r}");
+    }
+
+    #[test]
+    fn a_grouped_quantile_is_the_counted_one() {
+        let mut rng = fastrand::Rng::with_seed(43);
+        let (g, c) = users_latencies(&mut rng, 60);
+        for p in [0.01, 0.5, 0.9, 0.95, 0.99, 1.0] {
+            assert_eq!(g.quantile(p), c.quantile(p), "p {p}");
+        }
     }
 
     #[test]

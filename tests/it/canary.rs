@@ -204,21 +204,77 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
     assert!((350..650).contains(&candidate), "about 25% of 2,000: {r}");
     assert!(d.path().join("flags.json.previous").exists());
 
-    // Promote: everyone on the candidate.
-    d.log("good.jsonl", &Scenario::no_effect(20_000, 8).split(0.25));
+    // Promote: everyone on the candidate. Each log after a step starts after it (the step is
+    // taken at the end of the log judged, which is ahead of the clock here).
+    let mut good = Scenario::no_effect(20_000, 8).split(0.25);
+    good.start_ms += 2 * DAY_MS;
+    d.log("good.jsonl", &good);
     assert_exit(&d.canary(&args("good.jsonl")), 0);
     let r = crate::flagd::resolve(&flags, "model-route");
     assert_eq!(crate::flagd::served(&r, "candidate"), 2_000, "{r}");
 
     // Rollback: everyone back on the current model.
-    d.log(
-        "bad.jsonl",
-        &Scenario::no_effect(20_000, 9).split(0.25).error_spike(0.06),
-    );
+    let mut bad = Scenario::no_effect(20_000, 9).split(0.25).error_spike(0.06);
+    bad.start_ms += 4 * DAY_MS;
+    d.log("bad.jsonl", &bad);
     assert_exit(&d.canary(&args("bad.jsonl")), 1);
     let r = crate::flagd::resolve(&flags, "model-route");
     assert_eq!(crate::flagd::served(&r, "current"), 2_000, "{r}");
     assert_eq!(d.decision()["flag"]["share_after"], 0);
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+#[test]
+fn after_a_step_the_next_look_judges_the_records_served_at_the_new_split() {
+    let d = Dir::new();
+    let flags = d.path().join("flags.json");
+    let flag = json!({"flags": {"model-route": {"state": "ENABLED",
+        "variants": {"current": "gpt-4o", "candidate": "gpt-4.1"}, "defaultVariant": "current",
+        "targeting": {"fractional": [["current", 95], ["candidate", 5]]}}}});
+    std::fs::write(&flags, flag.to_string()).unwrap();
+    let args = [
+        "--log",
+        "at5.jsonl",
+        "--log",
+        "at25.jsonl",
+        "--flag-file",
+        "flags.json",
+        "--flag-key",
+        "model-route",
+    ];
+    // A day at 5%: undecided, so the flag steps to 25%, the step recorded in its metadata.
+    d.log("at5.jsonl", &Scenario::no_effect(6_000, 21).split(0.05));
+    std::fs::write(d.path().join("at25.jsonl"), "").unwrap();
+    assert_exit(&d.canary(&args), 4);
+    let stepped: Value = serde_json::from_slice(&std::fs::read(&flags).unwrap()).unwrap();
+    let meta = &stepped["flags"]["model-route"]["metadata"];
+    assert_eq!(meta["goldgate.share"], 25, "{stepped}");
+    assert!(meta["goldgate.changed_at"].is_string(), "{stepped}");
+
+    // The next day at 25%, appended: the look starts at the step, and the split it tests is
+    // the new one's.
+    let mut next = Scenario::no_effect(6_000, 22).split(0.25);
+    next.start_ms += 2 * DAY_MS;
+    d.log("at25.jsonl", &next);
+    let o = d.canary(&args);
+    let v = d.decision();
+    assert_eq!(v["trustworthy"], true, "{}", stdout(&o));
+    assert_eq!(v["since_step"], true);
+    assert_eq!(v["split"]["mismatch"], false);
+    let judged =
+        v["counts"]["current"].as_u64().unwrap() + v["counts"]["candidate"].as_u64().unwrap();
+    assert!(judged <= 6_000, "only the records after the step: {judged}");
+    assert!(v["counts"]["outside_window"].as_u64().unwrap() >= 6_000);
+
+    // The witness: the same flag with goldgate's record of the step taken out (a share changed
+    // by hand): the two days are judged as one against 25%, and their split is a mismatch.
+    let mut by_hand = stepped.clone();
+    by_hand["flags"]["model-route"]["metadata"] = json!({});
+    std::fs::write(&flags, by_hand.to_string()).unwrap();
+    let o = d.canary(&args);
+    assert_exit(&o, 3);
+    assert_eq!(d.decision()["split"]["mismatch"], true);
 }
 
 #[test]

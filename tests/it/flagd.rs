@@ -9,12 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use goldgate::canary::Decision;
-use goldgate::canary::flag::{FlagPlan, apply, read_share};
+use goldgate::canary::flag::{FlagPlan, apply, read_rollout};
 use serde_json::{Value, json};
 
 use crate::support::skip_or_fail;
 
 const USERS: u64 = 2_000;
+/// When the steps are taken: 2026-11-30T12:00:00Z.
+const NOW_MS: i64 = 1_796_040_000_000;
 
 const PLAN: FlagPlan<'static> = FlagPlan {
     key: "model-route",
@@ -135,12 +137,12 @@ fn decisions_written_to_the_flag_are_what_flagd_serves() {
     );
 
     // The file as the operator wrote it: 5 %.
-    assert_eq!(read_share(&file, &PLAN).unwrap(), Some(5));
+    assert_eq!(read_rollout(&file, &PLAN).unwrap().share, Some(5));
     assert_share(&resolve(&file, "model-route"), 5);
 
     // Continue: the next step, 25 %; the file before is kept beside it.
     let before = std::fs::read_to_string(&file).unwrap();
-    let change = apply(&file, &PLAN, Decision::Continue).unwrap();
+    let change = apply(&file, &PLAN, Decision::Continue, NOW_MS).unwrap();
     assert_eq!((change.share_before, change.share_after), (Some(5), 25));
     assert_eq!(std::fs::read_to_string(&change.previous).unwrap(), before);
     let at_25 = resolve(&file, "model-route");
@@ -155,7 +157,7 @@ fn decisions_written_to_the_flag_are_what_flagd_serves() {
     );
 
     // Rollback: everyone on the current model, the default variant included.
-    let change = apply(&file, &PLAN, Decision::Rollback).unwrap();
+    let change = apply(&file, &PLAN, Decision::Rollback, NOW_MS).unwrap();
     assert_eq!((change.share_before, change.share_after), (Some(25), 0));
     let rolled_back = resolve(&file, "model-route");
     assert_eq!(served(&rolled_back, "current"), USERS, "{rolled_back}");
@@ -170,7 +172,7 @@ fn decisions_written_to_the_flag_are_what_flagd_serves() {
     );
 
     // Promote: everyone on the candidate, the default variant included.
-    let change = apply(&file, &PLAN, Decision::Promote).unwrap();
+    let change = apply(&file, &PLAN, Decision::Promote, NOW_MS).unwrap();
     assert_eq!(change.default_after, "candidate");
     let promoted = resolve(&file, "model-route");
     assert_eq!(served(&promoted, "candidate"), USERS, "{promoted}");
@@ -182,7 +184,7 @@ fn decisions_written_to_the_flag_are_what_flagd_serves() {
 
     // Continue at the last step: it stays.
     let before = std::fs::read_to_string(&file).unwrap();
-    let change = apply(&file, &PLAN, Decision::Continue).unwrap();
+    let change = apply(&file, &PLAN, Decision::Continue, NOW_MS).unwrap();
     assert_eq!((change.share_before, change.share_after), (Some(100), 100));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
     assert_eq!(resolve(&file, "model-route"), promoted);
@@ -213,7 +215,7 @@ fn a_rollout_started_by_goldgate_resolves_at_each_step() {
     assert_eq!(served(&resolve(&file, "model-route"), "current"), USERS);
     let mut on_candidate = vec![false; USERS as usize];
     for step in PLAN.steps {
-        let change = apply(&file, &PLAN, Decision::Continue).unwrap();
+        let change = apply(&file, &PLAN, Decision::Continue, NOW_MS).unwrap();
         assert_eq!(change.share_after, *step);
         let (resolved, now) = resolve_by_user(&file, "model-route");
         assert_share(&resolved, *step);

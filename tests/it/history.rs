@@ -558,6 +558,111 @@ fn history_skips_what_it_cannot_use_and_never_writes_into_a_run() {
     }
 }
 
+/// The last line a goldgate command printed: the directory it wrote.
+fn last_line(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_else(|| panic!("printed nothing: {out:?}"))
+        .to_owned()
+}
+
+#[test]
+fn history_passes_over_canary_and_shadow_directories_quietly() {
+    let (tmp, dirs) = scaffold(2);
+    let reports = tmp.path().join("reports");
+    // A broken night of the golden set: still listed as skipped.
+    std::fs::write(dirs[1].join("summary.json"), "{ not json").unwrap();
+    // A real canary analysis (`<id>-canary`: decision.json and reports, no run.json)…
+    let log: String = (0..20)
+        .map(|i| {
+            let variant = if i % 2 == 0 { "current" } else { "candidate" };
+            format!(
+                "{{\"timestamp\":\"2026-11-30T13:00:{i:02}Z\",\"variant\":\"{variant}\",\"latency_ms\":{}}}\n",
+                100 + i
+            )
+        })
+        .collect();
+    std::fs::write(tmp.path().join("canary.jsonl"), log).unwrap();
+    let canary = goldgate(tmp.path(), &["canary", "--log", "canary.jsonl"]);
+    assert!(matches!(canary.status.code(), Some(0 | 4)), "{canary:?}");
+    let canary_dir = tmp.path().join(last_line(&canary));
+    assert!(
+        canary_dir.join("decision.json").is_file() && !canary_dir.join("run.json").exists(),
+        "{}",
+        canary_dir.display()
+    );
+    // …and a real shadow replay of logged traffic (a run.json with `shadow`).
+    let traffic: String = (0..6)
+        .map(|i| {
+            serde_json::json!({
+                "id": format!("req-{i}"),
+                "timestamp": "2026-11-01T10:00:00Z",
+                "latency_ms": 800,
+                "request": {"model": "prod", "messages": [
+                    {"role": "user", "content": format!("What is the code of order {i}?")}]},
+                "response": {"id": format!("c-{i}"), "object": "chat.completion", "model": "prod",
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": format!("The code is C{i}.")}}],
+                    "usage": {"prompt_tokens": 20, "completion_tokens": 5}},
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(tmp.path().join("traffic.jsonl"), traffic).unwrap();
+    let shadow = goldgate(tmp.path(), &["shadow", "--log", "traffic.jsonl", "--quiet"]);
+    assert!(
+        matches!(shadow.status.code(), Some(0 | 1 | 4)),
+        "{shadow:?}"
+    );
+    let shadow_dir = tmp.path().join(last_line(&shadow));
+    assert!(shadow_dir.join("run.json").is_file(), "{shadow:?}");
+
+    let out = goldgate(tmp.path(), &["history"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let h: Value = serde_json::from_str(
+        &std::fs::read_to_string(reports.join("history/history.json")).unwrap(),
+    )
+    .unwrap();
+    let skipped = h["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(
+        skipped[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("summary.json is unreadable"),
+        "{skipped:?}"
+    );
+    assert!(
+        stdout.contains(&run_id(&dirs[1])) && stdout.contains("summary.json is unreadable"),
+        "the broken night is still said: {stdout}"
+    );
+    for dir in [&canary_dir, &shadow_dir] {
+        let id = run_id(dir);
+        assert!(!stdout.contains(&id), "{id} mentioned:\n{stdout}");
+        assert!(!h.to_string().contains(&id), "{id} in history.json");
+    }
+    assert_eq!(stdout.matches("skipped ").count(), 1, "{stdout}");
+    assert_eq!(h["evaluations"][0]["runs"].as_array().unwrap().len(), 1);
+
+    // Named on the command line, they are listed with why they are not used.
+    let out = goldgate(
+        tmp.path(),
+        &[
+            "history",
+            &dirs[0].to_string_lossy(),
+            &canary_dir.to_string_lossy(),
+            &shadow_dir.to_string_lossy(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("a canary analysis"), "{stdout}");
+    assert!(stdout.contains("a shadow replay"), "{stdout}");
+}
+
 #[test]
 fn a_changed_golden_set_is_refused_as_a_baseline_unless_allowed() {
     let (tmp, dirs) = scaffold(1);

@@ -29,3 +29,4 @@ mod shadow;
 mod shards;
 mod statistics;
 mod support;
+mod validate;
