@@ -23,7 +23,7 @@ for mode in fixed sequential; do
   [ "$mode" = sequential ] && extra=(--sequential --state "$out/state.json")
   set +e
   /usr/bin/time -f "%e %M" -o "$out/time" ./target/release/goldgate canary --log "$log" \
-    --candidate-percent 50 --out "$out/reports" --quiet "${extra[@]}"
+    --candidate-percent 50 --out "$out/reports" --quiet "${extra[@]}" >/dev/null
   rc=$?
   set -e
   read -r wall kb < "$out/time"
