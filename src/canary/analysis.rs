@@ -134,7 +134,8 @@ pub struct Counts {
 /// The sample-ratio check.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Split {
-    /// What was counted: `users` when every user stayed in one arm, else `requests`.
+    /// What was counted: `users, and requests clustered on users` when traffic is split by user
+    /// (at most 1% of the users in both arms), else `requests`.
     pub unit: String,
     pub expected_candidate_percent: f64,
     /// The candidate's share of requests.
@@ -355,6 +356,16 @@ pub fn analyse(tally: &Tally, read: &ReadReport, plan: &Plan) -> Analysis {
                         latency: tally.tags[t][a].latency(),
                     });
                     &tag_data
+                }
+                Some(t) if t >= super::tally::MAX_TAGS => {
+                    results.push(skipped(
+                        gate,
+                        format!(
+                            "the tag `{tag}` came after the first {} the logs named, and only those are tallied",
+                            super::tally::MAX_TAGS
+                        ),
+                    ));
+                    continue;
                 }
                 _ => {
                     results.push(skipped(gate, format!("no record carries the tag `{tag}`")));
@@ -801,25 +812,34 @@ fn mean_sequence_test(
     // Each arm at half of the gate's error, bounded crosswise.
     let each = 1.0 - (1.0 - confidence) / 2.0;
     let clustered = data.iter().any(|d| d.tally.with_user > 0);
-    let arm = |d: &ArmData| -> Option<(Interval, usize)> {
+    // (interval, observations, independent units)
+    let arm = |d: &ArmData| -> Option<(Interval, usize, usize)> {
         if clustered {
             let (lo, hi) = m.range()?;
             let e = d.moments[m as usize].estimate()?;
-            let half = if e.clusters >= 2 {
-                normal_mixture_half_width(e.se, MIXTURE_SCALE * (hi - lo), each)
+            // An arm without variation (no error yet, every rating a 5) has a clustered SE of
+            // 0, which would make the interval a point; the SE of independent values with the
+            // mean pulled one observation inwards (Laplace) is the floor.
+            let scaled = ((e.mean - lo) / (hi - lo) * e.n + 1.0) / (e.n + 2.0);
+            let floor = (hi - lo) * (scaled * (1.0 - scaled) / e.n).sqrt();
+            // Asymptotic: below SMALL_SAMPLE units of users the clustered SE is no basis.
+            let half = if e.clusters >= stats::SMALL_SAMPLE {
+                normal_mixture_half_width(e.se.max(floor), MIXTURE_SCALE * (hi - lo), each)
             } else {
                 f64::INFINITY
             };
             Some((
                 Interval::new((e.mean - half).max(lo), (e.mean + half).min(hi)),
                 e.n as usize,
+                e.clusters,
             ))
         } else {
-            d.tally.sequence(m)
+            let (iv, n) = d.tally.sequence(m)?;
+            Some((iv, n, n))
         }
     };
-    let (a, na) = arm(&data[0])?;
-    let (b, nb) = arm(&data[1])?;
+    let (a, na, ca) = arm(&data[0])?;
+    let (b, nb, cb) = arm(&data[1])?;
     if na == 0 || nb == 0 {
         return None;
     }
@@ -847,7 +867,7 @@ fn mean_sequence_test(
         p_adjusted: None,
         method: method.to_owned(),
         items: na + nb,
-        clusters: na + nb,
+        clusters: ca + cb,
         se: (interval.high - interval.low) / 2.0 / stats::z(0.95),
         mde: None,
         items_to_decide: None,
@@ -1014,7 +1034,11 @@ fn latency_test(
         p_adjusted: None,
         method,
         items: (a.total() + b.total()) as usize,
-        clusters: (a.total() + b.total()) as usize,
+        // With users (and not sequential), the groups of users the bootstrap resampled.
+        clusters: match (groups, sequential) {
+            (Some([ga, gb]), false) => ga.groups() + gb.groups(),
+            _ => (a.total() + b.total()) as usize,
+        },
         se,
         mde: None,
         items_to_decide: None,

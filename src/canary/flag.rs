@@ -184,7 +184,14 @@ pub fn apply(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
-    if Some(share_after) != share_before || default_after != default_before {
+    // The share the routing gave before: the split's, or without one all or nothing by the
+    // default variant. Only a change is a step (a repeated rollback is none).
+    let routed_before = share_before.unwrap_or(if default_before == plan.candidate_variant {
+        100
+    } else {
+        0
+    });
+    if share_after != routed_before || default_after != default_before {
         let meta = entry
             .entry("metadata")
             .or_insert_with(|| Value::Object(Map::new()));
@@ -400,6 +407,16 @@ fn check_flag(path: &Path, doc: &Value, plan: &FlagPlan) -> Result<(String, Opti
                 "set `\"state\": \"ENABLED\"`",
             ));
         }
+    }
+
+    // goldgate records its steps in the flag's metadata, which flagd's schema requires to be
+    // an object of plain values.
+    if flag.get("metadata").is_some_and(|m| !m.is_object()) {
+        return Err(Error::input(
+            at(&field(".metadata")),
+            "the flag's `metadata` is not an object (flagd's schema requires one)",
+            "make it an object of strings, numbers and booleans, e.g. `\"metadata\": {}`, or remove it",
+        ));
     }
 
     let variants = flag
@@ -869,6 +886,36 @@ mod tests {
         let flag = read(&path)["flags"]["model-route"].clone();
         assert_eq!(flag["defaultVariant"], "current");
         assert!(flag.get("targeting").is_none());
+    }
+
+    #[test]
+    fn only_a_change_of_routing_is_recorded_as_a_step() {
+        let (_dir, path) = flag_file(json!({
+            "state": "ENABLED",
+            "variants": {"current": "a", "candidate": "b"},
+            "defaultVariant": "candidate",
+        }));
+        apply(&path, &plan(), Decision::Rollback, NOW_MS).unwrap();
+        let first = read_rollout(&path, &plan()).unwrap();
+        assert_eq!(first.changed_at_ms, None, "no split: no share to judge by");
+        let meta = read(&path)["flags"]["model-route"]["metadata"].clone();
+        assert_eq!(meta["goldgate.share"], 0, "{meta}");
+        // The same rollback again changes no routing: the step's time stays.
+        apply(&path, &plan(), Decision::Rollback, NOW_MS + 3_600_000).unwrap();
+        assert_eq!(read(&path)["flags"]["model-route"]["metadata"], meta);
+
+        // A metadata that is not an object is refused before anything is written.
+        let (_dir, path) = flag_file(json!({
+            "state": "ENABLED",
+            "variants": {"current": "a", "candidate": "b"},
+            "defaultVariant": "current",
+            "metadata": "owner: ml-platform",
+        }));
+        let msg = problem(validate(&path, &plan()).unwrap_err());
+        assert!(
+            msg.contains("field `flags.model-route.metadata`") && msg.contains("fix:"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -477,7 +477,14 @@ impl<'a> Reader<'a> {
                 Source::Kept => self.map.get(kept, f),
                 Source::Span(span) => span
                     .get(&self.map.names[f as usize])
-                    .or_else(|| f.otel_names().iter().find_map(|n| span.get(*n))),
+                    .or_else(|| f.otel_names().iter().find_map(|n| span.get(*n)))
+                    // What the span itself says (its start, duration and status), kept under
+                    // the default names: found whatever [canary.fields] renamed for other logs.
+                    .or_else(|| {
+                        matches!(f, Field::Timestamp | Field::Latency | Field::Error)
+                            .then(|| span.get(f.key()))
+                            .flatten()
+                    }),
             }
             // A null error says the request did not fail; any other null is no value.
             .filter(|v| f == Field::Error || !v.is_null())
@@ -950,13 +957,16 @@ mod tests {
     use super::*;
 
     fn read(text: &str, name: &str) -> (Vec<Record>, ReadReport) {
+        read_with(text, name, &CanaryFields::default())
+    }
+
+    fn read_with(text: &str, name: &str, fields: &CanaryFields) -> (Vec<Record>, ReadReport) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
-        let fields = CanaryFields::default();
         let variants = CanaryVariants::default();
         let mut r = Reader::new(ReadOptions {
-            fields: &fields,
+            fields,
             variants: &variants,
             since_ms: None,
             until_ms: None,
@@ -1006,6 +1016,30 @@ mod tests {
             (o[0].csat, o[0].correct, o[0].thumbs_up),
             (Some(4.0), Some(true), Some(true))
         );
+    }
+
+    #[test]
+    fn a_span_keeps_its_own_time_duration_and_status_when_fields_are_renamed() {
+        // [canary.fields] renamed for the JSON logs; the spans still say when, how long and
+        // whether they failed.
+        let fields = CanaryFields {
+            timestamp: "ts".to_owned(),
+            latency_ms: "duration_ms".to_owned(),
+            error: "failed".to_owned(),
+            ..CanaryFields::default()
+        };
+        let span = |status: &str| {
+            format!(
+                r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"startTimeUnixNano":"1796040000000000000","endTimeUnixNano":"1796040000412000000","status":{status},"attributes":[{{"key":"feature_flag.result.variant","value":{{"stringValue":"current"}}}}]}}]}}]}}]}}"#
+            )
+        };
+        let text = format!("{}\n{}\n", span("{}"), span(r#"{"code":2}"#));
+        let (o, report) = read_with(&text, "spans.jsonl", &fields);
+        assert_eq!(report.malformed, 0, "{:?}", report.examples);
+        assert_eq!(o.len(), 2);
+        assert_eq!(o[0].at_ms, 1_796_040_000_000);
+        assert_eq!(o[0].latency_ms, Some(412.0));
+        assert_eq!((o[0].error, o[1].error), (Some(false), Some(true)));
     }
 
     #[test]

@@ -59,6 +59,10 @@ impl Mean {
     }
 }
 
+/// The tags tallied on their own (the first this many the logs name); records still count
+/// overall whatever their tags.
+pub const MAX_TAGS: usize = 64;
+
 /// The groups users are hashed into for the means' clustered intervals.
 pub const MEAN_GROUPS: usize = 512;
 /// The groups users are hashed into for the latency percentiles' bootstrap, each a histogram.
@@ -466,6 +470,11 @@ impl Tally {
         self.arms[arm.index()].add(r, &values, group);
         for &t in &r.tags {
             let t = usize::from(t);
+            if t >= MAX_TAGS {
+                // Tags are per-tag tallies of their own (a few MB each): a log that carries an
+                // id in `tags` must not take the memory a tag per request would.
+                continue;
+            }
             while self.tags.len() <= t {
                 let c = self.sequence_confidence;
                 self.tags.push([ArmTally::new(c), ArmTally::new(c)]);

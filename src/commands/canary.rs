@@ -161,8 +161,12 @@ pub fn canary(args: &CanaryArgs) -> anyhow::Result<Exit> {
         && !holds
     {
         let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        // A log replayed ahead of the clock (a backfill, a test) steps at its own end.
-        let at_ms = read.last_ms.map_or(now_ms, |last| last.max(now_ms));
+        // A log wholly ahead of the clock (a replay, a test) steps at its own end; a live log
+        // at the clock, whatever one skewed record says.
+        let at_ms = match (read.first_ms, read.last_ms) {
+            (Some(first), Some(last)) if first > now_ms => last,
+            _ => now_ms,
+        };
         match flag::apply(path, plan, analysis.decision, at_ms) {
             Ok(change) => analysis.flag = serde_json::to_value(&change).ok(),
             Err(e) => {

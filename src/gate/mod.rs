@@ -120,7 +120,7 @@ fn value_range(kind: MetricKind) -> (f64, f64, &'static str) {
     match kind.info().unit {
         Unit::Proportion => (0.0, 1.0, "a share from 0 to 1: write 0.95 for 95%"),
         Unit::Fraction => (0.0, 1.0, "a measure from 0 to 1, e.g. 0.8"),
-        Unit::Score => (1.0, 5.0, "faithfulness is on a 1-5 scale, e.g. min = 4.0"),
+        Unit::Score => (1.0, 5.0, "a score on a 1-5 scale, e.g. min = 4.0"),
         Unit::Millis => (0.0, MAX_TIMEOUT_S * 1000.0, "milliseconds, e.g. max = 1500"),
         Unit::Usd => (0.0, 1e9, "US dollars per 1,000 queries, e.g. max = 2.50"),
         Unit::Ratio => (
@@ -240,7 +240,12 @@ impl Gate {
         for (i, c) in configs.iter().enumerate() {
             let at = || Location::file(file).field(format!("{table}[{i}]"));
             let Some(metric) = MetricRef::parse(&c.metric) else {
-                let known: Vec<_> = MetricKind::names().collect();
+                // A canary's gates name what its logs measure; other gates, every metric.
+                let known: Vec<_> = if table == "canary.gate" {
+                    CANARY_METRICS.iter().map(|k| k.name()).collect()
+                } else {
+                    MetricKind::names().collect()
+                };
                 problems.push(
                     Problem::new(at(), format!("unknown gate metric `{}`", c.metric)).fix(format!(
                         "use one of {}, optionally per tag as `accuracy[tag=billing]`",

@@ -542,7 +542,7 @@ impl GroupedSample {
 /// The grid the groups are kept on is coarser than the arms' own histograms, so the interval is
 /// the bootstrap's spread of the ratio around the grid's own ratio, placed around `estimate`
 /// (the ratio from the exact histograms): the grid's rounding cancels. `None` when an arm has
-/// fewer than two groups or a quantile of 0.
+/// fewer than two groups or a quantile of 0; unbounded below [`super::SMALL_SAMPLE`] groups.
 pub fn grouped_quantile_ratio(
     current: &GroupedSample,
     candidate: &GroupedSample,
@@ -591,6 +591,11 @@ fn grouped_bootstrap(
 ) -> Option<Interval> {
     if samples.iter().any(|s| s.groups() < 2) {
         return None;
+    }
+    // A percentile bootstrap over a handful of units is far too sure of itself: below
+    // SMALL_SAMPLE groups of users, nothing is known yet.
+    if samples.iter().any(|s| s.groups() < super::SMALL_SAMPLE) {
+        return Some(Interval::UNBOUNDED);
     }
     let on_grid: Vec<f64> = samples
         .iter()

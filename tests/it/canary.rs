@@ -190,13 +190,20 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
             "model-route",
         ]
     };
+    // The logs are dated from the clock: a step is taken at the clock (or at the end of a log
+    // wholly ahead of it), and a look after a step judges only what came after it.
+    let now = now_ms();
     // Continue for want of data (under min_requests): the flag holds at 5%.
-    d.log("tiny.jsonl", &Scenario::no_effect(1_000, 7).split(0.05));
+    let mut tiny = Scenario::no_effect(1_000, 7).split(0.05);
+    tiny.start_ms = now - 3 * DAY_MS;
+    d.log("tiny.jsonl", &tiny);
     assert_exit(&d.canary(&args("tiny.jsonl")), 4);
     assert!(d.decision()["flag"].is_null());
     assert!(!d.path().join("flags.json.previous").exists());
     // Continue with data but undecided gates: the candidate's share steps to 25%.
-    d.log("early.jsonl", &Scenario::no_effect(4_000, 7).split(0.05));
+    let mut early = Scenario::no_effect(4_000, 7).split(0.05);
+    early.start_ms = now - 2 * DAY_MS;
+    d.log("early.jsonl", &early);
     assert_exit(&d.canary(&args("early.jsonl")), 4);
     assert_eq!(d.decision()["enough_data"], true);
     let r = crate::flagd::resolve(&flags, "model-route");
@@ -204,10 +211,10 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
     assert!((350..650).contains(&candidate), "about 25% of 2,000: {r}");
     assert!(d.path().join("flags.json.previous").exists());
 
-    // Promote: everyone on the candidate. Each log after a step starts after it (the step is
-    // taken at the end of the log judged, which is ahead of the clock here).
+    // Promote: everyone on the candidate (a log after the step, so ahead of the clock; the
+    // step is taken at its end).
     let mut good = Scenario::no_effect(20_000, 8).split(0.25);
-    good.start_ms += 2 * DAY_MS;
+    good.start_ms = now + DAY_MS;
     d.log("good.jsonl", &good);
     assert_exit(&d.canary(&args("good.jsonl")), 0);
     let r = crate::flagd::resolve(&flags, "model-route");
@@ -215,7 +222,7 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
 
     // Rollback: everyone back on the current model.
     let mut bad = Scenario::no_effect(20_000, 9).split(0.25).error_spike(0.06);
-    bad.start_ms += 4 * DAY_MS;
+    bad.start_ms = now + 3 * DAY_MS;
     d.log("bad.jsonl", &bad);
     assert_exit(&d.canary(&args("bad.jsonl")), 1);
     let r = crate::flagd::resolve(&flags, "model-route");
@@ -224,6 +231,13 @@ fn the_decision_moves_the_flag_as_the_real_flagd_evaluator_reads_it() {
 }
 
 const DAY_MS: i64 = 86_400_000;
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    since_epoch.as_millis() as i64
+}
 
 #[test]
 fn after_a_step_the_next_look_judges_the_records_served_at_the_new_split() {
@@ -243,8 +257,12 @@ fn after_a_step_the_next_look_judges_the_records_served_at_the_new_split() {
         "--flag-key",
         "model-route",
     ];
-    // A day at 5%: undecided, so the flag steps to 25%, the step recorded in its metadata.
-    d.log("at5.jsonl", &Scenario::no_effect(6_000, 21).split(0.05));
+    // A day at 5%, up to the clock: undecided, so the flag steps to 25%, the step (now)
+    // recorded in its metadata.
+    let now = now_ms();
+    let mut at5 = Scenario::no_effect(6_000, 21).split(0.05);
+    at5.start_ms = now - 2 * DAY_MS;
+    d.log("at5.jsonl", &at5);
     std::fs::write(d.path().join("at25.jsonl"), "").unwrap();
     assert_exit(&d.canary(&args), 4);
     let stepped: Value = serde_json::from_slice(&std::fs::read(&flags).unwrap()).unwrap();
@@ -255,7 +273,7 @@ fn after_a_step_the_next_look_judges_the_records_served_at_the_new_split() {
     // The next day at 25%, appended: the look starts at the step, and the split it tests is
     // the new one's.
     let mut next = Scenario::no_effect(6_000, 22).split(0.25);
-    next.start_ms += 2 * DAY_MS;
+    next.start_ms = now + DAY_MS;
     d.log("at25.jsonl", &next);
     let o = d.canary(&args);
     let v = d.decision();

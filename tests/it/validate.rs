@@ -54,6 +54,16 @@ min = 4
         err.matches("\n  fix: ").count() >= 5,
         "every problem has its fix:\n{err}"
     );
+    // The unknown metric's fix names what a canary can gate on, not every metric.
+    let fix = err
+        .split("unknown gate metric `nonsense`")
+        .nth(1)
+        .and_then(|rest| rest.lines().find(|l| l.contains("fix:")))
+        .unwrap_or_default();
+    assert!(
+        fix.contains("csat") && !fix.contains("faithfulness"),
+        "{fix}"
+    );
     assert!(out.stdout.is_empty(), "nothing is declared ok");
 }
 
