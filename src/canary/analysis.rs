@@ -19,9 +19,9 @@ use super::{Arm, Decision};
 use crate::gate::{Bound, Gate, GateResult, GateTest, Outcome};
 use crate::metrics::{MetricKind, Unit};
 use crate::stats::canary::{
-    ClusterMoments, Counted, GroupedSample, SampleRatio, grouped_quantile, grouped_quantile_ratio,
-    normal_mixture_half_width, quantile_ratio, quantile_sequence, sample_ratio, scaled_difference,
-    shift_test_counted,
+    ClusterMoments, Counted, GroupedSample, Resampling, SampleRatio, grouped_quantile,
+    grouped_quantile_ratio, normal_mixture_half_width, quantile_ratio, quantile_sequence,
+    sample_ratio, scaled_difference, shift_test_counted,
 };
 use crate::stats::sequential::ratio_interval;
 use crate::stats::{self, Decide, Interval, MeanEstimate, Settings};
@@ -656,7 +656,7 @@ fn judge_gate(
             data[0].tally.latency_groups(),
             data[1].tally.latency_groups(),
         ) {
-            (Some(x), Some(y)) if !sequential => Some([x, y]),
+            (Some(x), Some(y)) => Some([x, y]),
             _ => None,
         };
         latency_test(
@@ -874,6 +874,10 @@ fn mean_sequence_test(
     })
 }
 
+/// The scale, in log units, of the deviations the latency sequences over users weigh: 0.05, a
+/// ratio 5% off, near the tolerance latency gates are written with (`max_ratio = 1.10`).
+const LATENCY_MIXTURE_SCALE: f64 = 0.05;
+
 /// The scale of the deviations the clustered sequences' normal mixture weighs, as a share of
 /// the metric's range: 0.02 (2 points of an error rate, 0.08 of a CSAT point) keeps the
 /// sequence within 4–4.5 standard errors from a hundred requests to a million.
@@ -897,9 +901,38 @@ fn latency_test(
         return None;
     }
     let z = stats::z(confidence);
+    // With users, a bootstrap over them: its percentile interval in a fixed analysis, an
+    // asymptotic confidence sequence from its spread under --sequential.
+    let resampling = Resampling {
+        resamples: settings.resamples as usize,
+        seed: settings.seed,
+        confidence,
+        always_valid: sequential.then_some(LATENCY_MIXTURE_SCALE),
+    };
+    let over_users = |what: &str, groups: usize| {
+        if sequential {
+            format!(
+                "always-valid: asymptotic confidence sequence (normal mixture) on the log of the {what}, its standard error from a Poisson bootstrap over users ({groups} groups of users; {} resamples, seed {})",
+                settings.resamples, settings.seed
+            )
+        } else {
+            format!(
+                "Poisson bootstrap of the {what} over users ({groups} groups of users; {} resamples, seed {})",
+                settings.resamples, settings.seed
+            )
+        }
+    };
     let (statistic, estimate, interval, null, method) = match gate.bound {
         Bound::MinRatio(r) | Bound::MaxRatio(r) => {
-            let (estimate, interval, method) = if sequential {
+            let (estimate, interval, method) = if let Some([ga, gb]) = groups {
+                let estimate = b.quantile(p)? / a.quantile(p)?;
+                let iv = grouped_quantile_ratio(ga, gb, p, estimate, resampling)?;
+                (
+                    estimate,
+                    iv,
+                    over_users("percentile ratio", ga.groups() + gb.groups()),
+                )
+            } else if sequential {
                 let each = 1.0 - (1.0 - confidence) / 2.0;
                 let iv =
                     ratio_interval(quantile_sequence(b, p, each), quantile_sequence(a, p, each));
@@ -907,27 +940,6 @@ fn latency_test(
                     b.quantile(p)? / a.quantile(p)?,
                     iv,
                     "always-valid: quantile confidence sequence per arm (Howard & Ramdas 2022), ratio bounded crosswise".to_owned(),
-                )
-            } else if let Some([ga, gb]) = groups {
-                let estimate = b.quantile(p)? / a.quantile(p)?;
-                let iv = grouped_quantile_ratio(
-                    ga,
-                    gb,
-                    p,
-                    estimate,
-                    settings.resamples as usize,
-                    settings.seed,
-                    confidence,
-                )?;
-                (
-                    estimate,
-                    iv,
-                    format!(
-                        "Poisson bootstrap of the percentile ratio over users ({} groups of users; {} resamples, seed {})",
-                        ga.groups() + gb.groups(),
-                        settings.resamples,
-                        settings.seed
-                    ),
                 )
             } else if p == 0.5 {
                 // The median by the Hodges-Lehmann shift: Mann-Whitney's distribution-free
@@ -971,19 +983,12 @@ fn latency_test(
         Bound::Min(v) | Bound::Max(v) => {
             let grouped = groups.and_then(|[_, gb]| {
                 let estimate = b.quantile(p)?;
-                grouped_quantile(
-                    gb,
-                    p,
-                    estimate,
-                    settings.resamples as usize,
-                    settings.seed,
-                    confidence,
-                )
+                grouped_quantile(gb, p, estimate, resampling)
             });
-            let iv = if sequential {
-                quantile_sequence(b, p, confidence)
-            } else if let Some(iv) = grouped {
+            let iv = if let Some(iv) = grouped {
                 iv
+            } else if sequential {
+                quantile_sequence(b, p, confidence)
             } else {
                 // Order statistics around rank n·p: the distribution-free interval of a quantile.
                 let n = b.total() as f64;
@@ -1008,10 +1013,13 @@ fn latency_test(
                 b.quantile(p)?,
                 iv,
                 v,
-                if grouped.is_some() {
-                    "Poisson bootstrap of the candidate's percentile over users".to_owned()
-                } else {
-                    "order statistics of the candidate's latencies".to_owned()
+                match (grouped, groups) {
+                    (Some(_), Some([_, gb])) => over_users("candidate's percentile", gb.groups()),
+                    _ if sequential => {
+                        "always-valid: quantile confidence sequence (Howard & Ramdas 2022)"
+                            .to_owned()
+                    }
+                    _ => "order statistics of the candidate's latencies".to_owned(),
                 },
             )
         }
@@ -1034,10 +1042,10 @@ fn latency_test(
         p_adjusted: None,
         method,
         items: (a.total() + b.total()) as usize,
-        // With users (and not sequential), the groups of users the bootstrap resampled.
-        clusters: match (groups, sequential) {
-            (Some([ga, gb]), false) => ga.groups() + gb.groups(),
-            _ => (a.total() + b.total()) as usize,
+        // With users, the groups of users the bootstrap resampled.
+        clusters: match groups {
+            Some([ga, gb]) => ga.groups() + gb.groups(),
+            None => (a.total() + b.total()) as usize,
         },
         se,
         mde: None,

@@ -399,3 +399,50 @@ fn twenty_looks_at_users_who_repeat_need_the_clustered_sequence() {
     println!("errors 1% -> 5% among 2,000 users: rolled back in {caught:.3} of {reps}");
     assert!(caught >= 0.9, "{caught}");
 }
+
+#[test]
+fn twenty_looks_at_latency_with_users_of_their_own_speed_need_the_bootstrap_over_users() {
+    // A latency gate with no margin (`max_ratio = 1.0`, a harm gate: it fails only when the
+    // candidate is shown slower at all), 100 heavy users each with a latency of their own, and
+    // nothing changed. The witness is the same logs without user ids: per-request quantile
+    // sequences.
+    let mut gate = default_canary_gates()
+        .into_iter()
+        .find(|g| g.metric.kind == crate::metrics::MetricKind::LatencyP95)
+        .expect("a p95 gate");
+    gate.bound = crate::gate::Bound::MaxRatio(1.0);
+    let gates = [gate];
+    let reps = replications(40);
+    let (mut over_users, mut per_request) = (0, 0);
+    for seed in 0..reps {
+        let s = Scenario::no_effect(10_000, 15_000 + seed).per_user(100, 3.0);
+        over_users += usize::from(looks(&s, &gates, true, 20, true).is_some());
+        per_request += usize::from(looks(&s, &gates, true, 20, false).is_some());
+    }
+    let (u, w) = (
+        over_users as f64 / reps as f64,
+        per_request as f64 / reps as f64,
+    );
+    println!(
+        "20 looks at p95 <= 1.0x, 100 users with latencies of their own, no effect: false rollback over users {u:.3}, per request (witness) {w:.3}"
+    );
+    assert!(within(u, 0.05, reps as usize), "over users {u}");
+    assert!(
+        w > 0.05 && w > u + 0.05,
+        "the witness must err visibly more: {w} vs {u}"
+    );
+
+    // A candidate 1.5x slower is still caught.
+    let reps = replications(20);
+    let caught = (0..reps)
+        .filter(|&seed| {
+            let s = Scenario::no_effect(10_000, 17_000 + seed)
+                .per_user(2_000, 1.0)
+                .latency_shift(1.5);
+            looks(&s, &gates, true, 20, true).is_some()
+        })
+        .count() as f64
+        / reps as f64;
+    println!("latency x1.5 among 2,000 users: rolled back in {caught:.3} of {reps}");
+    assert!(caught >= 0.9, "{caught}");
+}

@@ -548,19 +548,11 @@ pub fn grouped_quantile_ratio(
     candidate: &GroupedSample,
     p: f64,
     estimate: f64,
-    resamples: usize,
-    seed: u64,
-    confidence: f64,
+    resampling: Resampling,
 ) -> Option<Interval> {
-    grouped_bootstrap(
-        &[current, candidate],
-        p,
-        estimate,
-        resamples,
-        seed,
-        confidence,
-        |q| (q[0] > 0.0).then(|| q[1] / q[0]),
-    )
+    grouped_bootstrap(&[current, candidate], p, estimate, resampling, |q| {
+        (q[0] > 0.0).then(|| q[1] / q[0])
+    })
 }
 
 /// The interval of one arm's `p`-quantile when its requests come in groups: the same bootstrap
@@ -569,13 +561,23 @@ pub fn grouped_quantile(
     sample: &GroupedSample,
     p: f64,
     estimate: f64,
-    resamples: usize,
-    seed: u64,
-    confidence: f64,
+    resampling: Resampling,
 ) -> Option<Interval> {
-    grouped_bootstrap(&[sample], p, estimate, resamples, seed, confidence, |q| {
-        Some(q[0])
-    })
+    grouped_bootstrap(&[sample], p, estimate, resampling, |q| Some(q[0]))
+}
+
+/// How a bootstrap over groups of users runs, and what it gives.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resampling {
+    pub resamples: usize,
+    pub seed: u64,
+    pub confidence: f64,
+    /// `None`: the percentile interval of the replicates (a fixed analysis). `Some(rho)`: an
+    /// asymptotic confidence sequence ([`normal_mixture_half_width`]) on the log of the
+    /// statistic, the replicates' standard deviation of that log as its standard error and
+    /// `rho` (in log units) as the mixture's scale: `--sequential`, where the interval must
+    /// hold at every look.
+    pub always_valid: Option<f64>,
 }
 
 /// A Poisson bootstrap over the groups of each sample (independently), of `statistic` of the
@@ -584,11 +586,15 @@ fn grouped_bootstrap(
     samples: &[&GroupedSample],
     p: f64,
     estimate: f64,
-    resamples: usize,
-    seed: u64,
-    confidence: f64,
+    resampling: Resampling,
     statistic: impl Fn(&[f64]) -> Option<f64>,
 ) -> Option<Interval> {
+    let Resampling {
+        resamples,
+        seed,
+        confidence,
+        always_valid,
+    } = resampling;
     if samples.iter().any(|s| s.groups() < 2) {
         return None;
     }
@@ -626,7 +632,27 @@ fn grouped_bootstrap(
     if replicates.len() < resamples / 2 {
         return Some(Interval::UNBOUNDED);
     }
-    Some(super::percentile_interval(&mut replicates, confidence))
+    let Some(rho) = always_valid else {
+        return Some(super::percentile_interval(&mut replicates, confidence));
+    };
+    let logs: Vec<f64> = replicates
+        .iter()
+        .filter(|r| **r > 0.0)
+        .map(|r| r.ln())
+        .collect();
+    let n = logs.len() as f64;
+    if n < 2.0 || estimate <= 0.0 {
+        return Some(Interval::UNBOUNDED);
+    }
+    let mean = logs.iter().sum::<f64>() / n;
+    let sd = (logs.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    // Resamples that all agree (one grid value everywhere) are no certainty: half a step of the
+    // two-digit grid is the least error.
+    let half = normal_mixture_half_width(sd.max(0.005), rho, confidence);
+    Some(Interval::new(
+        estimate * (-half).exp(),
+        estimate * half.exp(),
+    ))
 }
 
 /// The `p`-quantile of one Poisson-weighted resample of `sample`.
@@ -1000,7 +1026,13 @@ mod tests {
             let (gb, cb) = users_latencies(&mut rng, 150);
             let estimate = cb.quantile(0.95).unwrap() / ca.quantile(0.95).unwrap();
             let seed = 1000 + rep;
-            let iv = grouped_quantile_ratio(&ga, &gb, 0.95, estimate, 300, seed, 0.95).unwrap();
+            let resampling = Resampling {
+                resamples: 300,
+                seed,
+                confidence: 0.95,
+                always_valid: None,
+            };
+            let iv = grouped_quantile_ratio(&ga, &gb, 0.95, estimate, resampling).unwrap();
             by_user += usize::from(iv.low <= 1.0 && 1.0 <= iv.high);
             let (_, w) = quantile_ratio(&ca, &cb, 0.95, 300, seed, 0.95).unwrap();
             by_request += usize::from(w.low <= 1.0 && 1.0 <= w.high);
