@@ -411,3 +411,109 @@ fn bad_lines_are_counted_or_refused_and_unknown_variants_shown() {
     assert_exit(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("variant"));
 }
+
+/// The cron recipe of docs/canary.md ("Cron or CI on logs in object storage"), run as written:
+/// the script from the docs, the real goldgate, and an `aws` that syncs from a local directory
+/// standing in for the bucket. Two looks: the first steps the flag from 5% to 25%, the second
+/// (after the new split's logs arrive) judges only those and finds the split as configured.
+#[test]
+fn the_cron_recipe_steps_the_flag_and_judges_the_new_split_next() {
+    let d = Dir::new();
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/canary.md"))
+            .unwrap();
+    let start = docs
+        .find("#!/bin/sh\n# One look at the canary")
+        .expect("the cron recipe in docs/canary.md");
+    let script = &docs[start..start + docs[start..].find("\n```").unwrap()];
+    std::fs::write(d.path().join("canary-look.sh"), script).unwrap();
+
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    // `aws s3 sync s3://BUCKET/PREFIX/ DIR ...`: a copy of the objects from $FAKE_S3.
+    std::fs::write(
+        bin.join("aws"),
+        "#!/bin/sh\n[ \"$1 $2\" = \"s3 sync\" ] || exit 1\nsrc=\"$FAKE_S3/${3#s3://}\"\nmkdir -p \"$4\" && cp \"$src\"*.jsonl.gz \"$4\"/\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_goldgate"), bin.join("goldgate")).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(bin.join("aws"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bucket = d.path().join("s3/my-bucket/canary/chat-2026-11-30");
+    std::fs::create_dir_all(&bucket).unwrap();
+    std::fs::write(
+        d.path().join("goldgate.toml"),
+        "[canary]\ninterval = \"5m\"\n",
+    )
+    .unwrap();
+    let flags = d.path().join("flags.json");
+    std::fs::write(
+        &flags,
+        json!({"flags": {"model-route": {"state": "ENABLED",
+            "variants": {"current": "gpt-4o", "candidate": "gpt-4.1"}, "defaultVariant": "current",
+            "targeting": {"fractional": [["current", 95], ["candidate", 5]]}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let object = |name: &str, s: &Scenario| {
+        let file = std::fs::File::create(bucket.join(name)).unwrap();
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        s.write_jsonl(gz).unwrap();
+    };
+    let look = || {
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        std::process::Command::new("sh")
+            .arg(d.path().join("canary-look.sh"))
+            .env("PATH", path)
+            .env("FAKE_S3", d.path().join("s3"))
+            .env("WORK", d.path().join("work"))
+            .env("CONFIG", d.path().join("goldgate.toml"))
+            .env("FLAGS", &flags)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+    };
+    let share = || -> Value {
+        let f: Value = serde_json::from_slice(&std::fs::read(&flags).unwrap()).unwrap();
+        f["flags"]["model-route"]["targeting"]["fractional"].clone()
+    };
+
+    let now = now_ms();
+    let mut at5 = Scenario::no_effect(6_000, 31).split(0.05);
+    at5.start_ms = now - 2 * DAY_MS;
+    object("part-0.jsonl.gz", &at5);
+    let o = look();
+    assert_exit(&o, 4);
+    assert_eq!(
+        share(),
+        json!([["current", 75], ["candidate", 25]]),
+        "{}",
+        stdout(&o)
+    );
+
+    let mut at25 = Scenario::no_effect(6_000, 32).split(0.25);
+    at25.start_ms = now + DAY_MS;
+    object("part-1.jsonl.gz", &at25);
+    let o = look();
+    let dir = stdout(&o).lines().last().unwrap().to_owned();
+    let v: Value = serde_json::from_slice(
+        &std::fs::read(d.path().join("work").join(&dir).join("decision.json"))
+            .or_else(|_| std::fs::read(Path::new(&dir).join("decision.json")))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(v["since_step"], true, "{}", stdout(&o));
+    assert_eq!(v["trustworthy"], true, "{}", stdout(&o));
+    assert_eq!(v["sequential"]["looks"].as_array().unwrap().len(), 2);
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(4),
+        "{}",
+        stdout(&o)
+    );
+}
