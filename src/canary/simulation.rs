@@ -357,6 +357,34 @@ fn an_arm_without_data_continues_and_never_promotes() {
     );
 }
 
+/// Twenty sequential looks at each of `reps` logs with nothing changed, once with the users'
+/// ids and once without (the witness: requests taken as independent): the false-rollback rate
+/// of each.
+fn false_rollbacks_with_and_without_users(
+    reps: u64,
+    gates: &[Gate],
+    log: impl Fn(u64) -> Scenario,
+) -> (f64, f64) {
+    let (mut with_users, mut without) = (0, 0);
+    for seed in 0..reps {
+        let s = log(seed);
+        with_users += usize::from(looks(&s, gates, true, 20, true).is_some());
+        without += usize::from(looks(&s, gates, true, 20, false).is_some());
+    }
+    (
+        with_users as f64 / reps as f64,
+        without as f64 / reps as f64,
+    )
+}
+
+/// The share of `reps` logs with a harm that twenty sequential looks rolled back.
+fn caught_in_twenty_looks(reps: u64, gates: &[Gate], log: impl Fn(u64) -> Scenario) -> f64 {
+    (0..reps)
+        .filter(|&seed| looks(&log(seed), gates, true, 20, true).is_some())
+        .count() as f64
+        / reps as f64
+}
+
 #[test]
 fn twenty_looks_at_users_who_repeat_need_the_clustered_sequence() {
     // Few, heavy users with strong effects of their own: a user's requests hang together, so
@@ -366,16 +394,9 @@ fn twenty_looks_at_users_who_repeat_need_the_clustered_sequence() {
         .filter(|g| g.metric.kind != crate::metrics::MetricKind::LatencyP95)
         .collect();
     let reps = replications(60);
-    let (mut clustered, mut per_request) = (0, 0);
-    for seed in 0..reps {
-        let s = Scenario::no_effect(10_000, 11_000 + seed).per_user(100, 1.5);
-        clustered += usize::from(looks(&s, &gates, true, 20, true).is_some());
-        per_request += usize::from(looks(&s, &gates, true, 20, false).is_some());
-    }
-    let (c, w) = (
-        clustered as f64 / reps as f64,
-        per_request as f64 / reps as f64,
-    );
+    let (c, w) = false_rollbacks_with_and_without_users(reps, &gates, |seed| {
+        Scenario::no_effect(10_000, 11_000 + seed).per_user(100, 1.5)
+    });
     println!(
         "20 looks, 100 repeating users, no effect: false rollback clustered sequence {c:.3}, per-request sequence (witness) {w:.3}"
     );
@@ -387,15 +408,11 @@ fn twenty_looks_at_users_who_repeat_need_the_clustered_sequence() {
 
     // It still finds a harm: errors 1% -> 5% among 2,000 users.
     let reps = replications(30);
-    let caught = (0..reps)
-        .filter(|&seed| {
-            let s = Scenario::no_effect(10_000, 13_000 + seed)
-                .per_user(2_000, 0.5)
-                .error_spike(0.05);
-            looks(&s, &gates, true, 20, true).is_some()
-        })
-        .count() as f64
-        / reps as f64;
+    let caught = caught_in_twenty_looks(reps, &gates, |seed| {
+        Scenario::no_effect(10_000, 13_000 + seed)
+            .per_user(2_000, 0.5)
+            .error_spike(0.05)
+    });
     println!("errors 1% -> 5% among 2,000 users: rolled back in {caught:.3} of {reps}");
     assert!(caught >= 0.9, "{caught}");
 }
@@ -413,16 +430,9 @@ fn twenty_looks_at_latency_with_users_of_their_own_speed_need_the_bootstrap_over
     gate.bound = crate::gate::Bound::MaxRatio(1.0);
     let gates = [gate];
     let reps = replications(40);
-    let (mut over_users, mut per_request) = (0, 0);
-    for seed in 0..reps {
-        let s = Scenario::no_effect(10_000, 15_000 + seed).per_user(100, 3.0);
-        over_users += usize::from(looks(&s, &gates, true, 20, true).is_some());
-        per_request += usize::from(looks(&s, &gates, true, 20, false).is_some());
-    }
-    let (u, w) = (
-        over_users as f64 / reps as f64,
-        per_request as f64 / reps as f64,
-    );
+    let (u, w) = false_rollbacks_with_and_without_users(reps, &gates, |seed| {
+        Scenario::no_effect(10_000, 15_000 + seed).per_user(100, 3.0)
+    });
     println!(
         "20 looks at p95 <= 1.0x, 100 users with latencies of their own, no effect: false rollback over users {u:.3}, per request (witness) {w:.3}"
     );
@@ -434,15 +444,11 @@ fn twenty_looks_at_latency_with_users_of_their_own_speed_need_the_bootstrap_over
 
     // A candidate 1.5x slower is still caught.
     let reps = replications(20);
-    let caught = (0..reps)
-        .filter(|&seed| {
-            let s = Scenario::no_effect(10_000, 17_000 + seed)
-                .per_user(2_000, 1.0)
-                .latency_shift(1.5);
-            looks(&s, &gates, true, 20, true).is_some()
-        })
-        .count() as f64
-        / reps as f64;
+    let caught = caught_in_twenty_looks(reps, &gates, |seed| {
+        Scenario::no_effect(10_000, 17_000 + seed)
+            .per_user(2_000, 1.0)
+            .latency_shift(1.5)
+    });
     println!("latency x1.5 among 2,000 users: rolled back in {caught:.3} of {reps}");
     assert!(caught >= 0.9, "{caught}");
 }
