@@ -1055,34 +1055,17 @@ fn latency_test(
 
 /// Holm's step-down over the fixed analysis's `harm` gates, as a run's gates are adjusted.
 fn holm(results: &mut [CanaryGate], alpha: f64) {
-    let harm: Vec<usize> = (0..results.len())
-        .filter(|&i| {
-            let r = &results[i].result;
+    let harm: Vec<&mut GateResult> = results
+        .iter_mut()
+        .map(|g| &mut g.result)
+        .filter(|r| {
             r.decide == Decide::Harm
                 && r.outcome != Outcome::Skipped
                 && r.note.is_none()
                 && r.test.as_ref().is_some_and(|t| t.p_value.is_some())
         })
         .collect();
-    let p: Vec<f64> = harm
-        .iter()
-        .map(|&i| {
-            let t = results[i].result.test.as_ref();
-            t.and_then(|t| t.p_value).unwrap_or(1.0)
-        })
-        .collect();
-    for (&i, adj) in harm.iter().zip(stats::dist::holm(&p)) {
-        let r = &mut results[i].result;
-        if let Some(t) = r.test.as_mut() {
-            t.p_adjusted = Some(adj);
-        }
-        r.outcome = if adj < alpha {
-            Outcome::Fail
-        } else {
-            Outcome::Pass
-        };
-        r.pass = r.outcome == Outcome::Pass;
-    }
+    crate::gate::decide_harm_by_holm(harm, alpha);
 }
 
 fn describe(g: &CanaryGate) -> String {

@@ -573,30 +573,26 @@ pub fn evaluate_all(
         .iter()
         .map(|g| g.evaluate(current, candidate, ev))
         .collect();
-    let harm: Vec<usize> = (0..results.len())
-        .filter(|&i| {
-            results[i].decide == Decide::Harm
-                && results[i].note.is_none()
-                && results[i]
-                    .test
-                    .as_ref()
-                    .is_some_and(|t| t.p_value.is_some())
+    let harm: Vec<&mut GateResult> = results
+        .iter_mut()
+        .filter(|r| {
+            r.decide == Decide::Harm
+                && r.note.is_none()
+                && r.test.as_ref().is_some_and(|t| t.p_value.is_some())
         })
         .collect();
+    decide_harm_by_holm(harm, ev.settings.alpha_one_sided());
+    results
+}
+
+/// Decide the family of `harm` gates (each with a test and its p-value) by Holm's step-down:
+/// a gate fails when its adjusted p is below `alpha`, and passes otherwise.
+pub(crate) fn decide_harm_by_holm(harm: Vec<&mut GateResult>, alpha: f64) {
     let p: Vec<f64> = harm
         .iter()
-        .map(|&i| {
-            results[i]
-                .test
-                .as_ref()
-                .and_then(|t| t.p_value)
-                .unwrap_or(1.0)
-        })
+        .map(|r| r.test.as_ref().and_then(|t| t.p_value).unwrap_or(1.0))
         .collect();
-    let adjusted = stats::dist::holm(&p);
-    let alpha = ev.settings.alpha_one_sided();
-    for (&i, adj) in harm.iter().zip(adjusted) {
-        let r = &mut results[i];
+    for (r, adj) in harm.into_iter().zip(stats::dist::holm(&p)) {
         if let Some(t) = r.test.as_mut() {
             t.p_adjusted = Some(adj);
         }
@@ -607,7 +603,6 @@ pub fn evaluate_all(
         };
         r.pass = r.outcome == Outcome::Pass;
     }
-    results
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
